@@ -1,0 +1,105 @@
+"""Command line: ``python -m cnnvit {train,study,data,models} ...``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+
+EPILOG = """examples:
+  python -m cnnvit data --set data.name=cifar10 data.root=~/.cache/cnnvit-data/cifar10
+  python -m cnnvit train --set model.name=resnet18_cifar train.epochs=1 --out outputs/runs/try1
+  python -m cnnvit train params/paper/01_cifar10_vit_vs_resnet.yaml --run strong_resnet18 --out RUN
+  python -m cnnvit study params/smoke/01_cifar10_vit_vs_resnet.yaml
+
+A PARAMS file is either a plain config (data:, model:, train:, optim:, sched:, seed, device) or a
+study file (base: plus runs:; pick one with --run). --set overrides any key, e.g. optim.lr=0.01.
+The resolved config is saved as RUN/config.yaml with non-default values marked."""
+
+
+def _config(args) -> config_mod.Config:
+    from .study import study_config_for_run
+
+    if args.params:
+        raw = config_mod.load_yaml(args.params)
+        if "runs" in raw:
+            if not args.run:
+                raise config_mod.ConfigError(f"{args.params} is a study file: choose a run with "
+                                             f"--run (one of {', '.join(raw['runs'])})")
+            return study_config_for_run(args.params, args.run, args.set)
+        if args.run:
+            raise config_mod.ConfigError(f"--run given but {args.params} is not a study file")
+        return config_mod.build((raw, str(args.params)), overrides=args.set)
+    return config_mod.build(overrides=args.set)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnnvit", description="cnnvit: image-classification studies "
+                                     "from CNNs to ViTs.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("params", nargs="?", type=Path, help="YAML parameter file (config or study)")
+        p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="override config keys, e.g. optim.lr=0.01 train.epochs=5")
+        p.add_argument("--run", help="run name inside a study file")
+
+    p_train = sub.add_parser("train", help="train one run into --out (resumes if interrupted)")
+    common(p_train)
+    p_train.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p_study = sub.add_parser("study", help="train every run of a study file that is not done yet")
+    p_study.add_argument("params", type=Path)
+    p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p_study.add_argument("--runs", help="comma-separated subset of run names")
+    p_study.add_argument("--out", type=Path, help="study folder (default outputs/<profile>/<study>)")
+    p_data = sub.add_parser("data", help="load the configured data set and describe it")
+    common(p_data)
+    sub.add_parser("models", help="list registered models")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    from .data import DatasetError
+    from .train import RunConflict, TrainingDiverged
+
+    try:
+        if args.command == "models":
+            from .models import list_models, native_size
+
+            for name in list_models():
+                print(f"{name:24s} {native_size(name)} px")
+            return 0
+        if args.command == "study":
+            from .study import load_study, run_study, summary_table
+
+            only = args.runs.split(",") if args.runs else None
+            study = load_study(args.params, args.set, out_dir=args.out, only=only)
+            results = run_study(study, progress=not args.quiet)
+            print(summary_table(study, results).to_string(index=False))
+            return 0
+        cfg = _config(args)
+        if args.command == "data":
+            from .data import dataset_from_config
+
+            print(dataset_from_config(cfg.data, cfg.seed).describe())
+            return 0
+        from .train import train
+
+        out = train(cfg, args.out, progress=not args.quiet)
+        import json
+
+        m = json.loads((out / "metrics.json").read_text())
+        print(f"{out}: test accuracy {m['test_accuracy']:.4f} (top-5 {m['test_top5']:.4f}), "
+              f"{m['epochs']} epochs, {m['wall_time_s']:.0f}s on {m['device']}")
+        return 0
+    except (config_mod.ConfigError, DatasetError, RunConflict, TrainingDiverged) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

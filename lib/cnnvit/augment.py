@@ -1,0 +1,132 @@
+"""Batch preprocessing on the device: the data set lives on the GPU as uint8, and each batch is
+cropped, flipped, policy-augmented, resized and normalised there. The same code runs on the CPU.
+
+Randomness comes from an explicit ``torch.Generator`` for crops and flips (the augmentation
+stream, seeded apart from the data order); the torchvision policies and timm's random erasing
+draw from the global RNGs, which the trainer reseeds at every epoch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Preprocess:
+    """What is done to a uint8 N x H x W x 3 batch before the model sees it."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    normalize: bool = True
+    image_size: Optional[int] = None
+    crop_padding: int = 0
+    flip: bool = False
+    policy: str = "none"
+    policy_group: int = 16
+    random_erasing: float = 0.0
+    channels_last: bool = False
+
+    @classmethod
+    def from_config(cls, data_cfg, mean, std, channels_last: bool = False) -> "Preprocess":
+        return cls(mean=tuple(mean), std=tuple(std), normalize=data_cfg.normalize,
+                   image_size=data_cfg.image_size, crop_padding=data_cfg.crop_padding,
+                   flip=data_cfg.flip, policy=data_cfg.policy, policy_group=data_cfg.policy_group,
+                   random_erasing=data_cfg.random_erasing, channels_last=channels_last)
+
+    def eval(self, images: torch.Tensor) -> torch.Tensor:
+        """Deterministic path (test time): resize and normalise only."""
+        return self._finish(images.permute(0, 3, 1, 2))
+
+    def train(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Random path: policy, crop, flip, then resize, normalise and random erasing."""
+        x = images.permute(0, 3, 1, 2)  # N x 3 x H x W, still uint8
+        if self.policy != "none":
+            x = apply_policy(x, self.policy, self.policy_group)
+        if self.crop_padding:
+            x = random_crop(x, self.crop_padding, gen)
+        if self.flip:
+            x = random_flip(x, gen)
+        x = self._finish(x)
+        if self.random_erasing > 0:
+            x = self._eraser(x.device)(x)
+        return x
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div_(255.0)
+        if self.image_size and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=x.shape[-1] > self.image_size)
+        if self.normalize:
+            mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+            x = (x - mean) / std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _eraser(self, device: torch.device):
+        from timm.data.random_erasing import RandomErasing
+
+        # per-pixel normal noise in the erased box, as in DeiT; one box per image
+        return RandomErasing(probability=self.random_erasing, mode="pixel", device=str(device))
+
+
+def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad by ``padding`` and cut a random H x W window per image (one gather, no loop)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # n x h
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # n x w
+    idx_n = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]  # n x h x w x c
+    return out.permute(0, 3, 1, 2)
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    mask = torch.rand(x.shape[0], generator=gen, device=gen.device).to(x.device) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(-1), x)
+
+
+def apply_policy(x: torch.Tensor, policy: str, group: int) -> torch.Tensor:
+    """torchvision's AutoAugment (CIFAR-10 policy) or RandAugment on uint8 images. A batched
+    call draws one op for the whole call, so the batch is split into groups of ``group``
+    images that each get their own draw: per-image policies at a fraction of the launches."""
+    from torchvision.transforms import v2
+
+    if policy == "autoaugment":
+        op = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    elif policy == "randaugment":
+        op = v2.RandAugment(num_ops=2, magnitude=9)
+    else:
+        raise ValueError(f"unknown augmentation policy {policy!r}")
+    return torch.cat([op(chunk) for chunk in x.split(group)])
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def batch_indices(n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool,
+                  rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
+    """Index batches of one epoch; with ``world_size > 1`` each rank takes a disjoint shard of
+    every global batch (the same permutation on every rank, from ``seed``)."""
+    if shuffle:
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=gen)
+    else:
+        order = torch.arange(n)
+    global_bs = batch_size * world_size
+    stop = (n // global_bs) * global_bs if drop_last else n
+    for start in range(0, stop, global_bs):
+        chunk = order[start:start + global_bs]
+        shard = chunk[rank::world_size]
+        if len(shard):
+            yield shard

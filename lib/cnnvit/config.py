@@ -1,0 +1,295 @@
+"""Typed run configuration: the one place where defaults live.
+
+A config is built from defaults, then a YAML file, then ``key=value`` overrides, and validated
+at every step: an unknown key or a value of the wrong type raises :class:`ConfigError` naming
+the key (and the file it came from) before any data is loaded or any model is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A parameter file or override names an unknown key or gives a value of the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # synthetic | cifar10
+    root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
+    download: bool = False  # fetch from the official source when missing (needs internet)
+    train_subset: Optional[int] = None  # stratified subset of the training split
+    test_subset: Optional[int] = None  # stratified subset of the test split
+    synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
+    synthetic_test: int = 500
+    image_size: Optional[int] = None  # resize on the device to this size (None: native size)
+    normalize: bool = True  # subtract the data set's mean, divide by its std
+    crop_padding: int = 0  # random crop with this much zero padding (0: off)
+    flip: bool = False  # random horizontal flip
+    policy: str = "none"  # none | autoaugment | randaugment, on the device
+    policy_group: int = 16  # images sharing one sampled policy op (device batching)
+    random_erasing: float = 0.0  # probability of timm's per-image random erasing
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet18_cifar"
+    pretrained: bool = False
+    drop_path: float = 0.0  # stochastic depth (timm models)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    grad_accum: int = 1  # optimizer step every N batches (effective batch = N x batch_size)
+    grad_clip: Optional[float] = None  # clip the global gradient norm to this value
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # Mixup alpha (timm), 0: off
+    cutmix: float = 0.0  # CutMix alpha (timm), 0: off
+    amp: bool = True  # bf16 autocast (CUDA only; ignored on the CPU)
+    channels_last: bool = True  # (CUDA only)
+    compile: bool = False  # torch.compile the model
+    eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
+    eval_batch_size: int = 500
+    aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    beta1: float = 0.9  # adam/adamw
+    beta2: float = 0.999
+
+
+@dataclass
+class SchedConfig:
+    name: str = "cosine"  # constant | cosine | onecycle | step
+    warmup_epochs: float = 0.0  # linear warmup (cosine, constant)
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of optim.lr
+    step_epochs: int = 30  # step: decay every N epochs
+    gamma: float = 0.1  # step: decay factor
+    pct_start: float = 0.25  # onecycle: fraction of steps spent rising
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+            "optim": OptimConfig, "sched": SchedConfig}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_value(key: str, value: Any, typ: Any, where: str) -> Any:
+    """Return ``value`` coerced to ``typ`` (int to float only), or raise ConfigError."""
+    origin = typing.get_origin(typ)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(key, value, args[0], where)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a new field type must be handled above
+        raise TypeError(f"unsupported config type {typ} for {key}")
+    name = getattr(typ, "__name__", str(typ))
+    raise ConfigError(f"{key}: expected {name}, got {value!r} ({type(value).__name__}){where}")
+
+
+def _known_keys() -> list[str]:
+    keys = [f"{s}.{f}" for s, cls in SECTIONS.items() for f in _field_types(cls)]
+    return keys + ["seed", "device"]
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    import difflib
+
+    hint = difflib.get_close_matches(key, _known_keys(), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    return ConfigError(f"unknown config key {key!r}{where}{suggestion}")
+
+
+def apply(cfg: Config, updates: dict[str, Any], source: str | None = None) -> Config:
+    """Apply a nested dict of updates to ``cfg`` in place, validating every key and type."""
+    where = f" (in {source})" if source else ""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"expected a mapping of config keys{where}, got {type(updates).__name__}")
+    top_types = _field_types(Config)
+    for key, value in updates.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping of {key}.* keys{where}, got {value!r}")
+            section = getattr(cfg, key)
+            types = _field_types(SECTIONS[key])
+            for sub, subval in value.items():
+                full = f"{key}.{sub}"
+                if sub not in types:
+                    raise _unknown(full, where)
+                setattr(section, sub, _check_value(full, subval, types[sub], where))
+        elif key in ("seed", "device"):
+            setattr(cfg, key, _check_value(key, value, top_types[key], where))
+        else:
+            raise _unknown(str(key), where)
+    return cfg
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``"optim.lr=0.1"`` into ``{"optim": {"lr": 0.1}}``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    value = yaml.safe_load(raw) if raw.strip() else None
+    parts = key.split(".")
+    if len(parts) == 1:
+        return {key: value}
+    if len(parts) == 2:
+        return {parts[0]: {parts[1]: value}}
+    raise _unknown(key, " (in --set)")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameter file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def build(*layers: dict[str, Any] | tuple[dict[str, Any], str], overrides: list[str] = ()) -> Config:
+    """Defaults, then each layer (a dict, or ``(dict, source_name)``), then ``key=value`` overrides."""
+    cfg = Config()
+    for layer in layers:
+        data, source = layer if isinstance(layer, tuple) else (layer, None)
+        apply(cfg, data, source)
+    for text in overrides:
+        apply(cfg, parse_override(text), "--set")
+    validate(cfg)
+    return cfg
+
+
+CHOICES = {
+    "data.name": ("synthetic", "cifar10"),
+    "data.policy": ("none", "autoaugment", "randaugment"),
+    "optim.name": ("sgd", "adam", "adamw"),
+    "sched.name": ("constant", "cosine", "onecycle", "step"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Check values that a type alone cannot (choices, ranges); model names are checked here too."""
+    from .models import list_models
+
+    flat = flatten(cfg.to_dict())
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(choices)}")
+    if cfg.model.name not in list_models():
+        import difflib
+
+        hint = difflib.get_close_matches(cfg.model.name, list_models(), n=1)
+        raise ConfigError(f"model.name: unknown model {cfg.model.name!r}"
+                          + (f"; did you mean {hint[0]!r}?" if hint else "")
+                          + f" (known: {', '.join(list_models())})")
+    positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
+                "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test",
+                "data.policy_group"]
+    for key in positive:
+        if flat[key] <= 0:
+            raise ConfigError(f"{key}: must be positive, got {flat[key]}")
+    for key in ("data.train_subset", "data.test_subset", "data.image_size"):
+        if flat[key] is not None and flat[key] <= 0:
+            raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
+    if flat["optim.lr"] <= 0:
+        raise ConfigError(f"optim.lr: must be positive, got {flat['optim.lr']}")
+    for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
+        if not 0.0 <= flat[key] <= 1.0:
+            raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def non_defaults(cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (value, default)}`` for every key that differs from its default."""
+    now, default = flatten(cfg.to_dict()), flatten(Config().to_dict())
+    return {k: (v, default[k]) for k, v in now.items() if v != default[k]}
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def dump(cfg: Config) -> str:
+    """YAML text of the resolved config; lines that differ from the defaults carry ``# default: X``."""
+    changed = non_defaults(cfg)
+    lines = ["# resolved cnnvit config; '# default: X' marks a value that differs from its default"]
+    for key, value in cfg.to_dict().items():
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            for sub, subval in value.items():
+                line = f"  {sub}: {_yaml_scalar(subval)}"
+                if f"{key}.{sub}" in changed:
+                    line += f"  # default: {_yaml_scalar(changed[f'{key}.{sub}'][1])}"
+                lines.append(line)
+        else:
+            line = f"{key}: {_yaml_scalar(value)}"
+            if key in changed:
+                line += f"  # default: {_yaml_scalar(changed[key][1])}"
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a config saved by :func:`dump` (or ``to_dict``)."""
+    return build((data, "saved config"))

@@ -1,0 +1,280 @@
+"""Data sets as whole uint8 arrays: CIFAR-10 (torchvision pickles or an image-folder tree) and a
+generated synthetic set. Everything is held in memory (N x H x W x 3 uint8) so that a loader can
+put it on the GPU once and augment there."""
+from __future__ import annotations
+
+import logging
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SYNTHETIC_SEED = 20241123  # fixed: the synthetic set is the same everywhere, whatever the run seed
+
+
+class DatasetError(RuntimeError):
+    """A data set is missing, incomplete or unreadable; the message says where and what to do."""
+
+
+@dataclass
+class Dataset:
+    """Train and test splits as uint8 N x H x W x 3 arrays with integer labels."""
+
+    name: str
+    classes: list[str]
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # where the images came from, for the record
+    mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
+    std: tuple[float, float, float]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:3])
+
+    def describe(self) -> str:
+        """A short human-readable account: splits, class counts and image size."""
+        h, w = self.image_size
+        lines = [f"data set: {self.name}  ({self.source})",
+                 f"image size: {h}x{w}x3 uint8, {len(self.classes)} classes",
+                 f"mean: {fmt3(self.mean)}  std: {fmt3(self.std)}"]
+        for split, labels in (("train", self.train_labels), ("test", self.test_labels)):
+            counts = np.bincount(labels, minlength=len(self.classes))
+            lines.append(f"{split}: {len(labels)} images")
+            lines.extend(f"  {i:3d} {c:<20s} {n}" for i, (c, n) in enumerate(zip(self.classes, counts)))
+        return "\n".join(lines)
+
+
+def fmt3(v) -> str:
+    return "(" + ", ".join(f"{x:.4f}" for x in v) + ")"
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a subset of size ``n`` with the class proportions of ``labels`` (largest remainder)."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / len(labels)
+    take = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1], in chunks so that 50k images need no float copy."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    count = 0
+    for start in range(0, len(images), 4096):
+        chunk = images[start:start + 4096].reshape(-1, 3).astype(np.float64) / 255.0
+        total += chunk.sum(0)
+        total_sq += (chunk ** 2).sum(0)
+        count += len(chunk)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return tuple(float(x) for x in mean), tuple(float(x) for x in std)
+
+
+# --------------------------------------------------------------------------- synthetic
+
+def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classes: int = 10) -> Dataset:
+    """A deterministic, learnable 10-class set: each class is an oriented stripe pattern with its
+    own frequency and tint, at a random phase and position, under noise. A small CNN learns it
+    far above chance within an epoch or two; colour alone does not separate it."""
+    def make(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.arange(n) % num_classes
+        rng.shuffle(labels)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        angle = labels * np.pi / num_classes
+        freq = 2.0 + (labels % 3) * 1.5
+        phase = rng.uniform(0, 2 * np.pi, n)
+        u = np.cos(angle)[:, None, None] * xx + np.sin(angle)[:, None, None] * yy
+        wave = np.sin(2 * np.pi * freq[:, None, None] * u + phase[:, None, None])
+        tint = np.stack([np.cos(labels * 0.7), np.sin(labels * 1.3), np.cos(labels * 2.1)], 1)
+        base = 0.5 + 0.25 * wave[..., None] * (0.6 + 0.4 * tint[:, None, None, :])
+        base += 0.1 * rng.uniform(-1, 1, (n, 1, 1, 3))  # brightness/colour jitter shared by classes
+        noise = rng.normal(0, 0.08, base.shape)
+        img = np.clip((base + noise) * 255, 0, 255).astype(np.uint8)
+        return img, labels.astype(np.int64)
+
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    tr_x, tr_y = make(n_train, rng)
+    te_x, te_y = make(n_test, rng)
+    mean, std = channel_stats(tr_x)
+    return Dataset("synthetic", [f"class_{i}" for i in range(num_classes)], tr_x, tr_y, te_x, te_y,
+                   f"generated (seed {SYNTHETIC_SEED})", mean, std)
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+def default_root(name: str) -> Path:
+    return Path.home() / ".cache" / "cnnvit-data" / name
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except FileNotFoundError as exc:
+        raise DatasetError(f"CIFAR-10 batch file missing: {path}") from exc
+    except Exception as exc:  # a truncated or foreign file fails in many ways inside pickle
+        raise DatasetError(f"CIFAR-10 batch file unreadable (corrupt or not a CIFAR pickle): "
+                           f"{path}: {exc}") from exc
+
+
+def _load_cifar_pickles(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for name in names:
+            batch = _read_pickle(folder / name)
+            try:
+                data = np.asarray(batch["data"], dtype=np.uint8)
+                xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+                ys.append(np.asarray(batch["labels"], dtype=np.int64))
+            except (KeyError, ValueError) as exc:
+                raise DatasetError(f"CIFAR-10 batch file has an unexpected layout: "
+                                   f"{folder / name}: {exc}") from exc
+        return np.concatenate(xs), np.concatenate(ys)
+
+    train_x, train_y = read([f"data_batch_{i}" for i in range(1, 6)])
+    test_x, test_y = read(["test_batch"])
+    classes = CIFAR10_CLASSES
+    meta = folder / "batches.meta"
+    if meta.exists():
+        classes = list(_read_pickle(meta).get("label_names", CIFAR10_CLASSES))
+    return train_x, train_y, test_x, test_y, classes
+
+
+def _list_image_folder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += found
+        labels += [i] * len(found)
+    if not files:
+        raise DatasetError(f"no images found under {split_dir}/<class>/")
+    return files, np.asarray(labels, dtype=np.int64), classes
+
+
+def decode_images(files: list[Path], size: Optional[tuple[int, int]] = None, workers: int = 8) -> np.ndarray:
+    """Decode image files to one uint8 N x H x W x 3 array; a bad file raises naming the file.
+    Grayscale and palette images are converted to RGB. All images must share one size."""
+    from PIL import Image
+
+    def one(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except Exception as exc:
+            raise DatasetError(f"unreadable image: {path}: {exc}") from exc
+        return arr
+
+    if not files:
+        return np.zeros((0, *(size or (32, 32)), 3), np.uint8)
+    with ThreadPoolExecutor(workers) as pool:
+        arrays = list(pool.map(one, files))
+    first = size or arrays[0].shape[:2]
+    for path, a in zip(files, arrays):
+        if a.shape[:2] != tuple(first):
+            raise DatasetError(f"image {path} is {a.shape[1]}x{a.shape[0]}, expected "
+                               f"{first[1]}x{first[0]} like the others")
+    return np.stack(arrays)
+
+
+def _find_cifar_format(root: Path) -> tuple[str, Path] | None:
+    for folder in (root / "cifar-10-batches-py", root):
+        if (folder / "data_batch_1").exists():
+            return "pickle", folder
+    for folder in (root, root / "cifar10"):
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            return "folder", folder
+    return None
+
+
+def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int],
+                 test_subset: Optional[int], seed: int) -> Dataset:
+    """CIFAR-10 from torchvision's pickles or a ``train/<class>/*``, ``test/<class>/*`` tree."""
+    root_path = Path(root).expanduser() if root else default_root("cifar10")
+    found = _find_cifar_format(root_path)
+    if found is None and download:
+        import torchvision
+
+        log.info("downloading CIFAR-10 into %s", root_path)
+        try:
+            torchvision.datasets.CIFAR10(str(root_path), train=True, download=True)
+        except Exception as exc:
+            raise DatasetError(f"CIFAR-10 download into {root_path} failed: {exc}") from exc
+        found = _find_cifar_format(root_path)
+    if found is None:
+        raise DatasetError(
+            f"CIFAR-10 not found under {root_path}: looked for {root_path}/cifar-10-batches-py/"
+            f"data_batch_1, {root_path}/data_batch_1 (torchvision's format) and "
+            f"{root_path}/train/<class>/, {root_path}/test/<class>/ (image folders). "
+            f"Set data.root to the folder that holds it, or data.download=true to fetch it "
+            f"(needs internet).")
+    fmt, folder = found
+    if fmt == "pickle":
+        train_x, train_y, test_x, test_y, classes = _load_cifar_pickles(folder)
+        if train_subset:
+            keep = stratified_indices(train_y, train_subset, seed)
+            train_x, train_y = train_x[keep], train_y[keep]
+        if test_subset:
+            keep = stratified_indices(test_y, test_subset, seed + 1)
+            test_x, test_y = test_x[keep], test_y[keep]
+        source = f"torchvision pickles in {folder}"
+    else:
+        train_files, train_y, classes = _list_image_folder(folder / "train")
+        test_files, test_y, test_classes = _list_image_folder(folder / "test")
+        if test_classes != classes:
+            raise DatasetError(f"class folders differ between {folder / 'train'} and {folder / 'test'}")
+        # subset before decoding: a 5,000-image run need not read all 50,000 files
+        if train_subset:
+            keep = stratified_indices(train_y, train_subset, seed)
+            train_files, train_y = [train_files[i] for i in keep], train_y[keep]
+        if test_subset:
+            keep = stratified_indices(test_y, test_subset, seed + 1)
+            test_files, test_y = [test_files[i] for i in keep], test_y[keep]
+        train_x = decode_images(train_files)
+        test_x = decode_images(test_files, size=train_x.shape[1:3])
+        source = f"image folders in {folder}"
+    mean, std = channel_stats(train_x)
+    return Dataset("cifar10", classes, train_x, train_y, test_x, test_y, source, mean, std)
+
+
+def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
+                 train_subset: Optional[int] = None, test_subset: Optional[int] = None,
+                 seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500) -> Dataset:
+    """Load a data set by name; subsets are stratified and chosen by ``seed``."""
+    if name == "synthetic":
+        ds = synthetic(synthetic_train, synthetic_test)
+        if train_subset:
+            keep = stratified_indices(ds.train_labels, train_subset, seed)
+            ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
+        if test_subset:
+            keep = stratified_indices(ds.test_labels, test_subset, seed + 1)
+            ds.test_images, ds.test_labels = ds.test_images[keep], ds.test_labels[keep]
+        return ds
+    if name == "cifar10":
+        return load_cifar10(root, download, train_subset, test_subset, seed)
+    raise DatasetError(f"unknown data set {name!r}")
+
+
+def dataset_from_config(data_cfg, seed: int) -> Dataset:
+    """:func:`load_dataset` with the fields of a :class:`~cnnvit.config.DataConfig`."""
+    return load_dataset(data_cfg.name, data_cfg.root, data_cfg.download, data_cfg.train_subset,
+                        data_cfg.test_subset, seed, data_cfg.synthetic_train, data_cfg.synthetic_test)

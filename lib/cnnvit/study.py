@@ -1,0 +1,171 @@
+"""A study: several runs that share a base config, described by one parameter file per profile.
+
+Parameter file (``params/<profile>/<study>.yaml``)::
+
+    study: 01_cifar10_vit_vs_resnet
+    profile: smoke
+    title: ...
+    base: {data: {...}, train: {...}}          # config shared by every run
+    runs:
+      seed_resnet18:
+        label: ResNet-18, seed setting          # how tables and plots name it
+        role: seed                              # seed | ablation | strong
+        reported: 0.88                          # the seed's number, if it has one
+        config: {model: {name: resnet18}, ...}  # this run's config on top of base
+
+Runs go to ``outputs/<profile>/<study>/runs/<name>/``. A run that is complete with the same
+config is loaded, not retrained; a partial one resumes; one made with another config is moved
+aside (never deleted) and trained again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from . import config as config_mod
+from .config import Config, ConfigError
+from .data import dataset_from_config
+from .run import Run, load_run
+from .train import check_run_inputs, run_state, train
+
+log = logging.getLogger(__name__)
+
+RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
+STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes"}
+ROLES = ("seed", "ablation", "strong")
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (``lib/cnnvit`` two levels down)."""
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunSpec:
+    name: str
+    label: str
+    role: str
+    config: Config
+    reported: Optional[float] = None
+    reported_note: str = ""
+
+
+@dataclass
+class Study:
+    study: str
+    profile: str
+    title: str
+    runs: dict[str, RunSpec]
+    source: str
+    notes: str = ""
+    out_dir: Path = field(default_factory=Path)
+
+    def run_dir(self, name: str) -> Path:
+        return self.out_dir / "runs" / name
+
+
+def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
+               only: Optional[list[str]] = None) -> Study:
+    """Read and validate a study parameter file; every run's config is built (and checked) now,
+    so a bad key in any run fails before the first run starts."""
+    path = Path(path)
+    raw = config_mod.load_yaml(path)
+    unknown = set(raw) - STUDY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown study key(s) {sorted(unknown)}; known: {sorted(STUDY_KEYS)}")
+    for key in ("study", "profile", "runs"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    runs_raw = raw["runs"]
+    if not isinstance(runs_raw, dict) or not runs_raw:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name to run")
+    if only:
+        missing = [n for n in only if n not in runs_raw]
+        if missing:
+            raise ConfigError(f"{path}: no run named {missing}; runs: {', '.join(runs_raw)}")
+        runs_raw = {n: runs_raw[n] for n in only}
+    base = raw.get("base") or {}
+    runs: dict[str, RunSpec] = {}
+    for name, spec in runs_raw.items():
+        where = f"{path}: runs.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+        bad = set(spec) - RUN_KEYS
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(RUN_KEYS)}")
+        role = spec.get("role", "seed")
+        if role not in ROLES:
+            raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
+        cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where),
+                               overrides=overrides)
+        try:
+            check_run_inputs(cfg)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        runs[name] = RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
+                             spec.get("reported_note", ""))
+    study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
+                  raw.get("notes", ""))
+    study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
+    return study
+
+
+def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) -> Config:
+    """The resolved config of one run of a study file (what ``cnnvit train FILE --run NAME`` uses)."""
+    return load_study(path, overrides, only=[run]).runs[run].config
+
+
+def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
+    """Train every run of the study that is not complete yet; return them all, loaded.
+    Runs that share a data config share one loaded data set."""
+    results: dict[str, Run] = {}
+    cache: dict[str, Any] = {}
+    for name, spec in study.runs.items():
+        run_dir = study.run_dir(name)
+        state = run_state(spec.config, run_dir)
+        if state == "conflict":
+            aside = run_dir.with_name(f"{name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            log.warning("%s: %s was made with another config; moved to %s", name, run_dir, aside)
+            run_dir.rename(aside)
+            state = "new"
+        if state != "complete":
+            key = repr(spec.config.data) + str(spec.config.seed)
+            if key not in cache:
+                cache.clear()  # keep one data set in memory at a time
+                cache[key] = dataset_from_config(spec.config.data, spec.config.seed)
+            log.info("%s: %s", name, "resuming" if state == "partial" else "training")
+            train(spec.config, run_dir, name=name, dataset=cache[key], progress=progress)
+        else:
+            log.info("%s: complete, loaded from %s", name, run_dir)
+        results[name] = load_run(run_dir, device="cpu")
+    return results
+
+
+def summary_table(study: Study, results: dict[str, Run]) -> pd.DataFrame:
+    """One row per run: our test accuracy beside the seed's reported number, with the profile,
+    epochs, wall time and throughput that produced it."""
+    rows = []
+    for name, spec in study.runs.items():
+        m = results[name].metrics
+        cfg = spec.config
+        rows.append({
+            "run": spec.label,
+            "role": spec.role,
+            "model": cfg.model.name,
+            "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
+            "epochs": m["epochs"],
+            "test acc": m["test_accuracy"],
+            "top-5": m["test_top5"],
+            "seed reported": spec.reported,
+            "profile": study.profile,
+            "data": f"{m['dataset']['name']} ({m['dataset']['n_train']}/{m['dataset']['n_test']})",
+            "wall time (s)": round(m["wall_time_s"], 1),
+            "train img/s": round(m["train_images_per_s"]),
+            "device": m["device"],
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,360 @@
+"""One training run, readable in one sitting: data on the device, per-batch augmentation there,
+a per-step learning-rate schedule, a checkpoint after every epoch, and the evaluation written
+next to the config that produced it.
+
+Randomness is reseeded at every epoch from (seed, epoch), so a run resumed from the checkpoint of
+epoch k replays epochs k+1.. exactly as the uninterrupted run would (bit for bit on the CPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from . import config as config_mod
+from .augment import Preprocess, batch_indices, make_generator
+from .config import Config, ConfigError
+from .data import Dataset, dataset_from_config
+from .metrics import classification_metrics
+from .models import check_input_size, count_parameters, create_model, set_memory_format
+from .schedules import lr_at
+
+log = logging.getLogger(__name__)
+
+# keys that may differ between the run on disk and the config asking for it: where the data
+# lie and how the work is executed do not change what is computed
+IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size"}
+NAN_CHECK_EVERY = 50
+DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32}  # optimizer steps between loss checks (each check syncs the GPU)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunConflict(RuntimeError):
+    """The output folder holds a run made with a different config."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between two config dicts, apart from :data:`IDENTITY_EXEMPT`."""
+    fa, fb = config_mod.flatten(a), config_mod.flatten(b)
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
+            if k not in IDENTITY_EXEMPT and fa.get(k) != fb.get(k)}
+
+
+def saved_config(run_dir: Path) -> Optional[dict[str, Any]]:
+    path = Path(run_dir) / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def run_state(cfg: Config, run_dir: Path) -> str:
+    """'new', 'complete', 'partial' (a checkpoint to resume), or 'conflict' (other config)."""
+    run_dir = Path(run_dir)
+    saved = saved_config(run_dir)
+    if saved is None:
+        return "new"
+    if config_differences(saved, cfg.to_dict()):
+        return "conflict"
+    if (run_dir / "metrics.json").exists():
+        return "complete"
+    return "partial" if (run_dir / "checkpoint.pt").exists() else "new"
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    lines = [",".join(keys)] + [",".join(_fmt(r[k]) for k in keys) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
+
+def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    # weight decay on weights only: decaying norms and biases hurts and is not what recipes mean
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
+    if o.name == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2))
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2))
+    raise ConfigError(f"optim.name: unknown optimizer {o.name!r}")
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, prep: Preprocess,
+                   batch_size: int, device: torch.device, amp: bool) -> torch.Tensor:
+    """Logits (float32, on the CPU) for uint8 N x H x W x 3 images, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = prep.eval(images[start:start + batch_size].to(device, non_blocking=True))
+        with _autocast(device, amp):
+            out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def check_run_inputs(cfg: Config) -> None:
+    """Everything that can be checked before data are read: fail fast, before long work."""
+    check_input_size(cfg.model.name, cfg.data.image_size or DATA_NATIVE_SIZE[cfg.data.name])
+    if (cfg.train.mixup or cfg.train.cutmix) and cfg.train.batch_size % 2:
+        raise ConfigError("train.batch_size must be even when mixup or cutmix is on")
+    resolve_device(cfg.device)
+
+
+def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
+          dataset: Optional[Dataset] = None, progress: bool = True) -> Path:
+    """Train (or resume, or skip if complete) one run into ``out_dir``; return the folder.
+
+    A folder holding a run with a different config raises :class:`RunConflict` and is left alone.
+    """
+    out = Path(out_dir)
+    name = name or out.name
+    check_run_inputs(cfg)
+    state = run_state(cfg, out)
+    if state == "conflict":
+        diff = config_differences(saved_config(out), cfg.to_dict())
+        shown = "; ".join(f"{k}: {a!r} on disk, {b!r} now" for k, (a, b) in list(diff.items())[:5])
+        raise RunConflict(f"{out} holds a run with another config ({shown}); choose another --out "
+                          f"or move that folder away")
+    if state == "complete":
+        log.info("%s: already complete in %s, nothing to do", name, out)
+        return out
+
+    device = resolve_device(cfg.device)
+    if dataset is None:
+        dataset = dataset_from_config(cfg.data, cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config_mod.dump(cfg))
+    (out / "data.json").write_text(json.dumps({
+        "name": dataset.name, "classes": dataset.classes, "mean": dataset.mean, "std": dataset.std,
+        "native_size": list(dataset.image_size), "source": dataset.source,
+        "n_train": int(len(dataset.train_labels)), "n_test": int(len(dataset.test_labels))}, indent=1))
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("cnnvit").addHandler(handler)
+    try:
+        return _train(cfg, out, name, dataset, device, progress)
+    finally:
+        logging.getLogger("cnnvit").removeHandler(handler)
+        handler.close()
+
+
+def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
+           progress: bool) -> Path:
+    t_start = time.time()
+    tc = cfg.train
+    on_cuda = device.type == "cuda"
+    channels_last = tc.channels_last and on_cuda
+    num_classes = len(ds.classes)
+
+    train_x = torch.from_numpy(ds.train_images).to(device)  # whole split, uint8, on the device
+    train_y = torch.from_numpy(ds.train_labels).to(device)
+    test_x = torch.from_numpy(ds.test_images).to(device)
+    test_y = ds.test_labels
+    prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, channels_last)
+
+    _seed_everything(cfg.seed)
+    model = set_memory_format(create_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
+                                           drop_path=cfg.model.drop_path).to(device), channels_last)
+    opt = _optimizer(cfg, model)
+    fwd = torch.compile(model) if tc.compile else model
+
+    micro_per_epoch = len(ds.train_labels) // tc.batch_size  # drop_last: equal batches
+    if micro_per_epoch < 1:
+        raise ConfigError(f"train.batch_size {tc.batch_size} exceeds the {len(ds.train_labels)} "
+                          f"training images")
+    steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
+    total_steps = steps_per_epoch * tc.epochs
+    sched = dict(warmup_steps=int(cfg.sched.warmup_epochs * steps_per_epoch),
+                 min_lr_ratio=cfg.sched.min_lr_ratio, step_every=cfg.sched.step_epochs * steps_per_epoch,
+                 gamma=cfg.sched.gamma, pct_start=cfg.sched.pct_start)
+
+    mixer = None
+    if tc.mixup or tc.cutmix:
+        from timm.data import Mixup
+
+        mixer = Mixup(mixup_alpha=tc.mixup, cutmix_alpha=tc.cutmix,
+                      label_smoothing=tc.label_smoothing, num_classes=num_classes)
+
+    start_epoch, step, steps_log, epochs_log, train_time = 0, 0, [], [], 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_epoch, step = ckpt["epoch"], ckpt["step"]
+        steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
+        log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
+
+    aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
+    n_params = count_parameters(model)
+    log.info("%s: %s (%.2fM parameters) on %s, %d train / %d test images, %d epochs x %d steps",
+             name, cfg.model.name, n_params / 1e6, device_description(device), len(train_y),
+             len(test_y), tc.epochs, steps_per_epoch)
+    interactive = sys.stderr.isatty()
+    model.train()
+    for epoch in range(start_epoch, tc.epochs):
+        _seed_everything(aug_seed * 1000 + epoch)  # policies, erasing, mixup, dropout
+        gen = make_generator(aug_seed * 1000 + epoch, device)
+        batches = batch_indices(len(train_y), tc.batch_size, True, cfg.seed * 1000 + epoch, True)
+        pending: list[torch.Tensor] = []
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        t_epoch = time.time()
+        bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch + 1}/{tc.epochs}", file=sys.stderr,
+                   disable=not progress, mininterval=0.5 if interactive else 15, ncols=100,
+                   ascii=not interactive)
+        epoch_losses = []
+        for micro, idx in enumerate(batches):
+            if micro >= steps_per_epoch * tc.grad_accum:
+                break
+            x = prep.train(train_x[idx], gen)
+            y = train_y[idx]
+            with _autocast(device, tc.amp):
+                if mixer is not None:
+                    x, soft = mixer(x, y)
+                    logits = fwd(x)
+                    loss = torch.sum(-soft * F.log_softmax(logits.float(), -1), -1).mean()
+                else:
+                    logits = fwd(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
+            (loss / tc.grad_accum).backward()
+            pending.append(loss.detach())
+            if (micro + 1) % tc.grad_accum:
+                continue
+            lr = lr_at(step, total_steps, cfg.optim.lr, cfg.sched.name, **sched)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % NAN_CHECK_EVERY == 0 or micro + 1 == steps_per_epoch * tc.grad_accum:
+                values = torch.stack(pending).view(-1, tc.grad_accum).mean(1).tolist()
+                first = step - len(values)
+                pending = []
+                for i, v in enumerate(values):
+                    steps_log.append({"step": first + i + 1, "epoch": epoch + 1, "loss": v,
+                                      "lr": lr_at(first + i, total_steps, cfg.optim.lr,
+                                                  cfg.sched.name, **sched)})
+                epoch_losses += values
+                bad = [v for v in values if not math.isfinite(v)]
+                if bad:
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"{name}: loss became {bad[0]} in epoch {epoch + 1} (by step {step}); stopped. "
+                        + (f"The last good checkpoint (epoch {start_epoch_or(epochs_log)}) is kept "
+                           f"in {ckpt_path}." if ckpt_path.exists() else "No epoch had finished, so "
+                           "there is no checkpoint.") + " Lower optim.lr or set train.grad_clip.")
+                bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{lr:.2e}", refresh=False)
+        bar.close()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        epoch_time = time.time() - t_epoch
+        train_time += epoch_time
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)), "test_loss": None,
+               "test_accuracy": None, "lr": lr, "epoch_time_s": epoch_time,
+               "images_per_s": steps_per_epoch * tc.grad_accum * tc.batch_size / epoch_time}
+        if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
+            logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
+            labels = torch.from_numpy(test_y)
+            row["test_loss"] = float(F.cross_entropy(logits, labels))
+            row["test_accuracy"] = float((logits.argmax(1) == labels).float().mean())
+        epochs_log.append(row)
+        log.info("%s epoch %d/%d: train loss %.4f, test acc %s, %.1fs, %.0f img/s", name, epoch + 1,
+                 tc.epochs, row["train_loss"],
+                 "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}",
+                 epoch_time, row["images_per_s"])
+        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                      "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
+                      "train_time": train_time, "config": cfg.to_dict()}, ckpt_path)
+        _write_csv(out / "steps.csv", steps_log)
+        _write_csv(out / "epochs.csv", epochs_log)
+
+    logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp).numpy()
+    metrics = classification_metrics(logits, test_y, ds.classes)
+    np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float16), labels=test_y,
+                        predictions=logits.argmax(1))
+    _save_atomic(model.state_dict(), out / "model.pt")
+    summary = {
+        "run": name, "model": cfg.model.name, "parameters": n_params, "epochs": tc.epochs,
+        "steps": step, "test_accuracy": metrics["accuracy"], "test_top5": metrics["top5_accuracy"],
+        "train_time_s": train_time, "wall_time_s": time.time() - t_start,
+        "train_images_per_s": len(epochs_log) and float(np.mean([r["images_per_s"] for r in epochs_log])),
+        "device": device_description(device), "torch": torch.__version__,
+        "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
+                    "n_test": int(len(test_y))},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "test": metrics,
+    }
+    if ckpt_path.exists():
+        # the training time is cumulative across resumes; the wall time is this process's
+        summary["resumed"] = start_epoch > 0
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    ckpt_path.unlink(missing_ok=True)  # model.pt holds the final weights; no optimizer state kept
+    log.info("%s: test accuracy %.4f (top-5 %.4f) after %d epochs, %.0fs", name, metrics["accuracy"],
+             metrics["top5_accuracy"], tc.epochs, summary["wall_time_s"])
+    return out
+
+
+def start_epoch_or(epochs_log: list[dict[str, Any]]) -> int:
+    return epochs_log[-1]["epoch"] if epochs_log else 0
