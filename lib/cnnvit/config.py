@@ -63,8 +63,8 @@ class TrainConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.1
+    name: str = "adam"  # sgd | adam | adamw
+    lr: float = 1.0e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only

@@ -249,6 +249,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
              name, cfg.model.name, n_params / 1e6, device_description(device), len(train_y),
              len(test_y), tc.epochs, steps_per_epoch)
     interactive = sys.stderr.isatty()
+    last_logits = None  # the final epoch's evaluation doubles as the run's test predictions
     model.train()
     for epoch in range(start_epoch, tc.epochs):
         _seed_everything(aug_seed * 1000 + epoch)  # policies, erasing, mixup, dropout
@@ -315,7 +316,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                "test_accuracy": None, "lr": lr, "epoch_time_s": epoch_time,
                "images_per_s": steps_per_epoch * tc.grad_accum * tc.batch_size / epoch_time}
         if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
-            logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
+            logits = last_logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
             labels = torch.from_numpy(test_y)
             row["test_loss"] = float(F.cross_entropy(logits, labels))
             row["test_accuracy"] = float((logits.argmax(1) == labels).float().mean())
@@ -330,7 +331,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         _write_csv(out / "steps.csv", steps_log)
         _write_csv(out / "epochs.csv", epochs_log)
 
-    logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp).numpy()
+    if last_logits is None:  # resumed from the last epoch's checkpoint: evaluate once more
+        last_logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
+    logits = last_logits.numpy()
     metrics = classification_metrics(logits, test_y, ds.classes)
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float16), labels=test_y,
                         predictions=logits.argmax(1))

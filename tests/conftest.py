@@ -1,0 +1,151 @@
+"""Shared fixtures: tiny configs, tiny data sets, fake CIFAR-10 folders, and one finished run.
+
+Nothing here needs a real data set, a GPU or the network. Everything is written under tmp_path.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnvit import config as config_mod
+from cnnvit.data import Dataset, load_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
+
+
+def _train_module():
+    # ``cnnvit.train`` the attribute is the function re-exported by cnnvit/__init__.py, which
+    # shadows the submodule of the same name; the module itself lives in sys.modules.
+    return importlib.import_module("cnnvit.train")
+
+
+@pytest.fixture
+def train_mod():
+    return _train_module()
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+TINY_BASE = {
+    "data": {"name": "synthetic", "synthetic_train": 96, "synthetic_test": 40},
+    "model": {"name": "test_resnet_cifar"},
+    "train": {"epochs": 1, "batch_size": 16, "eval_batch_size": 64},
+    "optim": {"name": "adam", "lr": 3e-3},
+    "sched": {"name": "constant"},
+    "device": "cpu",
+}
+
+
+def tiny_config(extra: dict | None = None) -> config_mod.Config:
+    """A CPU config for a tiny model on tiny synthetic data; ``extra`` is merged on top."""
+    return config_mod.build((deep_merge(TINY_BASE, extra or {}), "tiny test config"))
+
+
+@pytest.fixture
+def make_cfg():
+    return tiny_config
+
+
+def tiny_dataset() -> Dataset:
+    """96 train / 40 test synthetic images (matches TINY_BASE's data section)."""
+    return load_dataset("synthetic", synthetic_train=96, synthetic_test=40)
+
+
+@pytest.fixture
+def tiny_ds() -> Dataset:
+    return tiny_dataset()
+
+
+# --------------------------------------------------------------------------- fake CIFAR-10
+
+def write_cifar_pickles(folder: Path, per_batch: int = 20, n_test: int = 20, seed: int = 0,
+                        label_names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Write torchvision's CIFAR-10 pickle layout (data_batch_1..5, test_batch, batches.meta)
+    with random images; return the HWC arrays and labels that the files encode."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def batch(n: int, offset: int):
+        imgs = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)  # N x H x W x C
+        labels = [(offset + i) % 10 for i in range(n)]  # balanced classes
+        flat = imgs.transpose(0, 3, 1, 2).reshape(n, 3072)  # CIFAR rows: R plane, G plane, B plane
+        return imgs, np.asarray(labels), {"data": flat, "labels": labels, "batch_label": "fake"}
+
+    train_x, train_y = [], []
+    for i in range(1, 6):
+        x, y, d = batch(per_batch, i)
+        train_x.append(x)
+        train_y.append(y)
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(d))
+    test_x, test_y, d = batch(n_test, 0)
+    (folder / "test_batch").write_bytes(pickle.dumps(d))
+    if label_names is not None:
+        (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": label_names,
+                                                            "num_vis": 3072}))
+    return {"train_x": np.concatenate(train_x), "train_y": np.concatenate(train_y),
+            "test_x": test_x, "test_y": test_y}
+
+
+@pytest.fixture
+def cifar_pickles():
+    return write_cifar_pickles
+
+
+def write_image_folder(root: Path, classes=("cat", "dog", "emu"), n_train: int = 4, n_test: int = 2,
+                       size: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write ``train/<class>/*.png`` and ``test/<class>/*.png``; return the expected arrays
+    (classes sorted, files sorted within a class, as the loader orders them)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        xs, ys = [], []
+        for ci, c in enumerate(sorted(classes)):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for j in range(n):
+                img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(img).save(d / f"img_{j:03d}.png")
+                xs.append(img)
+                ys.append(ci)
+        out[f"{split}_x"] = np.stack(xs)
+        out[f"{split}_y"] = np.asarray(ys)
+    out["classes"] = sorted(classes)
+    return out
+
+
+@pytest.fixture
+def image_folder():
+    return write_image_folder
+
+
+# --------------------------------------------------------------------------- one finished run
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A complete 2-epoch run of the tiny config (read-only for the tests that use it)."""
+    cfg = tiny_config({"train": {"epochs": 2}})
+    out = tmp_path_factory.mktemp("finished") / "run"
+    _train_module().train(cfg, out, dataset=tiny_dataset(), progress=False)
+    return out, cfg
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable

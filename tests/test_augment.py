@@ -1,0 +1,191 @@
+"""Batch augmentation on tensors: crops, flips, seeding, eval preprocessing, sharding, policies."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnvit.augment import (Preprocess, apply_policy, batch_indices, make_generator, random_crop,
+                            random_flip)
+from cnnvit.data import synthetic
+
+
+def _images(n=16, h=8, w=8, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, h, w), generator=g, dtype=torch.uint8)
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_input():
+    pad = 2
+    x = _images(24, 8, 10)
+    out = random_crop(x, pad, make_generator(0, torch.device("cpu")))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = set()
+    for i in range(len(x)):
+        matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                   if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 10])]
+        assert matches, f"image {i} is not a window of its padded input"
+        offsets.update(matches)
+    assert len(offsets) > 3  # the windows really move
+
+
+def test_random_crop_zero_padding_fills_with_zeros():
+    x = torch.full((64, 3, 6, 6), 200, dtype=torch.uint8)
+    out = random_crop(x, 3, make_generator(1, torch.device("cpu")))
+    # a window that moved shows zero rows or columns; one that did not is unchanged
+    moved = (out == 0).flatten(1).any(1)
+    assert moved.any() and (~moved).sum() < 64
+    assert set(out.unique().tolist()) <= {0, 200}
+
+
+def test_random_flip_mirrors_about_half():
+    x = _images(400, 6, 6)
+    out = random_flip(x, make_generator(3, torch.device("cpu")))
+    assert out.shape == x.shape
+    same = torch.tensor([torch.equal(out[i], x[i]) for i in range(len(x))])
+    mirrored = torch.tensor([torch.equal(out[i], x[i].flip(-1)) for i in range(len(x))])
+    assert bool((same | mirrored).all())  # each is either untouched or exactly mirrored
+    assert not bool((same & mirrored).any())  # random images are not symmetric
+    n = int(mirrored.sum())
+    assert 140 <= n <= 260, n  # Binomial(400, 0.5): mean 200, sd 10
+
+
+def test_same_seed_same_output_different_seed_different():
+    x = torch.from_numpy(synthetic(64, 10).train_images)
+    prep = Preprocess(mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=4, flip=True)
+    a = prep.train(x, make_generator(11, torch.device("cpu")))
+    b = prep.train(x, make_generator(11, torch.device("cpu")))
+    c = prep.train(x, make_generator(12, torch.device("cpu")))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == (64, 3, 32, 32) and a.dtype == torch.float32
+
+
+def test_eval_normalises_to_zero_mean_unit_std():
+    ds = synthetic(500, 100)
+    prep = Preprocess(mean=ds.mean, std=ds.std)
+    x = prep.eval(torch.from_numpy(ds.train_images))
+    assert x.shape == (500, 3, 32, 32) and x.dtype == torch.float32
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3))
+    assert torch.allclose(mean, torch.zeros(3), atol=1e-3), mean
+    assert torch.allclose(std, torch.ones(3), atol=1e-2), std
+    t = prep.eval(torch.from_numpy(ds.test_images))  # other split: close, not exact
+    assert t.mean(dim=(0, 2, 3)).abs().max() < 0.1
+    assert (t.std(dim=(0, 2, 3)) - 1).abs().max() < 0.1
+
+
+def test_eval_channel_order_and_no_normalise():
+    img = torch.zeros(1, 4, 4, 3, dtype=torch.uint8)
+    img[..., 0] = 255  # pure red, N x H x W x C
+    prep = Preprocess(mean=(0.5, 0.25, 0.125), std=(0.5, 0.25, 0.125))
+    x = prep.eval(img)
+    assert x.shape == (1, 3, 4, 4)
+    assert torch.allclose(x[0, 0], torch.ones(4, 4))
+    assert torch.allclose(x[0, 1], -torch.ones(4, 4))
+    assert torch.allclose(x[0, 2], -torch.ones(4, 4))
+    raw = Preprocess(mean=(0.5,) * 3, std=(0.5,) * 3, normalize=False).eval(img)
+    assert torch.equal(raw[0, 0], torch.ones(4, 4)) and raw[0, 1:].abs().max() == 0
+
+
+@pytest.mark.parametrize("size", [64, 16])
+def test_eval_resizes_to_image_size(size):
+    ds = synthetic(20, 10)
+    prep = Preprocess(mean=ds.mean, std=ds.std, image_size=size)
+    x = prep.eval(torch.from_numpy(ds.train_images))
+    assert x.shape == (20, 3, size, size)
+    # a constant image stays constant (and at the same value) after resizing
+    flat = torch.full((2, 32, 32, 3), 128, dtype=torch.uint8)
+    y = Preprocess(mean=(0,) * 3, std=(1,) * 3, image_size=size).eval(flat)
+    assert torch.allclose(y, torch.full_like(y, 128 / 255), atol=1e-5)
+
+
+def test_eval_is_deterministic_and_train_path_without_aug_equals_eval():
+    x = torch.from_numpy(synthetic(16, 10).train_images)
+    prep = Preprocess(mean=(0.4,) * 3, std=(0.2,) * 3, image_size=48)
+    assert torch.equal(prep.eval(x), prep.eval(x))
+    assert torch.equal(prep.train(x, make_generator(0, torch.device("cpu"))), prep.eval(x))
+
+
+def test_random_erasing_changes_images_keeps_shape():
+    x = torch.from_numpy(synthetic(32, 10).train_images)
+    prep = Preprocess(mean=(0.5,) * 3, std=(0.25,) * 3, random_erasing=1.0)
+    torch.manual_seed(0)
+    out = prep.train(x, make_generator(0, torch.device("cpu")))
+    assert out.shape == (32, 3, 32, 32)
+    assert not torch.equal(out, prep.eval(x))
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batch_indices_shards_disjoint_and_cover(world_size, drop_last):
+    n, bs = 103, 10
+    shards = {r: list(batch_indices(n, bs, True, 5, drop_last, rank=r, world_size=world_size))
+              for r in range(world_size)}
+    everything = torch.cat([b for r in shards for b in shards[r]]).tolist()
+    assert len(everything) == len(set(everything))  # disjoint, no repeats
+    if drop_last:
+        expected = (n // (bs * world_size)) * bs * world_size
+        assert len(everything) == expected
+        assert all(len(b) == bs for r in shards for b in shards[r])
+        assert len({len(shards[r]) for r in shards}) == 1  # ranks take the same number of steps
+    else:
+        assert sorted(everything) == list(range(n))
+    assert all(0 <= i < n for i in everything)
+
+
+def test_batch_indices_seeded_and_ordered():
+    a = torch.cat(list(batch_indices(50, 8, True, 1, False)))
+    b = torch.cat(list(batch_indices(50, 8, True, 1, False)))
+    c = torch.cat(list(batch_indices(50, 8, True, 2, False)))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert sorted(a.tolist()) == list(range(50))
+    plain = torch.cat(list(batch_indices(50, 8, False, 1, False)))
+    assert plain.tolist() == list(range(50))
+
+
+def test_batch_indices_world_size_two_matches_single_process_order():
+    """Together, rank 0 and rank 1 process exactly the global batches of one process of
+    twice the batch size."""
+    single = list(batch_indices(64, 16, True, 9, True))
+    r0 = list(batch_indices(64, 8, True, 9, True, rank=0, world_size=2))
+    r1 = list(batch_indices(64, 8, True, 9, True, rank=1, world_size=2))
+    assert len(single) == len(r0) == len(r1)
+    for g, a, b in zip(single, r0, r1):
+        assert sorted(g.tolist()) == sorted(a.tolist() + b.tolist())
+
+
+@pytest.mark.parametrize("policy", ["autoaugment", "randaugment"])
+def test_policy_keeps_dtype_and_shape(policy):
+    x = torch.from_numpy(synthetic(40, 10).train_images).permute(0, 3, 1, 2).contiguous()
+    torch.manual_seed(0)
+    out = apply_policy(x, policy, group=8)
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert not torch.equal(out, x)  # 5 groups of random ops: something changed
+
+
+def test_policy_path_in_preprocess():
+    x = torch.from_numpy(synthetic(20, 10).train_images)
+    prep = Preprocess(mean=(0.5,) * 3, std=(0.25,) * 3, policy="autoaugment", policy_group=4,
+                      crop_padding=2, flip=True, image_size=40)
+    torch.manual_seed(0)
+    out = prep.train(x, make_generator(0, torch.device("cpu")))
+    assert out.shape == (20, 3, 40, 40) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_unknown_policy_rejected():
+    with pytest.raises(ValueError, match="bogus"):
+        apply_policy(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "bogus", 4)
+
+
+def test_from_config_copies_fields():
+    from cnnvit import config
+
+    cfg = config.build(overrides=["data.crop_padding=4", "data.flip=true", "data.image_size=64",
+                                  "data.normalize=false", "data.policy=randaugment"])
+    prep = Preprocess.from_config(cfg.data, [0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    assert prep.crop_padding == 4 and prep.flip and prep.image_size == 64
+    assert prep.normalize is False and prep.policy == "randaugment"
+    assert prep.mean == (0.1, 0.2, 0.3) and prep.std == (0.4, 0.5, 0.6)

@@ -1,0 +1,84 @@
+"""Classification metrics against hand-computed values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnvit.metrics import classification_metrics, topk_accuracy
+
+# 3 classes; true and predicted labels chosen so that precision != recall and the confusion
+# matrix is not symmetric
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+Y_PRED = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+
+
+def _logits(pred, num_classes=3):
+    rng = np.random.default_rng(0)
+    logits = rng.uniform(-1, 0, (len(pred), num_classes))
+    logits[np.arange(len(pred)), pred] = 2.0
+    return logits
+
+
+def test_hand_computed_three_class_example():
+    m = classification_metrics(_logits(Y_PRED), Y_TRUE, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    # rows: true class, columns: predicted class
+    assert m["confusion_matrix"] == [[3, 1, 0],
+                                     [0, 1, 1],
+                                     [0, 0, 2]]
+    # precision: a 3/3, b 1/2, c 2/3; recall: a 3/4, b 1/2, c 2/2
+    assert m["per_class"]["a"]["precision"] == pytest.approx(1.0)
+    assert m["per_class"]["b"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["a"]["recall"] == pytest.approx(0.75)
+    assert m["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["recall"] == pytest.approx(1.0)
+    assert m["per_class"]["a"]["f1"] == pytest.approx(6 / 7)
+    assert m["per_class"]["b"]["f1"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["f1"] == pytest.approx(0.8)
+    assert [m["per_class"][c]["support"] for c in "abc"] == [4, 2, 2]
+    assert m["macro_precision"] == pytest.approx((1 + 0.5 + 2 / 3) / 3)
+    assert m["macro_recall"] == pytest.approx((0.75 + 0.5 + 1) / 3)
+    assert m["macro_f1"] == pytest.approx((6 / 7 + 0.5 + 0.8) / 3)
+    assert m["top5_accuracy"] == 1.0  # only 3 classes
+    assert m["n"] == 8
+
+
+def test_class_never_predicted_or_absent():
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 0, 0, 1])
+    m = classification_metrics(_logits(y_pred, 4), y_true, ["a", "b", "c", "d"])
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["confusion_matrix"][1] == [1, 1, 0, 0]
+    assert len(m["confusion_matrix"]) == 4
+    assert m["macro_recall"] == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+
+
+def test_topk_accuracy():
+    logits = np.array([
+        [9, 8, 7, 6, 5, 4, 3],  # label 0: rank 1
+        [9, 8, 7, 6, 5, 4, 3],  # label 4: rank 5
+        [9, 8, 7, 6, 5, 4, 3],  # label 6: rank 7
+        [1, 2, 3, 4, 5, 6, 7],  # label 5: rank 2
+    ], dtype=float)
+    labels = np.array([0, 4, 6, 5])
+    assert topk_accuracy(logits, labels, 1) == pytest.approx(0.25)
+    assert topk_accuracy(logits, labels, 2) == pytest.approx(0.5)
+    assert topk_accuracy(logits, labels, 4) == pytest.approx(0.5)
+    assert topk_accuracy(logits, labels, 5) == pytest.approx(0.75)
+    assert topk_accuracy(logits, labels, 7) == pytest.approx(1.0)
+    assert topk_accuracy(logits, labels, 50) == pytest.approx(1.0)  # k capped at the classes
+    m = classification_metrics(logits, labels, [str(i) for i in range(7)])
+    assert m["top5_accuracy"] == pytest.approx(0.75)
+    assert m["accuracy"] == pytest.approx(0.25)
+
+
+def test_top1_equals_accuracy_on_random_logits():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(200, 10))
+    labels = rng.integers(0, 10, 200)
+    m = classification_metrics(logits, labels, [str(i) for i in range(10)])
+    assert topk_accuracy(logits, labels, 1) == pytest.approx(m["accuracy"])
+    assert m["accuracy"] <= m["top5_accuracy"]
+    assert np.sum(m["confusion_matrix"]) == 200
+    assert np.trace(m["confusion_matrix"]) == round(m["accuracy"] * 200)

@@ -1,0 +1,105 @@
+"""Model registry: forward and backward of every small model at its native size."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnvit.models import (check_input_size, count_parameters, create_model, list_models,
+                           native_size)
+
+RUNNABLE = [n for n in list_models()
+            if n.startswith("test_") or n in ("resnet18_cifar", "resnet18")]
+
+
+def test_registry_contents():
+    names = list_models()
+    assert names == sorted(names)
+    for expected in ("resnet18", "resnet18_cifar", "vit_base_patch16_224", "vit_small_cifar",
+                     "test_resnet", "test_resnet_cifar", "test_vit", "test_vit_cifar"):
+        assert expected in names
+    assert {"test_resnet", "test_resnet_cifar", "test_vit", "test_vit_cifar",
+            "resnet18", "resnet18_cifar"} <= set(RUNNABLE)
+    assert native_size("vit_base_patch16_224") == 224
+    assert native_size("resnet18") == 224
+    assert native_size("resnet18_cifar") == 32
+    assert native_size("test_vit") == 64
+    assert native_size("test_vit_cifar") == 32
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_forward_backward_at_native_size(name):
+    torch.manual_seed(0)
+    num_classes = 7
+    model = create_model(name, num_classes)
+    model.train()
+    size = native_size(name)
+    x = torch.randn(2, 3, size, size)
+    logits = model(x)
+    assert logits.shape == (2, num_classes)
+    assert torch.isfinite(logits).all()
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 5]))
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+    check_input_size(name, size)  # the native size passes the check
+
+
+def test_cifar_stem_keeps_resolution():
+    model = create_model("test_resnet_cifar", 10)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+    imagenet = create_model("test_resnet", 10)
+    assert imagenet.conv1.stride == (2, 2)
+
+
+def test_vit_base_builds_with_86m_parameters():
+    model = create_model("vit_base_patch16_224", 10)
+    n = count_parameters(model)
+    assert 85e6 < n < 87e6, n
+    assert model.head.out_features == 10
+
+
+def test_vit_small_cifar_size():
+    n = count_parameters(create_model("vit_small_cifar", 10))
+    assert 2.5e6 < n < 3.0e6, n
+
+
+def test_drop_path_reaches_the_vit():
+    model = create_model("test_vit_cifar", 10, drop_path=0.1)
+    rates = [getattr(b.drop_path1, "drop_prob", 0.0) for b in model.blocks]
+    assert max(rates) == pytest.approx(0.1)
+
+
+def test_unknown_model_raises_naming_it():
+    with pytest.raises(ValueError, match="'nope'"):
+        create_model("nope", 10)
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_vit", "resnet18_cifar"])
+def test_pretrained_refused_where_there_are_no_weights(name):
+    with pytest.raises(ValueError, match="pretrained"):
+        create_model(name, 10, pretrained=True)
+
+
+@pytest.mark.parametrize("name, wrong", [("test_vit", 32), ("test_vit_cifar", 64),
+                                         ("vit_base_patch16_224", 32), ("vit_small_cifar", 224)])
+def test_check_input_size_rejects_vit_at_wrong_size(name, wrong):
+    with pytest.raises(ValueError) as exc:
+        check_input_size(name, wrong)
+    assert name in str(exc.value)
+    assert f"data.image_size={native_size(name)}" in str(exc.value)
+
+
+def test_check_input_size_reflects_a_real_failure():
+    """The check stands for a real limitation: the ViT cannot run at another size."""
+    model = create_model("test_vit_cifar", 10)
+    with pytest.raises(Exception):
+        model(torch.randn(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "resnet18"])
+def test_cnns_accept_any_size(name):
+    check_input_size(name, 32)
+    check_input_size(name, 100)
