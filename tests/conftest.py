@@ -12,11 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cnnvit import config as config_mod
 from cnnvit.data import Dataset, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The test models are tiny: one thread is faster than two (thread start-up and spinning dominate,
+# badly so when other work shares the 2 cores) and keeps timings steady. Subprocesses get the
+# same through OMP_NUM_THREADS (see ``cli_env``).
+torch.set_num_threads(1)
 SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
 
 
@@ -149,3 +155,13 @@ def finished_run(tmp_path_factory):
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def cli_env() -> dict:
+    import os
+
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

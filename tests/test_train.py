@@ -249,7 +249,50 @@ def test_files_written_and_consistent(finished_run, train_mod, tiny_ds):
     epochs = pd.read_csv(out / "epochs.csv")
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["test_accuracy"].iloc[-1] == pytest.approx(m["test_accuracy"], abs=1e-6)
-    assert (out / "train.log").read_text().count("epoch") >= 2
+    assert (out / "train.log").exists()
+
+
+@pytest.fixture
+def log_levels():
+    """Set logger levels for one test (through setLevel, which clears the loggers' caches)."""
+    import logging
+
+    saved = {}
+
+    def set_level(name, level):
+        logger = logging.getLogger(name)
+        saved.setdefault(name, logger.level)
+        logger.setLevel(level)
+
+    yield set_level
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_train_log_records_epochs_when_logging_is_on(tmp_path, log_levels, train_mod, make_cfg,
+                                                     tiny_ds):
+    import logging
+
+    log_levels("cnnvit", logging.INFO)  # as the CLI's basicConfig(level=INFO) does
+    out = train_mod.train(make_cfg({"train": {"epochs": 2}}), tmp_path / "run", dataset=tiny_ds,
+                          progress=False)
+    text = (out / "train.log").read_text()
+    assert "epoch 1/2" in text and "epoch 2/2" in text and "test accuracy" in text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "library bug (train.py, train()): the train.log FileHandler is added to the 'cnnvit' logger "
+    "without setting a level, so unless the caller configured logging at INFO (only the CLI "
+    "does) every log.info record is dropped and train.log stays empty when training from "
+    "Python or a notebook; set the handler's level to INFO and lower the 'cnnvit' logger's "
+    "level to INFO while it is attached (restoring it afterwards)"))
+def test_train_log_records_epochs_from_python(tmp_path, log_levels, train_mod, make_cfg, tiny_ds):
+    import logging
+
+    log_levels("", logging.WARNING)  # Python's default
+    log_levels("cnnvit", logging.NOTSET)
+    out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
+    assert "epoch 1/1" in (out / "train.log").read_text()
 
 
 def test_lr_schedule_logged_per_step(tmp_path, train_mod, make_cfg, tiny_ds):
@@ -332,6 +375,7 @@ def test_grad_accum_leftover_micro_batches_are_dropped(tmp_path, train_mod, make
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.xfail(strict=True, raises=UnboundLocalError, reason=(
     "library bug (train.py, _train): when train.grad_accum exceeds the micro-batches per epoch "
     "no optimizer step happens, steps_per_epoch is forced to 1 anyway, and building the epoch row "

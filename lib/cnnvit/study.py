@@ -31,7 +31,7 @@ from . import config as config_mod
 from .config import Config, ConfigError
 from .data import dataset_from_config
 from .run import Run, load_run
-from .train import check_run_inputs, run_state, train
+from .train import check_run_inputs, resolve_device, run_state, train
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
             run_dir.rename(aside)
             state = "new"
         if state != "complete":
+            resolve_device(spec.config.device)  # a missing GPU fails before data are read
             key = repr(spec.config.data) + str(spec.config.seed)
             if key not in cache:
                 cache.clear()  # keep one data set in memory at a time

@@ -155,7 +155,6 @@ def check_run_inputs(cfg: Config) -> None:
     check_input_size(cfg.model.name, cfg.data.image_size or DATA_NATIVE_SIZE[cfg.data.name])
     if (cfg.train.mixup or cfg.train.cutmix) and cfg.train.batch_size % 2:
         raise ConfigError("train.batch_size must be even when mixup or cutmix is on")
-    resolve_device(cfg.device)
 
 
 def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
