@@ -232,7 +232,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         mixer = Mixup(mixup_alpha=tc.mixup, cutmix_alpha=tc.cutmix,
                       label_smoothing=tc.label_smoothing, num_classes=num_classes)
 
-    start_epoch, step, steps_log, epochs_log, train_time = 0, 0, [], [], 0.0
+    start_epoch, step, steps_log, epochs_log, train_time, wall_before = 0, 0, [], [], 0.0, 0.0
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -240,6 +240,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, step = ckpt["epoch"], ckpt["step"]
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
+        wall_before = ckpt["wall_time"]
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
 
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
@@ -326,7 +327,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                  epoch_time, row["images_per_s"])
         _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                       "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
-                      "train_time": train_time, "config": cfg.to_dict()}, ckpt_path)
+                      "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
+                      "config": cfg.to_dict()}, ckpt_path)
         _write_csv(out / "steps.csv", steps_log)
         _write_csv(out / "epochs.csv", epochs_log)
 
@@ -339,8 +341,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     _save_atomic(model.state_dict(), out / "model.pt")
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params, "epochs": tc.epochs,
-        "steps": step, "test_accuracy": metrics["accuracy"], "test_top5": metrics["top5_accuracy"],
-        "train_time_s": train_time, "wall_time_s": time.time() - t_start,
+        "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"], "test_top5": metrics["top5_accuracy"],
+        "train_time_s": train_time, "wall_time_s": wall_before + time.time() - t_start,
         "train_images_per_s": len(epochs_log) and float(np.mean([r["images_per_s"] for r in epochs_log])),
         "device": device_description(device), "torch": torch.__version__,
         "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
@@ -348,9 +350,6 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test": metrics,
     }
-    if ckpt_path.exists():
-        # the training time is cumulative across resumes; the wall time is this process's
-        summary["resumed"] = start_epoch > 0
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     ckpt_path.unlink(missing_ok=True)  # model.pt holds the final weights; no optimizer state kept
     log.info("%s: test accuracy %.4f (top-5 %.4f) after %d epochs, %.0fs", name, metrics["accuracy"],
