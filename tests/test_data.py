@@ -158,6 +158,36 @@ def test_missing_dataset_default_root(tmp_path, monkeypatch):
     assert str(tmp_path / ".cache" / "cnnvit-data" / "cifar10") in str(exc.value)
 
 
+def test_download_path_fetches_then_loads(tmp_path, monkeypatch, cifar_pickles):
+    """data.download=true calls torchvision's downloader (faked here: no network) into root."""
+    import torchvision
+
+    calls = []
+
+    def fake_cifar10(root, train, download):
+        calls.append((root, train, download))
+        cifar_pickles(tmp_path / "dl" / "cifar-10-batches-py", per_batch=10, n_test=10)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    ds = load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)
+    assert calls == [(str(tmp_path / "dl"), True, True)]
+    assert len(ds.train_labels) == 50
+    ds = load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)  # present: no fetch
+    assert len(calls) == 1
+
+
+def test_failed_download_names_root(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(root, train, download):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DatasetError) as exc:
+        load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)
+    assert str(tmp_path / "dl") in str(exc.value) and "network unreachable" in str(exc.value)
+
+
 def test_unknown_dataset_name():
     with pytest.raises(DatasetError, match="imagenet"):
         load_dataset("imagenet")

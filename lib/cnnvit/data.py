@@ -268,6 +268,7 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
         if test_subset:
             keep = stratified_indices(ds.test_labels, test_subset, seed + 1)
             ds.test_images, ds.test_labels = ds.test_images[keep], ds.test_labels[keep]
+        ds.mean, ds.std = channel_stats(ds.train_images)  # of the split trained on, as for CIFAR
         return ds
     if name == "cifar10":
         return load_cifar10(root, download, train_subset, test_subset, seed)

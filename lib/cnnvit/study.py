@@ -129,7 +129,11 @@ def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
         run_dir = study.run_dir(name)
         state = run_state(spec.config, run_dir)
         if state == "conflict":
-            aside = run_dir.with_name(f"{name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+            aside = run_dir.with_name(f"{name}.replaced-{stamp}")
+            while aside.exists():
+                n += 1
+                aside = run_dir.with_name(f"{name}.replaced-{stamp}-{n}")
             log.warning("%s: %s was made with another config; moved to %s", name, run_dir, aside)
             run_dir.rename(aside)
             state = "new"

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 # keys that may differ between the run on disk and the config asking for it: where the data
 # lie and how the work is executed do not change what is computed
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size"}
-NAN_CHECK_EVERY = 50
-DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32}  # optimizer steps between loss checks (each check syncs the GPU)
+NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
+DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32}  # image side of each data set, in pixels
 
 
 class TrainingDiverged(RuntimeError):
@@ -179,6 +179,10 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     device = resolve_device(cfg.device)
     if dataset is None:
         dataset = dataset_from_config(cfg.data, cfg.seed)
+    n_train, per_step = len(dataset.train_labels), cfg.train.batch_size * cfg.train.grad_accum
+    if per_step > n_train:
+        raise ConfigError(f"train.batch_size x train.grad_accum = {per_step} exceeds the {n_train} "
+                          f"training images: no optimizer step would happen")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump(cfg))
     (out / "data.json").write_text(json.dumps({
@@ -186,12 +190,18 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
         "native_size": list(dataset.image_size), "source": dataset.source,
         "n_train": int(len(dataset.train_labels)), "n_test": int(len(dataset.test_labels))}, indent=1))
     handler = logging.FileHandler(out / "train.log")
+    handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger("cnnvit").addHandler(handler)
+    pkg_log = logging.getLogger("cnnvit")
+    level = pkg_log.level
+    if pkg_log.getEffectiveLevel() > logging.INFO:
+        pkg_log.setLevel(logging.INFO)  # the run's log is complete whatever the caller configured
+    pkg_log.addHandler(handler)
     try:
         return _train(cfg, out, name, dataset, device, progress)
     finally:
-        logging.getLogger("cnnvit").removeHandler(handler)
+        pkg_log.removeHandler(handler)
+        pkg_log.setLevel(level)
         handler.close()
 
 
@@ -216,10 +226,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     fwd = torch.compile(model) if tc.compile else model
 
     micro_per_epoch = len(ds.train_labels) // tc.batch_size  # drop_last: equal batches
-    if micro_per_epoch < 1:
-        raise ConfigError(f"train.batch_size {tc.batch_size} exceeds the {len(ds.train_labels)} "
-                          f"training images")
-    steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
+    steps_per_epoch = micro_per_epoch // tc.grad_accum  # >= 1, checked in train()
     total_steps = steps_per_epoch * tc.epochs
     sched = dict(warmup_steps=int(cfg.sched.warmup_epochs * steps_per_epoch),
                  min_lr_ratio=cfg.sched.min_lr_ratio, step_every=cfg.sched.step_epochs * steps_per_epoch,
@@ -240,7 +247,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, step = ckpt["epoch"], ckpt["step"]
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
-        wall_before = ckpt["wall_time"]
+        wall_before = ckpt.get("wall_time", 0.0)
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
 
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
@@ -336,7 +343,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         last_logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
     logits = last_logits.numpy()
     metrics = classification_metrics(logits, test_y, ds.classes)
-    np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float16), labels=test_y,
+    np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
                         predictions=logits.argmax(1))
     _save_atomic(model.state_dict(), out / "model.pt")
     summary = {
