@@ -235,7 +235,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     mixer = None
     if tc.mixup or tc.cutmix:
         from timm.data import Mixup
+        from timm.loss import SoftTargetCrossEntropy
 
+        soft_ce = SoftTargetCrossEntropy()
         mixer = Mixup(mixup_alpha=tc.mixup, cutmix_alpha=tc.cutmix,
                       label_smoothing=tc.label_smoothing, num_classes=num_classes)
 
@@ -279,7 +281,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                 if mixer is not None:
                     x, soft = mixer(x, y)
                     logits = fwd(x)
-                    loss = torch.sum(-soft * F.log_softmax(logits.float(), -1), -1).mean()
+                    loss = soft_ce(logits.float(), soft)
                 else:
                     logits = fwd(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
@@ -310,7 +312,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                     bar.close()
                     raise TrainingDiverged(
                         f"{name}: loss became {bad[0]} in epoch {epoch + 1} (by step {step}); stopped. "
-                        + (f"The last good checkpoint (epoch {start_epoch_or(epochs_log)}) is kept "
+                        + (f"The last good checkpoint (epoch {len(epochs_log)}) is kept "
                            f"in {ckpt_path}." if ckpt_path.exists() else "No epoch had finished, so "
                            "there is no checkpoint.") + " Lower optim.lr or set train.grad_clip.")
                 bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{lr:.2e}", refresh=False)
@@ -362,7 +364,3 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     log.info("%s: test accuracy %.4f (top-5 %.4f) after %d epochs, %.0fs", name, metrics["accuracy"],
              metrics["top5_accuracy"], tc.epochs, summary["wall_time_s"])
     return out
-
-
-def start_epoch_or(epochs_log: list[dict[str, Any]]) -> int:
-    return epochs_log[-1]["epoch"] if epochs_log else 0
