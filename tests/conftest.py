@@ -62,6 +62,30 @@ def tiny_config(extra: dict | None = None) -> config_mod.Config:
     return config_mod.build((deep_merge(TINY_BASE, extra or {}), "tiny test config"))
 
 
+class Interrupted(Exception):
+    """Raised inside training to stand for a run killed between two epochs."""
+
+
+@pytest.fixture
+def interrupt_after_epoch(monkeypatch, train_mod):
+    """``arm(n)`` makes the next training run raise :class:`Interrupted` right after epoch n's
+    checkpoint and CSVs are written; ``disarm()`` restores normal training."""
+    real_write_csv = train_mod._write_csv
+
+    def arm(n: int) -> None:
+        def write_then_die(path, rows):
+            real_write_csv(path, rows)
+            if path.name == "epochs.csv" and len(rows) == n:
+                raise Interrupted
+
+        monkeypatch.setattr(train_mod, "_write_csv", write_then_die)
+
+    def disarm() -> None:
+        monkeypatch.setattr(train_mod, "_write_csv", real_write_csv)
+
+    return arm, disarm
+
+
 @pytest.fixture
 def make_cfg():
     return tiny_config

@@ -13,6 +13,8 @@ import cnnvit.study as study_mod
 from cnnvit.config import ConfigError
 from cnnvit.study import load_study, run_study, summary_table
 
+from conftest import Interrupted
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
 SMOKE_RUNS = ["seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessing",
@@ -176,27 +178,15 @@ def test_changed_config_moves_old_run_aside(tmp_path):
     assert yaml.safe_load((study.run_dir(name) / "config.yaml").read_text())["optim"]["lr"] == 3.0e-4
 
 
-def test_partial_run_is_resumed_by_the_study(tmp_path, monkeypatch):
-    import importlib
-
-    train_mod = importlib.import_module("cnnvit.train")
+def test_partial_run_is_resumed_by_the_study(tmp_path, interrupt_after_epoch, train_mod):
     name = "seed_vit_b16"
     overrides = ["train.epochs=2", "data.synthetic_train=256", "data.synthetic_test=64"]
     study = load_study(SMOKE_STUDY, overrides, out_dir=tmp_path, only=[name])
-    real_write_csv = train_mod._write_csv
-
-    class Stop(Exception):
-        pass
-
-    def write_then_die(path, rows):
-        real_write_csv(path, rows)
-        if path.name == "epochs.csv" and len(rows) == 1:
-            raise Stop
-
-    monkeypatch.setattr(train_mod, "_write_csv", write_then_die)
-    with pytest.raises(Stop):
+    arm, disarm = interrupt_after_epoch
+    arm(1)
+    with pytest.raises(Interrupted):
         run_study(study, progress=False)
-    monkeypatch.setattr(train_mod, "_write_csv", real_write_csv)
+    disarm()
     assert (study.run_dir(name) / "checkpoint.pt").exists()
     results = run_study(study, progress=False)
     assert results[name].metrics["resumed_from_epoch"] == 1

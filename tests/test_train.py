@@ -15,6 +15,8 @@ from cnnvit.data import Dataset
 from cnnvit.run import load_run
 from cnnvit.train import RunConflict, TrainingDiverged
 
+from conftest import Interrupted
+
 OUTPUT_FILES = ["config.yaml", "data.json", "steps.csv", "epochs.csv", "metrics.json",
                 "predictions.npz", "model.pt"]
 
@@ -50,10 +52,6 @@ def test_overfits_a_tiny_set(tmp_path, train_mod, make_cfg, tiny_ds):
 
 # --------------------------------------------------------------------------- (b) resume
 
-class Interrupted(Exception):
-    pass
-
-
 @pytest.mark.parametrize("extra", [
     {"data": {"crop_padding": 4, "flip": True},
      "optim": {"name": "sgd", "lr": 0.05, "weight_decay": 5e-4},
@@ -64,23 +62,18 @@ class Interrupted(Exception):
      "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
      "sched": {"name": "onecycle"}},
 ], ids=["cnn-sgd-cosine", "vit-mixup-droppath"])
-def test_resume_equals_uninterrupted(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds, extra):
+def test_resume_equals_uninterrupted(tmp_path, interrupt_after_epoch, train_mod, make_cfg, tiny_ds,
+                                     extra):
     cfg = make_cfg({**extra, "train": {**extra.get("train", {}), "epochs": 3}})
     a, b = tmp_path / "a", tmp_path / "b"
     train_mod.train(cfg, a, dataset=tiny_ds, progress=False)
 
     # run B dies right after epoch 2's checkpoint and CSVs are written
-    real_write_csv = train_mod._write_csv
-
-    def write_then_die(path, rows):
-        real_write_csv(path, rows)
-        if path.name == "epochs.csv" and len(rows) == 2:
-            raise Interrupted
-
-    monkeypatch.setattr(train_mod, "_write_csv", write_then_die)
+    arm, disarm = interrupt_after_epoch
+    arm(2)
     with pytest.raises(Interrupted):
         train_mod.train(cfg, b, dataset=tiny_ds, progress=False)
-    monkeypatch.setattr(train_mod, "_write_csv", real_write_csv)
+    disarm()
 
     assert train_mod.run_state(cfg, b) == "partial"
     assert not (b / "metrics.json").exists() and not (b / "model.pt").exists()

@@ -264,7 +264,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         _seed_everything(aug_seed * 1000 + epoch)  # policies, erasing, mixup, dropout
         gen = make_generator(aug_seed * 1000 + epoch, device)
         batches = batch_indices(len(train_y), tc.batch_size, True, cfg.seed * 1000 + epoch, True)
-        pending: list[torch.Tensor] = []
+        pending: list[torch.Tensor] = []  # losses of micro-batches not yet logged (no GPU sync)
+        pending_lr: list[float] = []  # learning rate of each optimizer step not yet logged
         if on_cuda:
             torch.cuda.synchronize(device)
         t_epoch = time.time()
@@ -296,16 +297,16 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
+            pending_lr.append(lr)
             step += 1
             bar.update(1)
             if step % NAN_CHECK_EVERY == 0 or micro + 1 == steps_per_epoch * tc.grad_accum:
                 values = torch.stack(pending).view(-1, tc.grad_accum).mean(1).tolist()
                 first = step - len(values)
-                pending = []
-                for i, v in enumerate(values):
+                for i, (v, step_lr) in enumerate(zip(values, pending_lr)):
                     steps_log.append({"step": first + i + 1, "epoch": epoch + 1, "loss": v,
-                                      "lr": lr_at(first + i, total_steps, cfg.optim.lr,
-                                                  cfg.sched.name, **sched)})
+                                      "lr": step_lr})
+                pending, pending_lr = [], []
                 epoch_losses += values
                 bad = [v for v in values if not math.isfinite(v)]
                 if bad:
