@@ -1,5 +1,6 @@
 # cnnvit: `make report` and `make test` are all a fresh clone needs (the environment is built
-# on first use). PROFILE=smoke|paper picks the parameter files; DATA_DIR sets data.root.
+# on first use). PROFILE=smoke|paper picks the parameter files; DATA_DIR is the folder holding the
+# data sets (cifar10/, ...); STUDIES=01,03 picks studies; FORCE=1 re-executes unchanged ones.
 SHELL := /bin/bash
 PROFILE ?= smoke
 DATA_DIR ?=
@@ -7,12 +8,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
-STUDIES := 01_cifar10_vit_vs_resnet
+STUDIES ?=
+FORCE ?=
 OUT := outputs/$(PROFILE)
 
 .PHONY: env test report lab clean-smoke help
 help:
-	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...]  run the study notebooks into $(OUT)/ and render HTML"
+	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
+	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
 	@echo "make test                                          run the test suite"
 	@echo "make lab                                           JupyterLab with the project's environment"
 	@echo "make env                                           build .venv with pinned versions"
@@ -29,14 +32,8 @@ test: env
 	$(PY) -m pytest -q tests
 
 report: env
-	@mkdir -p $(OUT)
-	@for s in $(STUDIES); do \
-	  echo "== study $$s (profile $(PROFILE))"; \
-	  $(PY) -m papermill notebooks/$$s.ipynb $(OUT)/$$s.ipynb --cwd . --log-output --no-progress-bar \
-	    -p params_file params/$(PROFILE)/$$s.yaml $(if $(DATA_DIR),-p data_root $(DATA_DIR)) || exit 1; \
-	  $(PY) -m nbconvert --to html --log-level WARN $(OUT)/$$s.ipynb || exit 1; \
-	  echo "== wrote $(OUT)/$$s.html"; \
-	done
+	$(PY) -m cnnvit report --profile $(PROFILE) $(if $(STUDIES),--studies $(STUDIES)) \
+	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(FORCE),--force)
 
 lab: env
 	$(VENV)/bin/jupyter lab --notebook-dir=.

@@ -13,6 +13,7 @@ EPILOG = """examples:
   python -m cnnvit train --set model.name=resnet18_cifar train.epochs=1 --out outputs/runs/try1
   python -m cnnvit train params/paper/01_cifar10_vit_vs_resnet.yaml --run strong_resnet18 --out RUN
   python -m cnnvit study params/smoke/01_cifar10_vit_vs_resnet.yaml
+  python -m cnnvit report --profile paper --studies 01 --data-dir ~/.cache/cnnvit-data
 
 A PARAMS file is either a plain config (data:, model:, train:, optim:, sched:, seed, device) or a
 study file (base: plus runs:; pick one with --run). --set overrides any key, e.g. optim.lr=0.01.
@@ -55,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     p_study.add_argument("--runs", help="comma-separated subset of run names")
     p_study.add_argument("--out", type=Path, help="study folder (default outputs/<profile>/<study>)")
+    p_study.add_argument("--data-dir", help="folder holding the data sets (cifar10/, ...)")
+    p_report = sub.add_parser("report", help="run every study notebook (unless unchanged) and write "
+                              "outputs/<profile>/report.html and report.pdf")
+    p_report.add_argument("--profile", default="smoke", help="params/<profile>/ to use (default smoke)")
+    p_report.add_argument("--studies", help="comma-separated subset, by number (01,03) or name")
+    p_report.add_argument("--data-dir", help="folder holding the data sets (cifar10/, ...)")
+    p_report.add_argument("--force", action="store_true", help="execute every study even if unchanged")
+    p_report.add_argument("--out", type=Path, help="output folder (default outputs/<profile>)")
+    p_report.add_argument("--no-pdf", action="store_true", help="HTML only")
     p_data = sub.add_parser("data", help="load the configured data set and describe it")
     common(p_data)
     sub.add_parser("models", help="list registered models")
@@ -64,9 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from .data import DatasetError
+    from .report import ReportError
     from .train import RunConflict, TrainingDiverged
 
     try:
+        if args.command == "report":
+            from .report import build_report
+            from .study import project_root
+
+            only = [s for s in args.studies.replace(" ", ",").split(",") if s] if args.studies else None
+            report, outcomes = build_report(project_root(), args.profile, only, args.data_dir,
+                                            args.force, args.out, pdf=not args.no_pdf)
+            failed = [o.name for o in outcomes if o.status != "ok"]
+            print(f"report: {report}" + ("" if args.no_pdf else f" and {report.with_suffix('.pdf')}"))
+            if failed:
+                print(f"error: {len(failed)} of {len(outcomes)} studies failed: {', '.join(failed)} "
+                      f"(their sections in the report show why)", file=sys.stderr)
+                return 1
+            return 0
         if args.command == "models":
             from .models import list_models, native_size
 
@@ -77,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             from .study import load_study, run_study, summary_table
 
             only = args.runs.split(",") if args.runs else None
-            study = load_study(args.params, args.set, out_dir=args.out, only=only)
+            study = load_study(args.params, args.set, out_dir=args.out, only=only, data_dir=args.data_dir)
             results = run_study(study, progress=not args.quiet)
             print(summary_table(study, results).to_string(index=False))
             return 0
@@ -96,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}: test accuracy {m['test_accuracy']:.4f} (top-5 {m['test_top5']:.4f}), "
               f"{m['epochs']} epochs, {m['wall_time_s']:.0f}s on {m['device']}")
         return 0
-    except (config_mod.ConfigError, DatasetError, RunConflict, TrainingDiverged) as exc:
+    except (config_mod.ConfigError, DatasetError, RunConflict, TrainingDiverged, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

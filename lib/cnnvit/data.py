@@ -121,8 +121,15 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
 
 # --------------------------------------------------------------------------- CIFAR-10
 
-def default_root(name: str) -> Path:
-    return Path.home() / ".cache" / "cnnvit-data" / name
+# each real data set's folder under a data directory (the layout ../shared/data/unpack.sh makes)
+DATA_FOLDERS = {"cifar10": "cifar10"}
+
+
+def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
+    """Where data set ``name`` is looked for when ``data.root`` is unset: its folder under
+    ``data_dir`` (default ``~/.cache/cnnvit-data``)."""
+    parent = Path(data_dir).expanduser() if data_dir else Path.home() / ".cache" / "cnnvit-data"
+    return parent / DATA_FOLDERS.get(name, name)
 
 
 def _read_pickle(path: Path) -> dict:
@@ -206,6 +213,15 @@ def _find_cifar_format(root: Path) -> tuple[str, Path] | None:
     return None
 
 
+def _cifar_not_found(root: Path) -> DatasetError:
+    return DatasetError(
+        f"CIFAR-10 not found under {root}: looked for {root}/cifar-10-batches-py/"
+        f"data_batch_1, {root}/data_batch_1 (torchvision's format) and "
+        f"{root}/train/<class>/, {root}/test/<class>/ (image folders). "
+        f"Set data.root to the folder that holds it (or DATA_DIR to its parent), or "
+        f"data.download=true to fetch it (needs internet).")
+
+
 def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int],
                  test_subset: Optional[int], seed: int) -> Dataset:
     """CIFAR-10 from torchvision's pickles or a ``train/<class>/*``, ``test/<class>/*`` tree."""
@@ -221,12 +237,7 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
             raise DatasetError(f"CIFAR-10 download into {root_path} failed: {exc}") from exc
         found = _find_cifar_format(root_path)
     if found is None:
-        raise DatasetError(
-            f"CIFAR-10 not found under {root_path}: looked for {root_path}/cifar-10-batches-py/"
-            f"data_batch_1, {root_path}/data_batch_1 (torchvision's format) and "
-            f"{root_path}/train/<class>/, {root_path}/test/<class>/ (image folders). "
-            f"Set data.root to the folder that holds it, or data.download=true to fetch it "
-            f"(needs internet).")
+        raise _cifar_not_found(root_path)
     fmt, folder = found
     if fmt == "pickle":
         train_x, train_y, test_x, test_y, classes = _load_cifar_pickles(folder)
@@ -273,6 +284,23 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
     if name == "cifar10":
         return load_cifar10(root, download, train_subset, test_subset, seed)
     raise DatasetError(f"unknown data set {name!r}")
+
+
+def locate_dataset(data_cfg) -> str:
+    """Check, without reading any image, that the data set of a
+    :class:`~cnnvit.config.DataConfig` can be loaded; return where it will come from, or raise
+    :class:`DatasetError` naming where it looked."""
+    if data_cfg.name == "synthetic":
+        return "generated synthetic set"
+    if data_cfg.name == "cifar10":
+        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root("cifar10")
+        found = _find_cifar_format(root)
+        if found:
+            return f"{found[0]} format in {found[1]}"
+        if data_cfg.download:
+            return f"to be downloaded into {root}"
+        raise _cifar_not_found(root)
+    raise DatasetError(f"unknown data set {data_cfg.name!r}")
 
 
 def dataset_from_config(data_cfg, seed: int) -> Dataset:

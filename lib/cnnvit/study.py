@@ -19,6 +19,7 @@ aside (never deleted) and trained again.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import pandas as pd
 
 from . import config as config_mod
 from .config import Config, ConfigError
-from .data import dataset_from_config
+from .data import DatasetError, dataset_from_config, default_root, locate_dataset
 from .run import Run, load_run
 from .train import check_run_inputs, resolve_device, run_state, train
 
@@ -70,9 +71,11 @@ class Study:
 
 
 def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
-               only: Optional[list[str]] = None) -> Study:
+               only: Optional[list[str]] = None, data_dir: Optional[str | Path] = None) -> Study:
     """Read and validate a study parameter file; every run's config is built (and checked) now,
-    so a bad key in any run fails before the first run starts."""
+    so a bad key in any run fails before the first run starts. ``data_dir`` is the folder that
+    holds the real data sets (``cifar10/``, ...): it sets ``data.root`` of every run that leaves
+    it unset."""
     path = Path(path)
     raw = config_mod.load_yaml(path)
     unknown = set(raw) - STUDY_KEYS
@@ -103,6 +106,8 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
             raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
         cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where),
                                overrides=overrides)
+        if data_dir and cfg.data.name != "synthetic" and not cfg.data.root:
+            cfg.data.root = str(default_root(cfg.data.name, data_dir))
         try:
             check_run_inputs(cfg)
         except ValueError as exc:
@@ -120,9 +125,32 @@ def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) 
     return load_study(path, overrides, only=[run]).runs[run].config
 
 
+class StudyInputError(ConfigError):
+    """A study cannot start: its data or device is missing. The message lists every problem."""
+
+
+def check_study_inputs(study: Study) -> None:
+    """Before any training: every run that still has to train finds its data set and its device.
+    Runs already complete need neither. Raises :class:`StudyInputError` listing all problems."""
+    problems: dict[str, list[str]] = {}
+    for name, spec in study.runs.items():
+        if run_state(spec.config, study.run_dir(name)) == "complete":
+            continue
+        for check, arg in ((locate_dataset, spec.config.data), (resolve_device, spec.config.device)):
+            try:
+                check(arg)
+            except (DatasetError, ConfigError) as exc:
+                problems.setdefault(str(exc), []).append(name)
+    if problems:
+        lines = [f"- {msg} (runs: {', '.join(runs)})" for msg, runs in problems.items()]
+        raise StudyInputError(f"study {study.study} (profile {study.profile}, {study.source}) cannot "
+                              f"start:\n" + "\n".join(lines))
+
+
 def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
     """Train every run of the study that is not complete yet; return them all, loaded.
     Runs that share a data config share one loaded data set."""
+    check_study_inputs(study)
     results: dict[str, Run] = {}
     cache: dict[str, Any] = {}
     for name, spec in study.runs.items():
@@ -138,7 +166,6 @@ def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
             run_dir.rename(aside)
             state = "new"
         if state != "complete":
-            resolve_device(spec.config.device)  # a missing GPU fails before data are read
             key = repr(spec.config.data) + str(spec.config.seed)
             if key not in cache:
                 cache.clear()  # keep one data set in memory at a time
@@ -149,6 +176,17 @@ def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
             log.info("%s: complete, loaded from %s", name, run_dir)
         results[name] = load_run(run_dir, device="cpu")
     return results
+
+
+def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
+    """Each run's ``metrics.json`` if the run is complete with the study's current config, else
+    None; reads no model or data."""
+    out: dict[str, Optional[dict[str, Any]]] = {}
+    for name, spec in study.runs.items():
+        run_dir = study.run_dir(name)
+        done = run_state(spec.config, run_dir) == "complete"
+        out[name] = json.loads((run_dir / "metrics.json").read_text()) if done else None
+    return out
 
 
 def summary_table(study: Study, results: dict[str, Run]) -> pd.DataFrame:

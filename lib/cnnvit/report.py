@@ -1,0 +1,255 @@
+"""``make report``: execute every study notebook headless with papermill, then assemble one HTML
+and PDF report (:mod:`cnnvit.render`).
+
+A study whose notebook, parameter file, library code, pinned requirements and report parameters
+are all unchanged since its last successful execution (and whose runs are all still on disk) is
+not executed again. A study that fails keeps its section, showing the error and the notebook up
+to the failing cell; the other studies still run, and the build exits non-zero at the end.
+
+Files under ``outputs/<profile>/``: ``<study>.ipynb`` (executed), ``<study>.html`` (with code),
+``<study>.record.json`` (status, time, fingerprint), ``<study>/runs/...``, ``report.html``,
+``report.pdf``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+
+from . import render
+from .config import ConfigError
+from .data import DatasetError
+from .render import StudyOutcome
+from .study import check_study_inputs, completed_metrics, load_study
+
+log = logging.getLogger(__name__)
+
+
+class ReportError(ValueError):
+    """The report cannot start: an unknown profile or study, or a missing parameter file."""
+
+
+@dataclass
+class StudyEntry:
+    """One study: its notebook and the parameter file of the chosen profile."""
+
+    name: str  # notebook stem, e.g. 01_cifar10_vit_vs_resnet
+    notebook: Path
+    params: Path  # absolute
+    params_rel: str  # as the notebook's params_file parameter (relative to the project root)
+
+
+def discover_studies(root: Path, profile: str, only: Optional[Sequence[str]] = None) -> list[StudyEntry]:
+    """The study notebooks (``notebooks/NN_*.ipynb``) and their ``params/<profile>/`` files.
+    ``only`` picks studies by number (``01``) or full name; anything unknown is an error."""
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    profiles = sorted(p.name for p in (root / "params").iterdir() if p.is_dir()) if (root / "params").is_dir() else []
+    if profile not in profiles:
+        raise ReportError(f"unknown profile {profile!r}: params/ has {', '.join(profiles) or 'no profiles'}")
+    if only:
+        chosen = []
+        for token in only:
+            hits = [nb for nb in notebooks if nb.stem == token or nb.stem.split("_", 1)[0] == token.zfill(2)]
+            if not hits:
+                raise ReportError(f"no study {token!r}; studies: {', '.join(nb.stem for nb in notebooks)}")
+            chosen += [h for h in hits if h not in chosen]
+        notebooks = chosen
+    entries = []
+    for nb in notebooks:
+        rel = f"params/{profile}/{nb.stem}.yaml"
+        if not (root / rel).exists():
+            raise ReportError(f"study {nb.stem} has no parameter file {rel} for profile {profile!r}")
+        entries.append(StudyEntry(nb.stem, nb, root / rel, rel))
+    if not entries:
+        raise ReportError(f"no study notebooks in {root / 'notebooks'}")
+    return entries
+
+
+def fingerprint(root: Path, entry: StudyEntry, parameters: dict[str, Any]) -> str:
+    """Hash of everything that decides a study's executed notebook: the notebook, its parameter
+    file, the library code, the pinned requirements and the papermill parameters."""
+    h = hashlib.sha256()
+    files = [entry.notebook, entry.params, root / "requirements.txt"]
+    files += sorted((root / "lib" / "cnnvit").rglob("*.py"))
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        h.update(f.read_bytes() if f.exists() else b"<missing>")
+    h.update(json.dumps(parameters, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _record_path(out_dir: Path, name: str) -> Path:
+    return out_dir / f"{name}.record.json"
+
+
+def _read_record(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def study_title(entry: StudyEntry) -> str:
+    try:
+        return load_study(entry.params).title
+    except Exception:  # a broken parameter file still gets a section, named after its notebook
+        return entry.name
+
+
+def preflight(entry: StudyEntry, out_dir: Path, data_dir: Optional[str]) -> Optional[str]:
+    """A problem that will stop this study (bad parameters, missing data or device), found in
+    seconds; None if it can start."""
+    try:
+        check_study_inputs(load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir))
+    except (ConfigError, DatasetError) as exc:
+        return str(exc)
+    return None
+
+
+def execute_study(root: Path, entry: StudyEntry, out_dir: Path, parameters: dict[str, Any]) -> StudyOutcome:
+    """Run one notebook with papermill (cell output streamed to the log) and render it with code."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_nb = out_dir / f"{entry.name}.ipynb"
+    out_nb.unlink(missing_ok=True)  # never show a stale notebook for this execution
+    outcome = StudyOutcome(entry.name, study_title(entry), "ok", params_file=entry.params_rel,
+                           started=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(str(entry.notebook), str(out_nb), parameters=parameters,
+                                   cwd=str(root), log_output=True, progress_bar=False)
+    except PapermillExecutionError as exc:
+        outcome.status, outcome.error = "failed", f"{exc.ename}: {render.strip_ansi(str(exc.evalue))}"
+    except Exception as exc:  # the kernel could not start or died: keep going with the others
+        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.traceback = traceback.format_exc()
+    outcome.wall_s = time.time() - t0
+    if out_nb.exists():
+        outcome.notebook = out_nb
+        outcome.notebook_html = _export_with_code(out_nb)
+    return outcome
+
+
+def _export_with_code(nb_path: Path) -> Optional[str]:
+    """The executed notebook as a full HTML page with code and logs, beside it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    try:
+        body, _ = HTMLExporter(log=render.quiet_log()).from_notebook_node(nbformat.read(nb_path, as_version=4))
+    except Exception as exc:  # the report itself does not need this page
+        log.warning("could not render %s with code: %s", nb_path, exc)
+        return None
+    page = nb_path.with_suffix(".html")
+    page.write_text(body, encoding="utf-8")
+    return page.name
+
+
+def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome], profile: str,
+                  out_dir: Path) -> pd.DataFrame:
+    """One row per run of every study: its test accuracy beside the seed's reported number."""
+    rows = []
+    for entry, outcome in zip(entries, outcomes):
+        try:
+            study = load_study(entry.params, out_dir=out_dir / entry.name)
+        except Exception as exc:
+            rows.append({"study": entry.name, "run": f"parameters invalid: {exc}"})  # shown, not hidden
+            continue
+        for name, metrics in completed_metrics(study).items():
+            spec = study.runs[name]
+            row = {"study": entry.name, "run": spec.label, "role": spec.role, "model": spec.config.model.name,
+                   "epochs": None, "test accuracy": None, "seed reported": spec.reported,
+                   "vs seed (points)": None, "profile": profile, "wall time": None, "device": ""}
+            if metrics:
+                acc = metrics["test_accuracy"]
+                row.update({"epochs": metrics["epochs"], "test accuracy": acc,
+                            "wall time": metrics["wall_time_s"], "device": metrics["device"],
+                            "vs seed (points)": None if spec.reported is None else acc - spec.reported})
+            elif outcome.status != "ok":
+                row["device"] = "study failed"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str]] = None,
+                 data_dir: Optional[str] = None, force: bool = False,
+                 out_dir: Optional[Path] = None, pdf: bool = True) -> tuple[Path, list[StudyOutcome]]:
+    """Run (or reuse) every chosen study, then write ``report.html`` (and ``report.pdf``).
+    Returns the report path and each study's outcome; raises :class:`ReportError` before any
+    work if the profile or a study is unknown."""
+    t_start = time.time()
+    root = Path(root).resolve()
+    entries = discover_studies(root, profile, only)
+    out_dir = Path(out_dir) if out_dir else root / "outputs" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir:
+        data_dir = str(Path(data_dir).expanduser().resolve())
+
+    # every study's inputs checked first, so a missing data set is known in seconds, not hours
+    for entry in entries:
+        problem = preflight(entry, out_dir, data_dir)
+        if problem:
+            log.warning("study %s will fail: %s", entry.name, problem)
+
+    outcomes: list[StudyOutcome] = []
+    for i, entry in enumerate(entries, 1):
+        parameters = {"params_file": entry.params_rel, "data_dir": data_dir,
+                      "out_dir": str(out_dir / entry.name)}
+        fp = fingerprint(root, entry, parameters)
+        record = _read_record(_record_path(out_dir, entry.name))
+        executed_nb = out_dir / f"{entry.name}.ipynb"
+        if not force and _reusable(record, fp, executed_nb, entry, out_dir):
+            log.info("[%d/%d] %s: unchanged since %s, reused", i, len(entries), entry.name, record["started"])
+            outcome = StudyOutcome(entry.name, study_title(entry), "ok", cached=True, wall_s=record["wall_s"],
+                                   started=record["started"], params_file=entry.params_rel,
+                                   notebook=executed_nb, notebook_html=record.get("notebook_html"))
+        else:
+            log.info("[%d/%d] %s (profile %s): executing %s", i, len(entries), entry.name, profile,
+                     entry.notebook.relative_to(root))
+            outcome = execute_study(root, entry, out_dir, parameters)
+            log.info("[%d/%d] %s: %s in %.0fs%s", i, len(entries), entry.name, outcome.status,
+                     outcome.wall_s, f" ({outcome.error})" if outcome.error else "")
+            _record_path(out_dir, entry.name).write_text(json.dumps({
+                "fingerprint": fp, "status": outcome.status, "started": outcome.started,
+                "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
+                "parameters": parameters, "complete_runs": _complete_runs(entry, out_dir)}, indent=1))
+        outcomes.append(outcome)
+
+    sections = []
+    for outcome in outcomes:
+        section, title, subs = render.study_section(outcome, profile)
+        sections.append((outcome, section, title, subs))
+    summary = summary_frame(entries, outcomes, profile, out_dir)
+    facts = render.title_facts(root, profile, outcomes, time.time() - t_start)
+    report = out_dir / "report.html"
+    report.write_text(render.assemble_html(facts, sections, summary), encoding="utf-8")
+    log.info("wrote %s", report)
+    if pdf:
+        render.write_pdf(report, out_dir / "report.pdf")
+        log.info("wrote %s", out_dir / "report.pdf")
+    return report, outcomes
+
+
+def _complete_runs(entry: StudyEntry, out_dir: Path) -> list[str]:
+    try:
+        metrics = completed_metrics(load_study(entry.params, out_dir=out_dir / entry.name))
+    except Exception:
+        return []
+    return sorted(name for name, m in metrics.items() if m is not None)
+
+
+def _reusable(record: Optional[dict[str, Any]], fp: str, executed_nb: Path, entry: StudyEntry,
+              out_dir: Path) -> bool:
+    if not record or record.get("status") != "ok" or record.get("fingerprint") != fp or not executed_nb.exists():
+        return False
+    # a run deleted or replaced since the notebook showed it: execute again
+    return set(record.get("complete_runs", [])) <= set(_complete_runs(entry, out_dir))
