@@ -346,3 +346,18 @@ def test_synthetic_is_learnable(tmp_path, train_mod):
     out = train_mod.train(cfg, tmp_path / "run", progress=False)
     acc = json.loads((out / "metrics.json").read_text())["test_accuracy"]
     assert acc > 0.5, acc  # ~0.8-0.9 observed
+
+
+def test_locate_dataset_checks_without_reading(tmp_path, cifar_pickles, image_folder):
+    from cnnvit.data import default_root, locate_dataset
+
+    cfg = config.build(overrides=["data.name=cifar10", f"data.root={tmp_path / 'none'}"])
+    with pytest.raises(DatasetError, match=f"CIFAR-10 not found under {tmp_path / 'none'}: looked for"):
+        locate_dataset(cfg.data)
+    cfg.data.download = True
+    assert locate_dataset(cfg.data) == f"to be downloaded into {tmp_path / 'none'}"
+    image_folder(tmp_path / "folder")
+    cfg.data.root, cfg.data.download = str(tmp_path / "folder"), False
+    assert locate_dataset(cfg.data) == f"folder format in {tmp_path / 'folder'}"
+    assert locate_dataset(config.build().data) == "generated synthetic set"
+    assert default_root("cifar10", tmp_path) == tmp_path / "cifar10"

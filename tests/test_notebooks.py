@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 
@@ -25,7 +26,16 @@ def test_committed_notebook_is_thin_and_clean(path):
                for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one papermill 'parameters' cell"
-    assert nb.cells[0].cell_type == "markdown", "a notebook starts with its introduction"
+    intro = nb.cells[0]
+    assert intro.cell_type == "markdown" and intro.source.startswith("# "), \
+        "a notebook starts with its title and introduction"
+    for part in ("**Question.**", "**Seed**", "Reported"):
+        assert part in intro.source, f"the introduction states the {part.strip('*.')}"
+    headings = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    assert headings[-1].source.startswith("## Conclusions"), "a notebook ends with its conclusions"
+    after = nb.cells[nb.cells.index(headings[-1]) + 1:]
+    assert after and all(c.cell_type == "code" for c in after), \
+        "conclusions are computed by code from the results, not typed in"
     for src in _code(nb):
         for node in ast.walk(ast.parse(src)):
             assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)), \
@@ -64,3 +74,16 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
     assert f"{100 * metrics['seed_resnet18']['test_accuracy']:.1f}%" in markdown
     assert f"{100 * metrics['seed_vit_b16']['test_accuracy']:.1f}%" in markdown
     assert "Profile `smoke`" in markdown or "profile `smoke`" in markdown
+
+    # the same notebook as a report section: tables and figures fit the PDF page
+    from pypdf import PdfReader
+
+    from cnnvit import render
+
+    outcome = render.StudyOutcome(out_nb.stem, "Study 1", "ok", notebook=out_nb)
+    page = tmp_path / "report.html"
+    page.write_text(render.assemble_html({"Profile": "smoke"}, [(outcome, *render.study_section(outcome, "smoke"))],
+                                         pd.DataFrame()), encoding="utf-8")
+    assert render.write_pdf(page, tmp_path / "report.pdf") == []
+    text = "".join(p.extract_text() for p in PdfReader(tmp_path / "report.pdf").pages)
+    assert "Study 1" in text and "Conclusions" in text

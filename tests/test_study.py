@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import cnnvit.study as study_mod
@@ -191,3 +192,54 @@ def test_partial_run_is_resumed_by_the_study(tmp_path, interrupt_after_epoch, tr
     results = run_study(study, progress=False)
     assert results[name].metrics["resumed_from_epoch"] == 1
     assert not list((tmp_path / "runs").glob("*.replaced-*"))
+
+
+# ------------------------------------------------------------------- data folder and input checks
+
+def paper_variant(tmp_path, root=None) -> Path:
+    """The smoke study on CIFAR-10 (optionally at an explicit data.root) on the CPU."""
+    def edit(raw):
+        raw["base"]["data"] = {**raw["base"].get("data", {}), "name": "cifar10"}
+        if root:
+            raw["base"]["data"]["root"] = str(root)
+        raw["base"]["device"] = "cpu"
+    return write_variant(tmp_path, edit)
+
+
+def test_data_dir_sets_each_real_runs_root_unless_given(tmp_path):
+    study = load_study(paper_variant(tmp_path), out_dir=tmp_path / "o", data_dir=tmp_path / "data")
+    assert {s.config.data.root for s in study.runs.values()} == {str(tmp_path / "data" / "cifar10")}
+    explicit = load_study(paper_variant(tmp_path, root="/elsewhere"), out_dir=tmp_path / "o",
+                          data_dir=tmp_path / "data")
+    assert {s.config.data.root for s in explicit.runs.values()} == {"/elsewhere"}
+    synthetic = load_study(SMOKE_STUDY, out_dir=tmp_path / "o", data_dir=tmp_path / "data")
+    assert {s.config.data.root for s in synthetic.runs.values()} == {None}
+
+
+def test_input_check_lists_missing_data_and_device_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
+    path = write_variant(tmp_path, lambda raw: raw["base"].update(
+        {"data": {"name": "cifar10"}, "device": "cuda"}))
+    study = load_study(path, out_dir=tmp_path / "o", data_dir=tmp_path / "nowhere")
+
+    def no_work(*a, **k):
+        raise AssertionError("data were read or a run trained")
+
+    monkeypatch.setattr(study_mod, "dataset_from_config", no_work)
+    monkeypatch.setattr(study_mod, "train", no_work)
+    with pytest.raises(study_mod.StudyInputError) as err:
+        run_study(study, progress=False)
+    msg = str(err.value)
+    assert f"CIFAR-10 not found under {tmp_path / 'nowhere' / 'cifar10'}: looked for" in msg
+    assert "device: 'cuda' requested but CUDA is not available" in msg
+    assert msg.count("(runs: " + ", ".join(SMOKE_RUNS) + ")") == 2, "each problem once, with its runs"
+    assert not (tmp_path / "o").exists()
+
+
+def test_input_check_passes_for_found_data_and_skips_complete_runs(tmp_path, image_folder, monkeypatch):
+    image_folder(tmp_path / "data" / "cifar10")
+    study = load_study(paper_variant(tmp_path), out_dir=tmp_path / "o", data_dir=tmp_path / "data")
+    study_mod.check_study_inputs(study)  # found: no error
+    missing = load_study(paper_variant(tmp_path), out_dir=tmp_path / "o", data_dir=tmp_path / "gone")
+    monkeypatch.setattr(study_mod, "run_state", lambda cfg, run_dir: "complete")
+    study_mod.check_study_inputs(missing)  # complete runs need neither data nor device

@@ -25,6 +25,7 @@ VERSIONED_PACKAGES = ("cnnvit", "torch", "torchvision", "timm", "numpy", "pandas
                       "seaborn", "matplotlib", "papermill", "nbconvert", "weasyprint")
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -303,17 +304,45 @@ it. Runs not completed show no number.</p>
 """
 
 
-def write_pdf(html_path: Path, pdf_path: Path) -> Path:
-    """Print the report with WeasyPrint (A4, page numbers, images scaled to the page)."""
+def write_pdf(html_path: Path, pdf_path: Path) -> list[str]:
+    """Print the report with WeasyPrint (A4, page numbers, images scaled to the page width).
+    Returns (and logs) every element that sticks out past a page's right margin: what would be
+    cut off or run into the margin."""
     # WeasyPrint logs its steps (some at import) and every CSS property it ignores in
     # nbconvert's and pandas' styles; only its errors matter here
     for name in ("weasyprint", "weasyprint.progress", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     from weasyprint import HTML
+
+    doc = HTML(filename=str(html_path), base_url=str(html_path.parent)).render()
+    problems = overflowing_boxes(doc)
+    for problem in problems:
+        log.warning("%s: %s", pdf_path.name, problem)
     tmp = pdf_path.with_suffix(".pdf.tmp")
-    HTML(filename=str(html_path), base_url=str(html_path.parent)).write_pdf(str(tmp))
+    doc.write_pdf(str(tmp))
     os.replace(tmp, pdf_path)
-    return pdf_path
+    return problems
+
+
+def overflowing_boxes(doc) -> list[str]:
+    """Elements of a rendered WeasyPrint document wider than their page's content area."""
+    problems = []
+    for number, page in enumerate(doc.pages, 1):
+        page_box = page._page_box  # WeasyPrint's layout tree (pinned version): no public accessor
+        right = page_box.content_box_x() + page_box.width
+        seen = set()
+        for box in page_box.descendants():
+            tag = getattr(box, "element_tag", None)
+            if not tag or getattr(box, "width", None) is None or tag in seen:
+                continue
+            try:
+                edge = box.border_box_x() + box.border_width()
+            except (AttributeError, TypeError):
+                continue
+            if edge > right + 1:
+                seen.add(tag)
+                problems.append(f"page {number}: <{tag}> is {edge - right:.0f}px wider than the page")
+    return problems
 
 
 REPORT_CSS = """

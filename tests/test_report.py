@@ -1,0 +1,343 @@
+"""The report: study discovery, caching, failure sections, the title page, the summary table and
+the PDF, on a small fixture project whose notebooks train nothing."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from cnnvit import config as config_mod
+from cnnvit import render, report
+from cnnvit.study import load_study
+
+STUDY_YAML = """study: {name}
+profile: smoke
+title: "{title}"
+base:
+  data: {{name: synthetic, synthetic_train: 64, synthetic_test: 32}}
+  model: {{name: test_resnet_cifar}}
+  train: {{epochs: 1}}
+  device: cpu
+runs:
+  seed_run:
+    label: "{title} seed setting"
+    role: seed
+    reported: 0.88
+  strong_run:
+    label: "{title} strong recipe"
+    role: strong
+"""
+PARAMS_CELL = 'params_file = "params/smoke/x.yaml"\ndata_dir = None\nout_dir = None'
+
+
+def _params_cell():
+    return new_code_cell(PARAMS_CELL, metadata={"tags": ["parameters"]})
+
+
+def write_project(root: Path) -> Path:
+    """Two studies: 01_alpha succeeds, 02_beta fails in its second code cell."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "params" / "smoke").mkdir(parents=True)
+    (root / "params" / "paper").mkdir()
+    alpha = new_notebook(cells=[
+        new_markdown_cell("# Alpha study\n\nQuestion: does alpha work?"),
+        _params_cell(),
+        new_code_cell('import sys\nprint("alpha log line", file=sys.stderr)\n'
+                      'from IPython.display import Markdown, display\n'
+                      'display(Markdown("alpha result **42**"))'),
+        new_markdown_cell("## Results\n\nThe results."),
+    ])
+    beta = new_notebook(cells=[
+        new_markdown_cell("# Beta study\n\nIntroduction of beta."),
+        _params_cell(),
+        new_code_cell('print("beta starts")'),
+        new_code_cell('raise FileNotFoundError("beta data not found at /nowhere/beta")'),
+        new_markdown_cell("## Results\n\nbeta results heading"),
+        new_code_cell('print("never printed")'),
+    ])
+    for name, nb, title in (("01_alpha", alpha, "Alpha title"), ("02_beta", beta, "Beta title")):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+        (root / "params" / "smoke" / f"{name}.yaml").write_text(STUDY_YAML.format(name=name, title=title))
+    return root
+
+
+def complete_run(study_file: Path, out_dir: Path, run: str, acc: float) -> None:
+    """Make a run look finished, as train() leaves it: its config and metrics."""
+    spec = load_study(study_file, out_dir=out_dir).runs[run]
+    run_dir = out_dir / "runs" / run
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(config_mod.dump(spec.config))
+    (run_dir / "metrics.json").write_text(json.dumps(
+        {"test_accuracy": acc, "epochs": 7, "wall_time_s": 125.0, "device": "cpu (test)"}))
+
+
+@pytest.fixture
+def project(tmp_path):
+    return write_project(tmp_path / "proj")
+
+
+# ---------------------------------------------------------------------------------- discovery
+
+def test_discover_picks_studies_by_number_or_name(project):
+    assert [e.name for e in report.discover_studies(project, "smoke")] == ["01_alpha", "02_beta"]
+    assert [e.name for e in report.discover_studies(project, "smoke", ["2"])] == ["02_beta"]
+    assert [e.name for e in report.discover_studies(project, "smoke", ["01_alpha", "01"])] == ["01_alpha"]
+    entry = report.discover_studies(project, "smoke", ["01"])[0]
+    assert entry.params_rel == "params/smoke/01_alpha.yaml" and entry.params.exists()
+
+
+@pytest.mark.parametrize("profile, only, message", [
+    ("nope", None, "unknown profile 'nope'"),
+    ("smoke", ["07"], "no study '07'; studies: 01_alpha, 02_beta"),
+    ("paper", None, "study 01_alpha has no parameter file params/paper/01_alpha.yaml"),
+])
+def test_discover_rejects_unknown_input(project, profile, only, message):
+    with pytest.raises(report.ReportError, match=re.escape(message)):
+        report.discover_studies(project, profile, only)
+
+
+def test_fingerprint_follows_notebook_params_library_and_parameters(project):
+    entry = report.discover_studies(project, "smoke", ["01"])[0]
+    params = {"params_file": entry.params_rel, "data_dir": None}
+    base = report.fingerprint(project, entry, params)
+    assert report.fingerprint(project, entry, dict(params)) == base
+    assert report.fingerprint(project, entry, {**params, "data_dir": "/data"}) != base
+    lib = project / "lib" / "cnnvit"
+    lib.mkdir(parents=True)
+    (lib / "train.py").write_text("x = 1\n")
+    with_lib = report.fingerprint(project, entry, params)
+    assert with_lib != base
+    (lib / "train.py").write_text("x = 2\n")
+    assert report.fingerprint(project, entry, params) != with_lib
+    entry.params.write_text(entry.params.read_text() + "# touched\n")
+    assert report.fingerprint(project, entry, params) not in (base, with_lib)
+
+
+# ------------------------------------------------------------------------ sections and assembly
+
+def _png() -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (900, 300), (40, 90, 160)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def executed_notebook(path: Path, fail: bool) -> Path:
+    """An executed notebook as papermill leaves it, with a figure, a log line and maybe an error."""
+    figure = new_code_cell("plot()", execution_count=2, outputs=[
+        new_output("stream", name="stderr", text="12:00 cnnvit.train: epoch 1 log line\n"),
+        new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})])
+    cells = [new_markdown_cell("# Gamma study\n\nQuestion: gamma?"),
+             new_code_cell(PARAMS_CELL, execution_count=1, metadata={"tags": ["parameters"]}),
+             new_markdown_cell("## Results"), figure]
+    if fail:
+        cells.insert(0, new_markdown_cell('<span style="color:red">An Exception was encountered</span>',
+                                          metadata={"tags": [render.PAPERMILL_ERROR_TAG]}))
+        cells.append(new_code_cell("load_data('/nowhere')", execution_count=3, outputs=[
+            new_output("error", ename="DatasetError", evalue="CIFAR-10 not found under /nowhere",
+                       traceback=["\x1b[0;31mDatasetError\x1b[0m: CIFAR-10 not found under /nowhere"])]))
+        cells += [new_markdown_cell("## Conclusions after the failure"), new_code_cell("conclude()")]
+    else:
+        cells.append(new_markdown_cell("## Conclusions"))
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+def test_study_section_hides_code_and_logs_and_keeps_figures(tmp_path):
+    nb = executed_notebook(tmp_path / "03_gamma.ipynb", fail=False)
+    outcome = render.StudyOutcome("03_gamma", "Gamma title", "ok", wall_s=65, started="2026-01-01 10:00",
+                                  params_file="params/smoke/03_gamma.yaml", notebook=nb,
+                                  notebook_html="03_gamma.html")
+    section, title, subs = render.study_section(outcome, "smoke")
+    assert title == "Gamma study"
+    assert [t for _, t in subs] == ["Results", "Conclusions"]
+    assert all(i.startswith("study-03_gamma--") for i, _ in subs)
+    assert "data:image/png;base64," in section
+    assert "plot()" not in section and "params_file" not in section, "code is hidden"
+    assert "epoch 1 log line" not in section, "logs and progress bars stay in the notebook page"
+    assert 'href="03_gamma.html"' in section and "1m 05s" in section
+
+
+def test_failed_study_section_shows_error_and_notebook_up_to_the_failing_cell(tmp_path):
+    nb = executed_notebook(tmp_path / "04_delta.ipynb", fail=True)
+    outcome = render.StudyOutcome("04_delta", "Delta title", "failed", notebook=nb,
+                                  error="DatasetError: CIFAR-10 not found under /nowhere")
+    section, _, subs = render.study_section(outcome, "paper")
+    assert "FAILED" in section and "This study failed" in section
+    assert "DatasetError: CIFAR-10 not found under /nowhere" in section
+    assert "load_data(&#x27;/nowhere&#x27;)" in section or "load_data('/nowhere')" in section, \
+        "the failing cell's code is shown"
+    assert "Question: gamma?" in section and "data:image/png" in section, "the notebook up to the failure"
+    assert "Conclusions after the failure" not in section and "conclude()" not in section
+    assert "An Exception was encountered" not in section, "papermill's own banner is replaced"
+    assert "\x1b[" not in section and "[0;31m" not in section
+    assert [t for _, t in subs] == ["Results"]
+
+
+def test_failure_without_a_notebook_shows_the_traceback(tmp_path):
+    outcome = render.StudyOutcome("05_eps", "Epsilon title", "failed", error="NoSuchKernel: python9",
+                                  traceback="Traceback (most recent call last):\n  ...\nNoSuchKernel: python9")
+    section, title, subs = render.study_section(outcome, "smoke")
+    assert title == "Epsilon title" and "<h1>Epsilon title</h1>" in section
+    assert "Traceback (most recent call last)" in section and subs == []
+
+
+def test_title_page_facts(project, monkeypatch):
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q",
+                    "--allow-empty", "-m", "x"], cwd=project, check=True)
+    outcomes = [render.StudyOutcome("01_alpha", "A", "ok", wall_s=100, cached=True),
+                render.StudyOutcome("02_beta", "B", "failed", wall_s=20)]
+    facts = render.title_facts(project, "smoke", outcomes, elapsed_s=30)
+    for key in ("Profile", "Date", "Git commit", "CPU", "Memory", "GPU", "Libraries", "Total time", "Studies"):
+        assert facts.get(key), key
+    assert facts["Profile"] == "smoke"
+    assert re.fullmatch(r"[0-9a-f]{12} \(dirty: uncommitted changes\)", facts["Git commit"]), \
+        "the untracked project files make it dirty"
+    assert "torch 2." in facts["Libraries"] and "weasyprint" in facts["Libraries"]
+    assert facts["Total time"].startswith("2m 00s of notebook execution (1 of 2 studies executed now")
+    assert facts["Studies"] == "1 of 2 succeeded; failed: 02_beta"
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "y"],
+                   cwd=project, check=True)
+    assert render.title_facts(project, "smoke", outcomes, 30)["Git commit"].endswith("(clean)")
+    outside = project.parent / "not_git"
+    outside.mkdir()
+    assert render.git_state(outside) == ("unknown", None)
+
+
+def test_summary_table_puts_each_run_beside_the_seed(project):
+    entries = report.discover_studies(project, "smoke")
+    out = project / "outputs" / "smoke"
+    complete_run(entries[0].params, out / "01_alpha", "seed_run", 0.9125)
+    outcomes = [render.StudyOutcome("01_alpha", "Alpha title", "ok"),
+                render.StudyOutcome("02_beta", "Beta title", "failed")]
+    table = report.summary_frame(entries, outcomes, "smoke", out)
+    assert list(table["run"]) == ["Alpha title seed setting", "Alpha title strong recipe",
+                                  "Beta title seed setting", "Beta title strong recipe"]
+    seed = table.iloc[0]
+    assert seed["test accuracy"] == 0.9125 and seed["seed reported"] == 0.88 and seed["epochs"] == 7
+    assert seed["vs seed (points)"] == pytest.approx(0.0325) and seed["profile"] == "smoke"
+    assert pd.isna(table.iloc[1]["test accuracy"]), "a run not completed shows no number"
+    assert table.iloc[2]["device"] == "study failed"
+    html = render.summary_html(table, outcomes)
+    assert "91.2%" in html and "88.0%" in html and "+3.2" in html and "2m 05s" in html
+    assert "01_alpha: Alpha title" in html and "02_beta: Beta title" in html and "FAILED" in html
+
+
+def test_assembled_page_is_self_contained_and_prints_to_pdf(tmp_path):
+    from pypdf import PdfReader
+
+    ok = render.StudyOutcome("03_gamma", "Gamma title", "ok",
+                             notebook=executed_notebook(tmp_path / "03_gamma.ipynb", fail=False))
+    bad = render.StudyOutcome("04_delta", "Delta title", "failed", error="DatasetError: not found",
+                              notebook=executed_notebook(tmp_path / "04_delta.ipynb", fail=True))
+    sections = [(o, *render.study_section(o, "smoke")) for o in (ok, bad)]
+
+    page = render.assemble_html({"Profile": "smoke", "Date": "2026-11-23"}, sections, pd.DataFrame(
+        [{"study": "03_gamma", "run": "Gamma run", "test accuracy": 0.5, "seed reported": 0.88}]))
+    assert len(re.findall(r'\bid="([^"]+)"', page)) == len(set(re.findall(r'\bid="([^"]+)"', page))), \
+        "ids are unique across studies"
+    for target in re.findall(r'href="#([^"]+)"', page):
+        assert f'id="{target}"' in page, f"contents link to a missing #{target}"
+    assert "<script" not in page and "<link" not in page
+    assert not [s for s in re.findall(r'src="([^"]+)"', page) if not s.startswith("data:")], \
+        "every image is inline"
+    html_path = tmp_path / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    problems = render.write_pdf(html_path, tmp_path / "report.pdf")
+    assert problems == []
+    text = "\n".join(p.extract_text() for p in PdfReader(tmp_path / "report.pdf").pages)
+    for needle in ("Gamma study", "This study failed", "Summary across studies",
+                   "Gamma run", "50.0%", "88.0%", "Contents"):
+        assert needle in text, needle
+
+
+def test_pdf_check_finds_content_wider_than_the_page(tmp_path):
+    wide = tmp_path / "wide.html"
+    wide.write_text(f"<table><tr><td>{'x' * 60}</td><td>{'y' * 60}</td></tr></table>")
+    problems = render.write_pdf(wide, tmp_path / "wide.pdf")
+    assert problems and "wider than the page" in problems[0]
+    assert (tmp_path / "wide.pdf").read_bytes().startswith(b"%PDF")
+
+
+# --------------------------------------------------------------------------- the whole build
+
+def test_build_runs_studies_reuses_unchanged_ones_and_keeps_failures(project, caplog):
+    caplog.set_level("INFO")
+    out = project / "outputs" / "smoke"
+    report_path, outcomes = report.build_report(project, "smoke", out_dir=out, pdf=False)
+    assert [(o.name, o.status, o.cached) for o in outcomes] == [("01_alpha", "ok", False),
+                                                                ("02_beta", "failed", False)]
+    assert "FileNotFoundError: beta data not found at /nowhere/beta" == outcomes[1].error
+    page = report_path.read_text()
+    assert "alpha result <strong>42</strong>" in page
+    assert "beta starts" in page and "never printed" not in page and "beta results heading" not in page
+    assert (out / "01_alpha.html").exists() and "alpha log line" in (out / "01_alpha.html").read_text(), \
+        "the notebook page with code keeps the log"
+    assert "[1/2] 01_alpha (profile smoke): executing" in caplog.text
+    record = json.loads((out / "01_alpha.record.json").read_text())
+    assert record["status"] == "ok" and len(record["fingerprint"]) == 64
+
+    # nothing changed: alpha is reused, the failed beta is tried again
+    caplog.clear()
+    _, again = report.build_report(project, "smoke", out_dir=out, pdf=False)
+    assert [(o.status, o.cached) for o in again] == [("ok", True), ("failed", False)]
+    assert "01_alpha: unchanged since" in caplog.text
+    assert json.loads((out / "01_alpha.record.json").read_text()) == record
+
+    # a changed parameter file, or FORCE, executes it again
+    params = project / "params" / "smoke" / "01_alpha.yaml"
+    params.write_text(params.read_text() + "notes: changed\n")
+    _, changed = report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)
+    assert [(o.name, o.cached) for o in changed] == [("01_alpha", False)]
+    _, forced = report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False, force=True)
+    assert not forced[0].cached
+
+
+def test_cli_report_names_the_missing_dataset_and_exits_nonzero(tmp_path, python_exe, cli_env):
+    """The acceptance case: the paper profile pointed at a data folder that does not exist."""
+    out = tmp_path / "out"
+    t0 = time.time()
+    bad = subprocess.run([python_exe, "-m", "cnnvit", "report", "--studies", "09", "--out", str(out)],
+                         env=cli_env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "no study '09'" in bad.stderr and time.time() - t0 < 30
+    assert not out.exists(), "nothing is written for a bad request"
+    res = subprocess.run([python_exe, "-m", "cnnvit", "report", "--profile", "paper", "--studies", "01",
+                          "--data-dir", str(tmp_path / "nonexistent"), "--out", str(out), "--no-pdf"],
+                         env=cli_env, capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "1 of 1 studies failed: 01_cifar10_vit_vs_resnet" in res.stderr
+    page = (out / "report.html").read_text()
+    assert f"CIFAR-10 not found under {tmp_path / 'nonexistent' / 'cifar10'}: looked for" in page
+    assert "FAILED" in page and "Study 1" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
+    ok = render.StudyOutcome("03_gamma", "Gamma title", "ok",
+                             notebook=executed_notebook(tmp_path / "03_gamma.ipynb", fail=False))
+
+    page = tmp_path / "report.html"
+    page.write_text(render.assemble_html({"Profile": "smoke"}, [(ok, *render.study_section(ok, "smoke"))],
+                                         pd.DataFrame()), encoding="utf-8")
+    res = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--log-level=0",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "Gamma study" in res.stdout
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
