@@ -36,7 +36,7 @@ report: env
 	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(FORCE),--force)
 
 lab: env
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-smoke:
 	rm -rf outputs/smoke
