@@ -139,9 +139,12 @@ def executed_notebook(path: Path, fail: bool) -> Path:
     figure = new_code_cell("plot()", execution_count=2, outputs=[
         new_output("stream", name="stderr", text="12:00 cnnvit.train: epoch 1 log line\n"),
         new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})])
+    styled = pd.DataFrame({"f1": [0.25, 0.75]}).style.background_gradient(cmap="Blues").to_html()
+    table = new_code_cell("table", execution_count=3, outputs=[
+        new_output("execute_result", data={"text/html": styled, "text/plain": "<Styler>"}, execution_count=3)])
     cells = [new_markdown_cell("# Gamma study\n\nQuestion: gamma?"),
              new_code_cell(PARAMS_CELL, execution_count=1, metadata={"tags": ["parameters"]}),
-             new_markdown_cell("## Results"), figure]
+             new_markdown_cell("## Results"), figure, table]
     if fail:
         cells.insert(0, new_markdown_cell('<span style="color:red">An Exception was encountered</span>',
                                           metadata={"tags": [render.PAPERMILL_ERROR_TAG]}))
@@ -168,6 +171,9 @@ def test_study_section_hides_code_and_logs_and_keeps_figures(tmp_path):
     assert "plot()" not in section and "params_file" not in section, "code is hidden"
     assert "epoch 1 log line" not in section, "logs and progress bars stay in the notebook page"
     assert 'href="03_gamma.html"' in section and "1m 05s" in section
+    selectors = re.findall(r"#(T_[A-Za-z0-9_]+)", section)
+    assert selectors and all(f'id="{s}"' in section for s in selectors), \
+        "a styled table keeps the ids its CSS refers to (its colours)"
 
 
 def test_failed_study_section_shows_error_and_notebook_up_to_the_failing_cell(tmp_path):

@@ -167,15 +167,24 @@ def report_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def notebook_body_html(nb: nbformat.NotebookNode, prefix: str) -> str:
-    """The notebook's markdown and outputs (no code) as an HTML fragment, with element ids
-    prefixed so that several notebooks' "Results" headings do not collide."""
+    """The notebook's markdown and outputs (no code) as an HTML fragment, with the ids of
+    headings and cells prefixed so that several notebooks' "Results" headings do not collide.
+    Other ids are left alone: pandas' styled tables refer to theirs from their own CSS."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, anchor_link_text="", log=quiet_log())
     body, _ = exporter.from_notebook_node(report_cells(nb))
-    body = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}--{m.group(1)}"', body)
-    return re.sub(r'\bhref="#([^"]+)"', lambda m: f'href="#{prefix}--{m.group(1)}"', body)
+    ours = set(re.findall(r'<h[1-6]\b[^>]*\bid="([^"]+)"', body)) | set(re.findall(r'\bid="(cell-id=[^"]+)"', body))
+
+    def rename(m: re.Match) -> str:
+        attr, hash_, name = m.groups()
+        is_link = attr == "href" and hash_ == "#"
+        if name in ours and (is_link or (attr == "id" and not hash_)):
+            return f'{attr}="{hash_}{prefix}--{name}"'
+        return m.group(0)
+
+    return re.sub(r'\b(id|href)="(#?)([^"]+)"', rename, body)
 
 
 def quiet_log() -> logging.Logger:
