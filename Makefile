@@ -32,8 +32,8 @@ test: env
 	$(PY) -m pytest -q tests
 
 report: env
-	$(PY) -m cnnvit report --profile $(PROFILE) $(if $(STUDIES),--studies $(STUDIES)) \
-	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(FORCE),--force)
+	$(PY) -m cnnvit report --profile $(PROFILE) $(if $(STUDIES),--studies "$(STUDIES)") \
+	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(filter 1 yes true,$(FORCE)),--force)
 
 lab: env
 	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -189,3 +189,18 @@ def cli_env() -> dict:
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# --------------------------------------------------------------------------- headless chromium
+
+def open_in_chromium(page: Path, profile_dir: Path) -> tuple[str, list[str]]:
+    """Load ``page`` in Debian's headless Chromium: (the DOM it built, its console messages).
+    The flags keep it off this machine's closed network."""
+    import subprocess
+
+    res = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--log-level=0",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    return res.stdout, [line for line in res.stderr.splitlines() if ":CONSOLE" in line]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import papermill
 import pytest
+
+from conftest import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -87,3 +90,6 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
     assert render.write_pdf(page, tmp_path / "report.pdf") == []
     text = "".join(p.extract_text() for p in PdfReader(tmp_path / "report.pdf").pages)
     assert "Study 1" in text and "Conclusions" in text
+    if shutil.which("chromium"):  # Debian's chromium, where installed
+        dom, console = open_in_chromium(page, tmp_path / "chromium")
+        assert "Conclusions" in dom and console == []

@@ -20,6 +20,8 @@ from cnnvit import config as config_mod
 from cnnvit import render, report
 from cnnvit.study import load_study
 
+from conftest import open_in_chromium
+
 STUDY_YAML = """study: {name}
 profile: smoke
 title: "{title}"
@@ -192,6 +194,27 @@ def test_failed_study_section_shows_error_and_notebook_up_to_the_failing_cell(tm
     assert [t for _, t in subs] == ["Results"]
 
 
+def test_section_escapes_once_and_puts_the_title_first(tmp_path):
+    nb = new_notebook(cells=[new_markdown_cell("# ViT & ResNet <b>study</b>\n\n## Results & more")])
+    nbformat.write(nb, tmp_path / "06_amp.ipynb")
+    outcome = render.StudyOutcome("06_amp", "T", "failed", error="Error: <script>x</script>",
+                                  notebook=tmp_path / "06_amp.ipynb")
+    section, title, subs = render.study_section(outcome, "smoke")
+    assert title == "ViT & ResNet study" and [t for _, t in subs] == ["Results & more"]
+    assert "<script>" not in section and "&lt;script&gt;" in section
+    assert section.index("</h1>") < section.index("study-meta") < section.index("This study failed")
+    page = render.assemble_html({"Profile": "smoke"}, [(outcome, section, title, subs)], pd.DataFrame())
+    assert "ViT &amp; ResNet study</a>" in page and "&amp;amp;" not in page
+
+
+def test_unreadable_notebook_gets_a_section_saying_so(tmp_path):
+    broken = tmp_path / "07_cut.ipynb"
+    broken.write_text('{"cells": [')  # as a killed build may leave it
+    outcome = render.StudyOutcome("07_cut", "Cut title", "ok", notebook=broken)
+    section, title, _ = render.study_section(outcome, "smoke")
+    assert title == "Cut title" and "could not be shown" in section and str(broken) in section
+
+
 def test_failure_without_a_notebook_shows_the_traceback(tmp_path):
     outcome = render.StudyOutcome("05_eps", "Epsilon title", "failed", error="NoSuchKernel: python9",
                                   traceback="Traceback (most recent call last):\n  ...\nNoSuchKernel: python9")
@@ -206,7 +229,9 @@ def test_title_page_facts(project, monkeypatch):
                     "--allow-empty", "-m", "x"], cwd=project, check=True)
     outcomes = [render.StudyOutcome("01_alpha", "A", "ok", wall_s=100, cached=True),
                 render.StudyOutcome("02_beta", "B", "failed", wall_s=20)]
-    facts = render.title_facts(project, "smoke", outcomes, elapsed_s=30)
+    (project / "outputs").mkdir()
+    (project / "outputs" / "result.txt").write_text("results are not code")
+    facts = render.title_facts(render.git_state(project), "smoke", outcomes, elapsed_s=30)
     for key in ("Profile", "Date", "Git commit", "CPU", "Memory", "GPU", "Libraries", "Total time", "Studies"):
         assert facts.get(key), key
     assert facts["Profile"] == "smoke"
@@ -215,10 +240,12 @@ def test_title_page_facts(project, monkeypatch):
     assert "torch 2." in facts["Libraries"] and "weasyprint" in facts["Libraries"]
     assert facts["Total time"].startswith("2m 00s of notebook execution (1 of 2 studies executed now")
     assert facts["Studies"] == "1 of 2 succeeded; failed: 02_beta"
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "add", "notebooks", "params"], cwd=project, check=True)
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "y"],
                    cwd=project, check=True)
-    assert render.title_facts(project, "smoke", outcomes, 30)["Git commit"].endswith("(clean)")
+    assert render.git_state(project)[1] is False, "untracked outputs/ do not make it dirty"
+    (project / "notebooks" / "01_alpha.ipynb").write_text("{}")
+    assert render.git_state(project)[1] is True
     outside = project.parent / "not_git"
     outside.mkdir()
     assert render.git_state(outside) == ("unknown", None)
@@ -313,13 +340,45 @@ def test_build_runs_studies_reuses_unchanged_ones_and_keeps_failures(project, ca
     assert not forced[0].cached
 
 
+def test_reuse_needs_the_same_runs_and_a_finished_execution(project, monkeypatch):
+    out = project / "outputs" / "smoke"
+    params = project / "params" / "smoke" / "01_alpha.yaml"
+    complete_run(params, out / "01_alpha", "seed_run", 0.5)
+    report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)
+    assert report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)[1][0].cached
+
+    # the run was trained again since the notebook showed it: its numbers may differ
+    metrics = out / "01_alpha" / "runs" / "seed_run" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace("0.5", "0.75"))
+    assert not report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)[1][0].cached
+    # ... or deleted
+    shutil.rmtree(out / "01_alpha" / "runs" / "seed_run")
+    assert not report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)[1][0].cached
+    good = (out / "01_alpha.ipynb").read_text()
+
+    # an execution interrupted with Ctrl-C leaves nothing that a later build would reuse
+    import papermill
+
+    def interrupted(input_path, output_path, **kwargs):
+        Path(output_path).write_text(Path(input_path).read_text())  # papermill's partial write
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False, force=True)
+    monkeypatch.undo()
+    assert (out / "01_alpha.ipynb").read_text() == good, "the last finished notebook is kept"
+    assert not (out / "01_alpha.record.json").exists()
+    assert not report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)[1][0].cached
+
+
 def test_cli_report_names_the_missing_dataset_and_exits_nonzero(tmp_path, python_exe, cli_env):
     """The acceptance case: the paper profile pointed at a data folder that does not exist."""
     out = tmp_path / "out"
     t0 = time.time()
     bad = subprocess.run([python_exe, "-m", "cnnvit", "report", "--studies", "09", "--out", str(out)],
                          env=cli_env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "no study '09'" in bad.stderr and time.time() - t0 < 30
+    assert bad.returncode == 2 and "no study '09'" in bad.stderr and time.time() - t0 < 60
     assert not out.exists(), "nothing is written for a bad request"
     res = subprocess.run([python_exe, "-m", "cnnvit", "report", "--profile", "paper", "--studies", "01",
                           "--data-dir", str(tmp_path / "nonexistent"), "--out", str(out), "--no-pdf"],
@@ -339,11 +398,8 @@ def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(render.assemble_html({"Profile": "smoke"}, [(ok, *render.study_section(ok, "smoke"))],
                                          pd.DataFrame()), encoding="utf-8")
-    res = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--log-level=0",
-         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert "Gamma study" in res.stdout
-    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
-    assert console == []
+    dom, console = open_in_chromium(page, tmp_path / "chromium")
+    assert "Gamma study" in dom and console == []
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefined_function()</script></body></html>")
+    assert open_in_chromium(bad, tmp_path / "chromium2")[1], "the check does see a page's errors"

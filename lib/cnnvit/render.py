@@ -52,12 +52,13 @@ class StudyOutcome:
 # ---------------------------------------------------------------------------------- title page
 
 def git_state(root: Path) -> tuple[str, Optional[bool]]:
-    """(commit hash, dirty?) of the checkout at ``root``; ("unknown", None) outside git."""
+    """(commit hash, dirty?) of the checkout at ``root``; ("unknown", None) outside git.
+    Changes under ``outputs/`` (results, not code) do not count as dirty."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, text=True,
                                 capture_output=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, text=True,
-                                capture_output=True, check=True).stdout
+        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)outputs"],
+                                cwd=root, text=True, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", None
     return commit, bool(status.strip())
@@ -90,6 +91,7 @@ def hardware_summary() -> dict[str, str]:
 
 
 def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Installed version of Python and of each package."""
     out = {"python": platform.python_version()}
     for pkg in packages:
         try:
@@ -99,10 +101,11 @@ def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, 
     return out
 
 
-def title_facts(root: Path, profile: str, outcomes: Sequence[StudyOutcome], elapsed_s: float,
-                now: Optional[datetime] = None) -> dict[str, str]:
-    """The title page's table: profile, date, commit, hardware, versions, total time."""
-    commit, dirty = git_state(root)
+def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequence[StudyOutcome],
+                elapsed_s: float, now: Optional[datetime] = None) -> dict[str, str]:
+    """The title page's table: profile, date, commit (``git`` from :func:`git_state`), hardware,
+    versions, total time."""
+    commit, dirty = git
     if dirty is None:
         commit_text = "unknown (not a git checkout)"
     else:
@@ -134,6 +137,7 @@ def _duration(seconds: float) -> str:
 # ------------------------------------------------------------------------------ study sections
 
 def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes."""
     return _ANSI.sub("", text)
 
 
@@ -198,7 +202,7 @@ def quiet_log() -> logging.Logger:
 def headings(body: str, level: int) -> list[tuple[str, str]]:
     """(id, text) of every ``<hN id=...>`` in an HTML fragment."""
     found = re.findall(rf'<h{level}\b[^>]*\bid="([^"]+)"[^>]*>(.*?)</h{level}>', body, flags=re.S)
-    return [(i, re.sub(r"<[^>]+>", "", text).strip()) for i, text in found]
+    return [(i, html.unescape(re.sub(r"<[^>]+>", "", text)).strip()) for i, text in found]
 
 
 def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[tuple[str, str]]]:
@@ -213,20 +217,28 @@ def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[t
         meta.append(f'notebook with code: <a href="{html.escape(outcome.notebook_html)}">'
                     f'{html.escape(outcome.notebook_html)}</a>')
     status = "ok" if outcome.status == "ok" else "FAILED"
-    parts = [f'<p class="study-meta"><span class="status status-{outcome.status}">{status}</span> '
-             + " · ".join(meta) + "</p>"]
-    body = ""
-    nb = nbformat.read(outcome.notebook, as_version=4) if outcome.notebook and outcome.notebook.exists() else None
+    header = [f'<p class="study-meta"><span class="status status-{outcome.status}">{status}</span> '
+              + " · ".join(meta) + "</p>"]
+    nb, body = None, ""
+    if outcome.notebook and outcome.notebook.exists():
+        try:
+            nb = nbformat.read(outcome.notebook, as_version=4)
+            body = notebook_body_html(nb, outcome.anchor)
+        except Exception as exc:  # e.g. truncated by a killed build: the other sections still render
+            nb, body = None, ""
+            header.append(f'<div class="failure"><p><b>The executed notebook {html.escape(str(outcome.notebook))} '
+                          f'could not be shown:</b></p><pre>{html.escape(f"{type(exc).__name__}: {exc}")}</pre></div>')
     if outcome.status != "ok":
-        parts.append(_failure_box(outcome, nb))
-    if nb is not None:
-        body = notebook_body_html(nb, outcome.anchor)
-        parts.append(f'<div class="notebook">{body}</div>')
+        header.append(_failure_box(outcome, nb))
     h1 = headings(body, 1)
     title = h1[0][1] if h1 else outcome.title
-    if not h1:
-        parts.insert(0, f"<h1>{html.escape(outcome.title)}</h1>")
-    section = f'<section class="study" id="{outcome.anchor}">\n' + "\n".join(parts) + "\n</section>"
+    if h1:  # the notebook's own title first, then how it ran
+        cut = body.index("</h1>") + len("</h1>")
+        content = body[:cut] + "\n".join(header) + body[cut:]
+    else:
+        content = f"<h1>{html.escape(outcome.title)}</h1>\n" + "\n".join(header) + body
+    section = (f'<section class="study" id="{outcome.anchor}">\n<div class="notebook">{content}</div>\n'
+               f'</section>')
     return section, title, headings(body, 2)
 
 
@@ -377,7 +389,7 @@ table.facts th { width: 9rem; white-space: nowrap; }
 .caveat { border-left: 4px solid #d9a400; background: #fff8e1; padding: .5rem .8rem; }
 .toc ol { padding-left: 1.4rem; } .toc li { margin: .15rem 0; }
 .study, .summary { border-top: 2px solid var(--line); margin-top: 2rem; }
-.study-meta { color: var(--muted); font-size: .8rem; margin: .6rem 0 0; }
+.study-meta { color: var(--muted); font-size: .8rem; margin: .2rem 0 .8rem; }
 .status { font-weight: bold; padding: 0 .35rem; border-radius: 3px; font-size: .75rem; }
 .status-ok { background: #e3f4e6; color: #1e6b2e; }
 .status-failed { background: #fde2e1; color: #a12622; }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -73,12 +74,18 @@ def discover_studies(root: Path, profile: str, only: Optional[Sequence[str]] = N
     return entries
 
 
+# modules that build the report around the notebooks; no notebook imports them, so changing
+# them re-renders the report without executing any study again
+REPORT_ONLY = {"report.py", "render.py", "__main__.py"}
+
+
 def fingerprint(root: Path, entry: StudyEntry, parameters: dict[str, Any]) -> str:
     """Hash of everything that decides a study's executed notebook: the notebook, its parameter
-    file, the library code, the pinned requirements and the papermill parameters."""
+    file, the library code it uses, the pinned requirements and ``parameters`` (pass them
+    without machine-specific paths, so that a moved checkout still matches)."""
     h = hashlib.sha256()
     files = [entry.notebook, entry.params, root / "requirements.txt"]
-    files += sorted((root / "lib" / "cnnvit").rglob("*.py"))
+    files += sorted(f for f in (root / "lib" / "cnnvit").rglob("*.py") if f.name not in REPORT_ONLY)
     for f in files:
         h.update(str(f.relative_to(root)).encode() + b"\0")
         h.update(f.read_bytes() if f.exists() else b"<missing>")
@@ -98,6 +105,7 @@ def _read_record(path: Path) -> Optional[dict[str, Any]]:
 
 
 def study_title(entry: StudyEntry) -> str:
+    """The study's title from its parameter file, or its notebook name if that cannot be read."""
     try:
         return load_study(entry.params).title
     except Exception:  # a broken parameter file still gets a section, named after its notebook
@@ -120,12 +128,15 @@ def execute_study(root: Path, entry: StudyEntry, out_dir: Path, parameters: dict
     from papermill.exceptions import PapermillExecutionError
 
     out_nb = out_dir / f"{entry.name}.ipynb"
-    out_nb.unlink(missing_ok=True)  # never show a stale notebook for this execution
+    # written under another name and moved into place only when papermill is done, so that an
+    # interrupted execution never stands in for a finished one
+    partial = out_dir / f"{entry.name}.partial.ipynb"
+    partial.unlink(missing_ok=True)
     outcome = StudyOutcome(entry.name, study_title(entry), "ok", params_file=entry.params_rel,
                            started=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     t0 = time.time()
     try:
-        papermill.execute_notebook(str(entry.notebook), str(out_nb), parameters=parameters,
+        papermill.execute_notebook(str(entry.notebook), str(partial), parameters=parameters,
                                    cwd=str(root), log_output=True, progress_bar=False)
     except PapermillExecutionError as exc:
         outcome.status, outcome.error = "failed", f"{exc.ename}: {render.strip_ansi(str(exc.evalue))}"
@@ -133,6 +144,10 @@ def execute_study(root: Path, entry: StudyEntry, out_dir: Path, parameters: dict
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
         outcome.traceback = traceback.format_exc()
     outcome.wall_s = time.time() - t0
+    if partial.exists():
+        os.replace(partial, out_nb)
+    else:
+        out_nb.unlink(missing_ok=True)  # not an older execution's notebook under this outcome
     if out_nb.exists():
         outcome.notebook = out_nb
         outcome.notebook_html = _export_with_code(out_nb)
@@ -189,7 +204,8 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
     t_start = time.time()
     root = Path(root).resolve()
     entries = discover_studies(root, profile, only)
-    out_dir = Path(out_dir) if out_dir else root / "outputs" / profile
+    git = render.git_state(root)  # before this build writes anything
+    out_dir = Path(out_dir).expanduser().resolve() if out_dir else root / "outputs" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     if data_dir:
         data_dir = str(Path(data_dir).expanduser().resolve())
@@ -204,7 +220,7 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
     for i, entry in enumerate(entries, 1):
         parameters = {"params_file": entry.params_rel, "data_dir": data_dir,
                       "out_dir": str(out_dir / entry.name)}
-        fp = fingerprint(root, entry, parameters)
+        fp = fingerprint(root, entry, {"params_file": entry.params_rel, "out_dir": _relative(out_dir / entry.name, root)})
         record = _read_record(_record_path(out_dir, entry.name))
         executed_nb = out_dir / f"{entry.name}.ipynb"
         if not force and _reusable(record, fp, executed_nb, entry, out_dir):
@@ -215,13 +231,14 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
         else:
             log.info("[%d/%d] %s (profile %s): executing %s", i, len(entries), entry.name, profile,
                      entry.notebook.relative_to(root))
+            _record_path(out_dir, entry.name).unlink(missing_ok=True)  # reuse nothing if interrupted
             outcome = execute_study(root, entry, out_dir, parameters)
             log.info("[%d/%d] %s: %s in %.0fs%s", i, len(entries), entry.name, outcome.status,
                      outcome.wall_s, f" ({outcome.error})" if outcome.error else "")
             _record_path(out_dir, entry.name).write_text(json.dumps({
                 "fingerprint": fp, "status": outcome.status, "started": outcome.started,
                 "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
-                "parameters": parameters, "complete_runs": _complete_runs(entry, out_dir)}, indent=1))
+                "parameters": parameters, "runs": _complete_runs(entry, out_dir)}, indent=1))
         outcomes.append(outcome)
 
     sections = []
@@ -229,7 +246,7 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
         section, title, subs = render.study_section(outcome, profile)
         sections.append((outcome, section, title, subs))
     summary = summary_frame(entries, outcomes, profile, out_dir)
-    facts = render.title_facts(root, profile, outcomes, time.time() - t_start)
+    facts = render.title_facts(git, profile, outcomes, time.time() - t_start)
     report = out_dir / "report.html"
     report.write_text(render.assemble_html(facts, sections, summary), encoding="utf-8")
     log.info("wrote %s", report)
@@ -239,17 +256,28 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
     return report, outcomes
 
 
-def _complete_runs(entry: StudyEntry, out_dir: Path) -> list[str]:
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _complete_runs(entry: StudyEntry, out_dir: Path) -> dict[str, str]:
+    """Each complete run of the study with a hash of its metrics, to notice a run retrained or
+    deleted after the notebook showed it."""
     try:
         metrics = completed_metrics(load_study(entry.params, out_dir=out_dir / entry.name))
-    except Exception:
-        return []
-    return sorted(name for name, m in metrics.items() if m is not None)
+    except Exception as exc:  # a broken parameter file: nothing is complete
+        log.debug("%s: no complete runs: %s", entry.name, exc)
+        return {}
+    return {name: hashlib.sha256((out_dir / entry.name / "runs" / name / "metrics.json").read_bytes()).hexdigest()
+            for name, m in metrics.items() if m is not None}
 
 
 def _reusable(record: Optional[dict[str, Any]], fp: str, executed_nb: Path, entry: StudyEntry,
               out_dir: Path) -> bool:
     if not record or record.get("status") != "ok" or record.get("fingerprint") != fp or not executed_nb.exists():
         return False
-    # a run deleted or replaced since the notebook showed it: execute again
-    return set(record.get("complete_runs", [])) <= set(_complete_runs(entry, out_dir))
+    now = _complete_runs(entry, out_dir)
+    return all(now.get(name) == digest for name, digest in record.get("runs", {}).items())
