@@ -36,11 +36,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # synthetic | cifar10
+    name: str = "synthetic"  # synthetic | cifar10 | tiny-imagenet
     root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
+    val_fraction: float = 0.0  # stratified share of the training split held out as validation
     synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
     synthetic_test: int = 500
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
@@ -224,7 +225,7 @@ def build(*layers: dict[str, Any] | tuple[dict[str, Any], str], overrides: list[
 
 
 CHOICES = {
-    "data.name": ("synthetic", "cifar10"),
+    "data.name": ("synthetic", "cifar10", "tiny-imagenet"),
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
@@ -260,6 +261,8 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    if not 0.0 <= flat["data.val_fraction"] < 1.0:
+        raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")

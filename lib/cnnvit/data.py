@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import pickle
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +37,9 @@ class Dataset:
     source: str  # where the images came from, for the record
     mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
     std: tuple[float, float, float]
+    # held out from the training split (data.val_fraction); empty when none is
+    val_images: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
+    val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -48,7 +51,8 @@ class Dataset:
         lines = [f"data set: {self.name}  ({self.source})",
                  f"image size: {h}x{w}x3 uint8, {len(self.classes)} classes",
                  f"mean: {fmt3(self.mean)}  std: {fmt3(self.std)}"]
-        for split, labels in (("train", self.train_labels), ("test", self.test_labels)):
+        splits = [("train", self.train_labels), ("validation", self.val_labels), ("test", self.test_labels)]
+        for split, labels in [(n, y) for n, y in splits if n != "validation" or len(y)]:
             counts = np.bincount(labels, minlength=len(self.classes))
             lines.append(f"{split}: {len(labels)} images")
             lines.extend(f"  {i:3d} {c:<20s} {n}" for i, (c, n) in enumerate(zip(self.classes, counts)))
@@ -74,18 +78,23 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+STATS_MAX_IMAGES = 20000  # more moves the statistics by less than 1e-3 and costs seconds
+
+
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1], in chunks so that 50k images need no float copy."""
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
-    count = 0
-    for start in range(0, len(images), 4096):
-        chunk = images[start:start + 4096].reshape(-1, 3).astype(np.float64) / 255.0
-        total += chunk.sum(0)
-        total_sq += (chunk ** 2).sum(0)
-        count += len(chunk)
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    """Per-channel mean and std in [0, 1] from a histogram of the uint8 values, over at most
+    :data:`STATS_MAX_IMAGES` evenly spaced images (all of them for smaller sets)."""
+    images = images[::-(-len(images) // STATS_MAX_IMAGES) or 1]
+    hist = np.zeros(768, np.int64)
+    offsets = np.array([0, 256, 512], np.int32)
+    for start in range(0, len(images), 2048):
+        chunk = images[start:start + 2048].reshape(-1, 3).astype(np.int32) + offsets
+        hist += np.bincount(chunk.ravel(), minlength=768)
+    hist = hist.reshape(3, 256).astype(np.float64)
+    values = np.arange(256) / 255.0
+    count = hist.sum(1)
+    mean = (hist * values).sum(1) / count
+    std = np.sqrt(np.maximum((hist * values ** 2).sum(1) / count - mean ** 2, 1e-12))
     return tuple(float(x) for x in mean), tuple(float(x) for x in std)
 
 
@@ -122,7 +131,7 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
 # --------------------------------------------------------------------------- CIFAR-10
 
 # each real data set's folder under a data directory (the layout ../shared/data/unpack.sh makes)
-DATA_FOLDERS = {"cifar10": "cifar10"}
+DATA_FOLDERS = {"cifar10": "cifar10", "tiny-imagenet": "tiny-imagenet-200"}
 
 
 def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
@@ -267,10 +276,62 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     return Dataset("cifar10", classes, train_x, train_y, test_x, test_y, source, mean, std)
 
 
+# ----------------------------------------------------------------------- Tiny-ImageNet-200
+
+def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],
+                       test_subset: Optional[int], seed: int, use_cache: bool = True) -> Dataset:
+    """Tiny-ImageNet-200 (official layout); its labelled val split is our test split."""
+    from . import tiny_imagenet as tin
+
+    root_path = Path(root).expanduser() if root else default_root("tiny-imagenet")
+    folder = tin.find_folder(root_path)
+    if folder is None and download:
+        log.info("downloading Tiny-ImageNet into %s", root_path)
+        try:
+            tin.download(root_path)
+        except Exception as exc:
+            raise DatasetError(f"Tiny-ImageNet download into {root_path} failed: {exc}") from exc
+        folder = tin.find_folder(root_path)
+    if folder is None:
+        raise DatasetError(tin.not_found_message(root_path))
+    a = tin.load_arrays(folder, use_cache=use_cache)
+    train_x, train_y, test_x, test_y = a["train_x"], a["train_y"], a["test_x"], a["test_y"]
+    if train_subset:
+        keep = stratified_indices(train_y, train_subset, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if test_subset:
+        keep = stratified_indices(test_y, test_subset, seed + 1)
+        test_x, test_y = test_x[keep], test_y[keep]
+    mean, std = channel_stats(train_x)
+    return Dataset("tiny-imagenet", a["classes"], train_x, train_y, test_x, test_y, a["source"], mean, std)
+
+
+def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
+    """Move a stratified ``fraction`` of the training split into ``val_images``; the mean and std
+    are then those of what is left to train on."""
+    n_val = int(round(fraction * len(ds.train_labels)))
+    if n_val == 0:
+        return ds
+    val = stratified_indices(ds.train_labels, n_val, seed + 2)
+    keep = np.setdiff1d(np.arange(len(ds.train_labels)), val)
+    ds.val_images, ds.val_labels = ds.train_images[val], ds.train_labels[val]
+    ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
+    ds.mean, ds.std = channel_stats(ds.train_images)
+    return ds
+
+
 def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  train_subset: Optional[int] = None, test_subset: Optional[int] = None,
-                 seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500) -> Dataset:
-    """Load a data set by name; subsets are stratified and chosen by ``seed``."""
+                 seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
+                 val_fraction: float = 0.0) -> Dataset:
+    """Load a data set by name; subsets and the validation split are stratified and chosen by
+    ``seed`` (the subset is taken first, the validation share from it)."""
+    return hold_out_validation(_load(name, root, download, train_subset, test_subset, seed,
+                                     synthetic_train, synthetic_test), val_fraction, seed)
+
+
+def _load(name: str, root: Optional[str], download: bool, train_subset: Optional[int],
+          test_subset: Optional[int], seed: int, synthetic_train: int, synthetic_test: int) -> Dataset:
     if name == "synthetic":
         ds = synthetic(synthetic_train, synthetic_test)
         if train_subset:
@@ -283,6 +344,8 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
         return ds
     if name == "cifar10":
         return load_cifar10(root, download, train_subset, test_subset, seed)
+    if name == "tiny-imagenet":
+        return load_tiny_imagenet(root, download, train_subset, test_subset, seed)
     raise DatasetError(f"unknown data set {name!r}")
 
 
@@ -300,10 +363,21 @@ def locate_dataset(data_cfg) -> str:
         if data_cfg.download:
             return f"to be downloaded into {root}"
         raise _cifar_not_found(root)
+    if data_cfg.name == "tiny-imagenet":
+        from . import tiny_imagenet as tin
+
+        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root("tiny-imagenet")
+        folder = tin.find_folder(root)
+        if folder:
+            return f"official layout in {folder}"
+        if data_cfg.download:
+            return f"to be downloaded into {root}"
+        raise DatasetError(tin.not_found_message(root))
     raise DatasetError(f"unknown data set {data_cfg.name!r}")
 
 
 def dataset_from_config(data_cfg, seed: int) -> Dataset:
     """:func:`load_dataset` with the fields of a :class:`~cnnvit.config.DataConfig`."""
     return load_dataset(data_cfg.name, data_cfg.root, data_cfg.download, data_cfg.train_subset,
-                        data_cfg.test_subset, seed, data_cfg.synthetic_train, data_cfg.synthetic_test)
+                        data_cfg.test_subset, seed, data_cfg.synthetic_train, data_cfg.synthetic_test,
+                        data_cfg.val_fraction)

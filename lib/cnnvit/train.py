@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # lie and how the work is executed do not change what is computed
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size"}
 NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
-DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32}  # image side of each data set, in pixels
+DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32, "tiny-imagenet": 64}  # image side of each data set, in pixels
 
 
 class TrainingDiverged(RuntimeError):

@@ -1,0 +1,148 @@
+"""Tiny-ImageNet-200 in its official layout, decoded once into a uint8 cache next to the data.
+
+Layout (``root`` or ``root/tiny-imagenet-200``)::
+
+    wnids.txt  words.txt
+    train/<wnid>/images/*.JPEG      500 per class
+    val/images/*.JPEG  val/val_annotations.txt   50 per class, labelled: our test split
+
+The cache (``<folder>/.cnnvit-cache/tiny-imagenet-<key>/*.npy``, 1.3 GB) is keyed by the name,
+size and modification time of every source file, so a changed or partial copy is decoded again;
+plain ``.npy`` files because they read back at disk speed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+IMAGE_SIZE = 64
+CACHE_DIR = ".cnnvit-cache"
+ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def find_folder(root: Path) -> Optional[Path]:
+    """The folder holding ``wnids.txt``: ``root`` itself or ``root/tiny-imagenet-200``."""
+    for folder in (root, root / "tiny-imagenet-200"):
+        if (folder / "wnids.txt").is_file():
+            return folder
+    return None
+
+
+def not_found_message(root: Path) -> str:
+    return (f"Tiny-ImageNet not found under {root}: looked for {root}/wnids.txt and "
+            f"{root}/tiny-imagenet-200/wnids.txt (the official layout). Set data.root to the folder "
+            f"that holds it (or DATA_DIR to its parent), or data.download=true to fetch it from "
+            f"{URL} (needs internet).")
+
+
+def download(root: Path) -> None:
+    """Fetch and unpack the official archive into ``root``."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+
+
+def class_names(folder: Path, wnids: list[str]) -> list[str]:
+    """Readable names from ``words.txt`` (first synonym), the wnid where it has none."""
+    words = {}
+    path = folder / "words.txt"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            wnid, _, text = line.partition("\t")
+            words[wnid] = text.split(",")[0].strip()
+    return [words.get(w) or w for w in wnids]
+
+
+def list_files(folder: Path) -> tuple[list[str], list[Path], np.ndarray, list[Path], np.ndarray]:
+    """(wnids, train files, train labels, val files, val labels); errors name what is missing."""
+    from .data import DatasetError
+
+    wnids = [w.strip() for w in (folder / "wnids.txt").read_text().split() if w.strip()]
+    if not wnids:
+        raise DatasetError(f"{folder / 'wnids.txt'} lists no classes")
+    index = {w: i for i, w in enumerate(wnids)}
+    train_files, train_labels = [], []
+    for w in wnids:
+        images = folder / "train" / w / "images"
+        if not images.is_dir():
+            raise DatasetError(f"Tiny-ImageNet incomplete: {images} is missing (class {w} of wnids.txt)")
+        found = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+        if not found:
+            raise DatasetError(f"Tiny-ImageNet incomplete: no images in {images}")
+        train_files += found
+        train_labels += [index[w]] * len(found)
+    annotations = folder / "val" / "val_annotations.txt"
+    if not annotations.is_file():
+        raise DatasetError(f"Tiny-ImageNet incomplete: {annotations} is missing")
+    val_files, val_labels = [], []
+    for n, line in enumerate(annotations.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or parts[1] not in index:
+            raise DatasetError(f"{annotations}:{n}: expected '<file>\\t<wnid>\\t...' with a wnid of "
+                               f"wnids.txt, got {line[:80]!r}")
+        val_files.append(folder / "val" / "images" / parts[0])
+        val_labels.append(index[parts[1]])
+    missing = [p for p in val_files if not p.exists()]
+    if missing:
+        raise DatasetError(f"Tiny-ImageNet incomplete: {len(missing)} val images listed in {annotations} "
+                           f"are missing, e.g. {missing[0]}")
+    return (wnids, train_files, np.asarray(train_labels, np.int64), val_files,
+            np.asarray(val_labels, np.int64))
+
+
+def source_key(files: list[Path]) -> str:
+    """Hash of every file's name, size and modification time: what the cache is valid for."""
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.parent.name}/{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | list[str]]:
+    """All train and val images of the folder as uint8 arrays, from the cache when it is valid."""
+    from .data import decode_images
+
+    wnids, train_files, train_y, val_files, val_y = list_files(folder)
+    key = source_key([folder / "wnids.txt", *train_files, *val_files])
+    cache = folder / CACHE_DIR / f"tiny-imagenet-{key}"
+    if use_cache and (cache / "complete").exists():
+        try:
+            arrays = {k: np.load(cache / f"{k}.npy") for k in ARRAYS}
+            log.info("Tiny-ImageNet from cache %s", cache)
+            return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": f"cache {cache}"}
+        except (OSError, ValueError) as exc:  # a cache cut short: decode again
+            log.warning("ignoring unreadable cache %s: %s", cache, exc)
+    log.info("decoding %d Tiny-ImageNet images from %s (once; cached afterwards)",
+             len(train_files) + len(val_files), folder)
+    size = (IMAGE_SIZE, IMAGE_SIZE)
+    arrays = {"train_x": decode_images(train_files, size=size), "train_y": train_y,
+              "test_x": decode_images(val_files, size=size), "test_y": val_y}
+    if use_cache:
+        _write_cache(cache, arrays)
+    return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": f"official layout in {folder}"}
+
+
+def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        for old in cache.parent.glob("tiny-imagenet-*"):  # caches of an older copy
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        cache.mkdir(parents=True)
+        for name in ARRAYS:
+            np.save(cache / f"{name}.npy", arrays[name])
+        (cache / "complete").write_text("")  # last: a cache cut short is never read
+        size = sum(f.stat().st_size for f in cache.iterdir())
+        log.info("wrote cache %s (%.0f MB)", cache, size / 2**20)
+    except OSError as exc:  # a read-only data folder: work without a cache
+        log.warning("could not write cache %s: %s", cache, exc)
