@@ -78,6 +78,18 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def take_subsets(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                 train_subset: Optional[int], test_subset: Optional[int], seed: int):
+    """Stratified subsets of both splits (None: the whole split), chosen by ``seed``."""
+    if train_subset:
+        keep = stratified_indices(train_y, train_subset, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if test_subset:
+        keep = stratified_indices(test_y, test_subset, seed + 1)
+        test_x, test_y = test_x[keep], test_y[keep]
+    return train_x, train_y, test_x, test_y
+
+
 STATS_MAX_IMAGES = 20000  # more moves the statistics by less than 1e-3 and costs seconds
 
 
@@ -250,12 +262,8 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     fmt, folder = found
     if fmt == "pickle":
         train_x, train_y, test_x, test_y, classes = _load_cifar_pickles(folder)
-        if train_subset:
-            keep = stratified_indices(train_y, train_subset, seed)
-            train_x, train_y = train_x[keep], train_y[keep]
-        if test_subset:
-            keep = stratified_indices(test_y, test_subset, seed + 1)
-            test_x, test_y = test_x[keep], test_y[keep]
+        train_x, train_y, test_x, test_y = take_subsets(train_x, train_y, test_x, test_y,
+                                                        train_subset, test_subset, seed)
         source = f"torchvision pickles in {folder}"
     else:
         train_files, train_y, classes = _list_image_folder(folder / "train")
@@ -295,13 +303,8 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
     if folder is None:
         raise DatasetError(tin.not_found_message(root_path))
     a = tin.load_arrays(folder, use_cache=use_cache)
-    train_x, train_y, test_x, test_y = a["train_x"], a["train_y"], a["test_x"], a["test_y"]
-    if train_subset:
-        keep = stratified_indices(train_y, train_subset, seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    if test_subset:
-        keep = stratified_indices(test_y, test_subset, seed + 1)
-        test_x, test_y = test_x[keep], test_y[keep]
+    train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
+                                                    train_subset, test_subset, seed)
     mean, std = channel_stats(train_x)
     return Dataset("tiny-imagenet", a["classes"], train_x, train_y, test_x, test_y, a["source"], mean, std)
 
