@@ -27,8 +27,7 @@ SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
 
 
 def _train_module():
-    # ``cnnvit.train`` the attribute is the function re-exported by cnnvit/__init__.py, which
-    # shadows the submodule of the same name; the module itself lives in sys.modules.
+    # the training module (``cnnvit.train_run`` is its ``train`` function)
     return importlib.import_module("cnnvit.train")
 
 

@@ -73,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    from .data import DatasetError
-    from .report import ReportError
-    from .train import RunConflict, TrainingDiverged
-
     try:
         if args.command == "report":
             from .report import build_report
@@ -121,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}: test accuracy {m['test_accuracy']:.4f} (top-5 {m['test_top5']:.4f}), "
               f"{m['epochs']} epochs, {m['wall_time_s']:.0f}s on {m['device']}")
         return 0
-    except (config_mod.ConfigError, DatasetError, RunConflict, TrainingDiverged, ReportError) as exc:
+    except config_mod.CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -30,7 +30,11 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-class ConfigError(ValueError):
+class CnnvitError(Exception):
+    """An error the user can fix (input, data, a run folder): the CLI prints its message, no traceback."""
+
+
+class ConfigError(CnnvitError, ValueError):
     """A parameter file or override names an unknown key or gives a value of the wrong type."""
 
 
@@ -44,6 +48,8 @@ class DataConfig:
     val_fraction: float = 0.0  # stratified share of the training split held out as validation
     synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
     synthetic_test: int = 500
+    synthetic_size: int = 32  # image side of the generated set, in pixels
+    synthetic_classes: int = 10
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     normalize: bool = True  # subtract the data set's mean, divide by its std
     crop_padding: int = 0  # random crop with this much zero padding (0: off)
@@ -248,7 +254,7 @@ def validate(cfg: Config) -> None:
                           + (f"; did you mean {hint[0]!r}?" if hint else "")
                           + f" (known: {', '.join(list_models())})")
     positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
-                "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test",
+                "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
                 "data.policy_group"]
     for key in positive:
         if flat[key] <= 0:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import numpy as np
 
+from .config import CnnvitError
+
 log = logging.getLogger(__name__)
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -20,7 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 SYNTHETIC_SEED = 20241123  # fixed: the synthetic set is the same everywhere, whatever the run seed
 
 
-class DatasetError(RuntimeError):
+class DatasetError(CnnvitError, RuntimeError):
     """A data set is missing, incomplete or unreadable; the message says where and what to do."""
 
 
@@ -97,12 +99,12 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     """Per-channel mean and std in [0, 1] from a histogram of the uint8 values, over at most
     :data:`STATS_MAX_IMAGES` evenly spaced images (all of them for smaller sets)."""
     images = images[::-(-len(images) // STATS_MAX_IMAGES) or 1]
-    hist = np.zeros(768, np.int64)
-    offsets = np.array([0, 256, 512], np.int32)
+    hist = np.zeros((3, 256), np.int64)
     for start in range(0, len(images), 2048):
-        chunk = images[start:start + 2048].reshape(-1, 3).astype(np.int32) + offsets
-        hist += np.bincount(chunk.ravel(), minlength=768)
-    hist = hist.reshape(3, 256).astype(np.float64)
+        chunk = np.asarray(images[start:start + 2048])
+        for c in range(3):  # bincount of one channel's uint8 values: no widening of the batch
+            hist[c] += np.bincount(chunk[..., c].ravel(), minlength=256)
+    hist = hist.astype(np.float64)
     values = np.arange(256) / 255.0
     count = hist.sum(1)
     mean = (hist * values).sum(1) / count
@@ -287,8 +289,10 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
 # ----------------------------------------------------------------------- Tiny-ImageNet-200
 
 def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],
-                       test_subset: Optional[int], seed: int, use_cache: bool = True) -> Dataset:
-    """Tiny-ImageNet-200 (official layout); its labelled val split is our test split."""
+                       test_subset: Optional[int], seed: int, use_cache: bool = True,
+                       stats: bool = True) -> Dataset:
+    """Tiny-ImageNet-200 (official layout); its labelled val split is our test split. The arrays
+    may be memory-mapped from the cache (``stats=False``: mean and std left to the caller)."""
     from . import tiny_imagenet as tin
 
     root_path = Path(root).expanduser() if root else default_root("tiny-imagenet")
@@ -305,13 +309,12 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
     a = tin.load_arrays(folder, use_cache=use_cache)
     train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
                                                     train_subset, test_subset, seed)
-    mean, std = channel_stats(train_x)
+    mean, std = channel_stats(train_x) if stats else (None, None)
     return Dataset("tiny-imagenet", a["classes"], train_x, train_y, test_x, test_y, a["source"], mean, std)
 
 
 def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
-    """Move a stratified ``fraction`` of the training split into ``val_images``; the mean and std
-    are then those of what is left to train on."""
+    """Move a stratified ``fraction`` of the training split into ``val_images``."""
     n_val = int(round(fraction * len(ds.train_labels)))
     if n_val == 0:
         return ds
@@ -319,37 +322,34 @@ def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
     keep = np.setdiff1d(np.arange(len(ds.train_labels)), val)
     ds.val_images, ds.val_labels = ds.train_images[val], ds.train_labels[val]
     ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
-    ds.mean, ds.std = channel_stats(ds.train_images)
     return ds
 
 
 def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  train_subset: Optional[int] = None, test_subset: Optional[int] = None,
                  seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
-                 val_fraction: float = 0.0) -> Dataset:
+                 val_fraction: float = 0.0, synthetic_size: int = 32,
+                 synthetic_classes: int = 10) -> Dataset:
     """Load a data set by name; subsets and the validation split are stratified and chosen by
-    ``seed`` (the subset is taken first, the validation share from it)."""
-    return hold_out_validation(_load(name, root, download, train_subset, test_subset, seed,
-                                     synthetic_train, synthetic_test), val_fraction, seed)
-
-
-def _load(name: str, root: Optional[str], download: bool, train_subset: Optional[int],
-          test_subset: Optional[int], seed: int, synthetic_train: int, synthetic_test: int) -> Dataset:
+    ``seed`` (the subset is taken first, the validation share from it). Mean and std are those
+    of the images left to train on."""
     if name == "synthetic":
-        ds = synthetic(synthetic_train, synthetic_test)
-        if train_subset:
-            keep = stratified_indices(ds.train_labels, train_subset, seed)
-            ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
-        if test_subset:
-            keep = stratified_indices(ds.test_labels, test_subset, seed + 1)
-            ds.test_images, ds.test_labels = ds.test_images[keep], ds.test_labels[keep]
-        ds.mean, ds.std = channel_stats(ds.train_images)  # of the split trained on, as for CIFAR
-        return ds
-    if name == "cifar10":
-        return load_cifar10(root, download, train_subset, test_subset, seed)
-    if name == "tiny-imagenet":
-        return load_tiny_imagenet(root, download, train_subset, test_subset, seed)
-    raise DatasetError(f"unknown data set {name!r}")
+        ds = synthetic(synthetic_train, synthetic_test, synthetic_size, synthetic_classes)
+        ds.train_images, ds.train_labels, ds.test_images, ds.test_labels = take_subsets(
+            ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, train_subset,
+            test_subset, seed)
+    elif name == "cifar10":
+        ds = load_cifar10(root, download, train_subset, test_subset, seed)
+    elif name == "tiny-imagenet":
+        ds = load_tiny_imagenet(root, download, train_subset, test_subset, seed, stats=False)
+    else:
+        raise DatasetError(f"unknown data set {name!r}")
+    ds = hold_out_validation(ds, val_fraction, seed)
+    for attr in ("train_images", "test_images", "val_images"):  # read what is still memory-mapped
+        if isinstance(getattr(ds, attr), np.memmap):
+            setattr(ds, attr, np.array(getattr(ds, attr)))
+    ds.mean, ds.std = channel_stats(ds.train_images)
+    return ds
 
 
 def locate_dataset(data_cfg) -> str:
@@ -383,4 +383,4 @@ def dataset_from_config(data_cfg, seed: int) -> Dataset:
     """:func:`load_dataset` with the fields of a :class:`~cnnvit.config.DataConfig`."""
     return load_dataset(data_cfg.name, data_cfg.root, data_cfg.download, data_cfg.train_subset,
                         data_cfg.test_subset, seed, data_cfg.synthetic_train, data_cfg.synthetic_test,
-                        data_cfg.val_fraction)
+                        data_cfg.val_fraction, data_cfg.synthetic_size, data_cfg.synthetic_classes)

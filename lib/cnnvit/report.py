@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from . import render
-from .config import ConfigError
+from .config import CnnvitError, ConfigError
 from .data import DatasetError
 from .render import StudyOutcome
 from .study import check_study_inputs, completed_metrics, load_study
@@ -34,7 +34,7 @@ from .study import check_study_inputs, completed_metrics, load_study
 log = logging.getLogger(__name__)
 
 
-class ReportError(ValueError):
+class ReportError(CnnvitError, ValueError):
     """The report cannot start: an unknown profile or study, or a missing parameter file."""
 
 

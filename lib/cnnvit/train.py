@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import config as config_mod
 from .augment import Preprocess, batch_indices, make_generator
-from .config import Config, ConfigError
+from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config
 from .metrics import classification_metrics
 from .models import check_input_size, count_parameters, create_model, set_memory_format
@@ -39,14 +39,14 @@ log = logging.getLogger(__name__)
 # lie and how the work is executed do not change what is computed
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size"}
 NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
-DATA_NATIVE_SIZE = {"cifar10": 32, "synthetic": 32, "tiny-imagenet": 64}  # image side of each data set, in pixels
+DATA_NATIVE_SIZE = {"cifar10": 32, "tiny-imagenet": 64}  # image side of each real data set, in pixels
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(CnnvitError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class RunConflict(RuntimeError):
+class RunConflict(CnnvitError, RuntimeError):
     """The output folder holds a run made with a different config."""
 
 
@@ -152,7 +152,8 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, prep: Preproces
 
 def check_run_inputs(cfg: Config) -> None:
     """Everything that can be checked before data are read: fail fast, before long work."""
-    check_input_size(cfg.model.name, cfg.data.image_size or DATA_NATIVE_SIZE[cfg.data.name])
+    native = cfg.data.synthetic_size if cfg.data.name == "synthetic" else DATA_NATIVE_SIZE[cfg.data.name]
+    check_input_size(cfg.model.name, cfg.data.image_size or native)
     if (cfg.train.mixup or cfg.train.cutmix) and cfg.train.batch_size % 2:
         raise ConfigError("train.batch_size must be even when mixup or cutmix is on")
 
