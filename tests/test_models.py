@@ -103,3 +103,79 @@ def test_check_input_size_reflects_a_real_failure():
 def test_cnns_accept_any_size(name):
     check_input_size(name, 32)
     check_input_size(name, 100)
+
+
+# ------------------------------------------------------------------- study 2 (Tiny-ImageNet)
+
+# parameters with 200 classes: the seed's figures (002_*.txt) where it gives them
+SEED_PARAMETERS = {"resnet18_cifar": 11.27e6, "resnet34_cifar": 21.38e6, "resnet50_cifar": 23.91e6,
+                   "resnet50_noskip_cifar": 21.133e6, "resnext50_32x4d_cifar": 23.38e6}
+STUDY2_MODELS = ["vgg19_bn", "vgg19", "resnet18_cifar", "resnet34_cifar", "resnet50_cifar",
+                 "resnet50_noskip_cifar", "resnext50_32x4d_cifar", "t2t_vit_t_14"]
+
+
+@pytest.mark.parametrize("name", list(SEED_PARAMETERS))
+def test_parameter_counts_match_the_seed(name):
+    n = count_parameters(create_model(name, 200))
+    assert abs(n - SEED_PARAMETERS[name]) / SEED_PARAMETERS[name] < 0.001, n
+
+
+def test_t2t_vit_t_14_matches_the_paper_size():
+    from cnnvit.t2t_vit import t2t_vit_t_14
+
+    assert abs(count_parameters(t2t_vit_t_14(1000, img_size=224)) - 21.5e6) / 21.5e6 < 0.02
+
+
+@pytest.mark.parametrize("name", STUDY2_MODELS)
+def test_study2_models_forward_backward_at_64px(name):
+    """The real architectures (not only their stand-ins), one small batch at Tiny-ImageNet's size."""
+    torch.manual_seed(0)
+    model = create_model(name, 200, drop_path=0.1 if name.startswith("t2t") else 0.0)
+    logits = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 200)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([3, 150])).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in model.parameters() if p.requires_grad)
+
+
+def test_small_stem_keeps_64px_in_the_first_stage():
+    model = create_model("resnet50_cifar", 200)
+    feats = model.layer1(model.relu(model.bn1(model.conv1(torch.randn(1, 3, 64, 64)))))
+    assert feats.shape[-2:] == (64, 64)
+
+
+@pytest.mark.parametrize("name, plain", [("resnet50_noskip_cifar", True), ("resnet50_cifar", False),
+                                         ("test_resnet_noskip_cifar", True),
+                                         ("test_resnet_bottleneck_cifar", False)])
+def test_no_skip_really_removes_the_shortcuts(name, plain):
+    """Zero the last block's output BatchNorm: with a shortcut the input still reaches the head,
+    without one the logits no longer depend on the input."""
+    model = create_model(name, 10).eval()
+    last = model.layer4[-1]
+    bn3 = (last.block if plain else last).bn3
+    torch.nn.init.zeros_(bn3.weight)
+    torch.nn.init.zeros_(bn3.bias)
+    a, b = model(torch.randn(1, 3, 32, 32)), model(torch.randn(1, 3, 32, 32))
+    assert torch.allclose(a, b) == plain
+    assert not any("downsample" in n for n, _ in model.named_modules()) == plain
+
+
+def test_resnext_uses_grouped_convolutions():
+    model = create_model("resnext50_32x4d_cifar", 200)
+    assert model.layer1[0].conv2.groups == 32
+    assert model.layer1[0].conv2.in_channels == 128  # 32 groups x 4 channels
+
+
+def test_vgg_variants_differ_only_in_batchnorm():
+    with_bn, without = create_model("vgg19_bn", 200), create_model("vgg19", 200)
+    convs = lambda m: [x.out_channels for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert convs(with_bn) == convs(without) and len(convs(with_bn)) == 16
+    assert sum(isinstance(x, torch.nn.BatchNorm2d) for x in with_bn.modules()) == 16
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in without.modules())
+    assert sum(isinstance(x, torch.nn.Linear) for x in with_bn.modules()) == 3
+
+
+@pytest.mark.parametrize("name, wrong", [("t2t_vit_t_14", 32), ("test_t2t_vit", 64)])
+def test_t2t_vit_has_a_fixed_input_size(name, wrong):
+    with pytest.raises(ValueError, match=f"data.image_size={native_size(name)}"):
+        check_input_size(name, wrong)

@@ -6,21 +6,25 @@ backward on the CPU in milliseconds.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _NATIVE_SIZE: dict[str, int] = {}
+_FIXED_SIZE: set[str] = set()
 
 
-def register_model(native_size: int) -> Callable:
+def register_model(native_size: int, fixed_size: bool = False) -> Callable:
     """Decorator: register a builder ``fn(num_classes, pretrained, drop_path)`` under its name.
-    ``native_size`` is the input resolution the architecture is built for."""
+    ``native_size`` is the input resolution the architecture is built for; ``fixed_size`` marks
+    models that accept no other (a transformer's position embedding fixes it)."""
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _REGISTRY[fn.__name__] = fn
         _NATIVE_SIZE[fn.__name__] = native_size
+        if fixed_size:
+            _FIXED_SIZE.add(fn.__name__)
         return fn
     return wrap
 
@@ -51,13 +55,6 @@ def _no_pretrained(name: str, pretrained: bool) -> None:
         raise ValueError(f"{name} has no published pretrained weights; set model.pretrained=false")
 
 
-def _cifar_stem(model: nn.Module) -> nn.Module:
-    """3x3 stride-1 first conv and no max-pool: keeps 32 px images at 32x32 in the first stage."""
-    model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
-
-
 # --------------------------------------------------------------------------- ResNets
 
 @register_model(native_size=224)
@@ -69,15 +66,6 @@ def resnet18(num_classes: int, pretrained: bool = False, drop_path: float = 0.0)
     model = torchvision.models.resnet18(weights=weights)
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
-
-
-@register_model(native_size=32)
-def resnet18_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
-    """ResNet-18 for 32 px inputs: 3x3 stem, no max-pool (the usual CIFAR variant)."""
-    import torchvision
-
-    _no_pretrained("resnet18_cifar", pretrained)
-    return _cifar_stem(torchvision.models.resnet18(num_classes=num_classes))
 
 
 def _tiny_resnet(num_classes: int) -> nn.Module:
@@ -93,16 +81,237 @@ def test_resnet(num_classes: int, pretrained: bool = False, drop_path: float = 0
     return _tiny_resnet(num_classes)
 
 
+class _NoSkip(nn.Module):
+    """A torchvision residual block with its shortcut removed (the seed's skip ablation); its
+    projection shortcut goes too, as in the seed (ResNet-50: 23.91M -> 21.13M parameters)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        block.downsample = None
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        out = b.relu(b.bn1(b.conv1(x)))
+        out = b.bn2(b.conv2(out))
+        if hasattr(b, "conv3"):  # bottleneck
+            out = b.bn3(b.conv3(b.relu(out)))
+        return b.relu(out)
+
+
+class SmallStemResNet(nn.Module):
+    """ResNet/ResNeXt with the small-image stem: a 3x3 stride-1 conv and no max-pool, so 32 or
+    64 px inputs keep their resolution in the first stage (the seed's change for Tiny-ImageNet).
+    torchvision's blocks and initialisation; stage widths, depth, cardinality and the shortcuts
+    are parameters, so the tiny test variants share the code of the real ones."""
+
+    def __init__(self, block: str, layers: Sequence[int], num_classes: int,
+                 widths: Sequence[int] = (64, 128, 256, 512), groups: int = 1,
+                 width_per_group: int = 64, skip: bool = True):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+
+        block_cls = {"basic": BasicBlock, "bottleneck": Bottleneck}[block]
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity()
+        inplanes, stages = widths[0], []
+        for i, (width, n) in enumerate(zip(widths, layers)):
+            stride = 1 if i == 0 else 2
+            blocks = []
+            for j in range(n):
+                out = width * block_cls.expansion
+                down = None
+                if j == 0 and (stride != 1 or inplanes != out):
+                    down = nn.Sequential(conv1x1(inplanes, out, stride), nn.BatchNorm2d(out))
+                kwargs = {"groups": groups, "base_width": width_per_group} if block == "bottleneck" else {}
+                b = block_cls(inplanes, width, stride if j == 0 else 1, down, **kwargs)
+                blocks.append(b if skip else _NoSkip(b))
+                inplanes = out
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _small_resnet(name: str, pretrained: bool, num_classes: int, *args, **kwargs) -> nn.Module:
+    _no_pretrained(name, pretrained)
+    return SmallStemResNet(*args, num_classes=num_classes, **kwargs)
+
+
+@register_model(native_size=32)
+def resnet18_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """ResNet-18 with the small-image stem (3x3 stride 1, no max-pool): the usual CIFAR variant,
+    and the seed's for 64 px Tiny-ImageNet (11.27M parameters with 200 classes)."""
+    return _small_resnet("resnet18_cifar", pretrained, num_classes, "basic", [2, 2, 2, 2])
+
+
+@register_model(native_size=32)
+def resnet34_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """ResNet-34 with the small-image stem (21.38M parameters with 200 classes)."""
+    return _small_resnet("resnet34_cifar", pretrained, num_classes, "basic", [3, 4, 6, 3])
+
+
+@register_model(native_size=32)
+def resnet50_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """ResNet-50 with the small-image stem (23.91M parameters with 200 classes)."""
+    return _small_resnet("resnet50_cifar", pretrained, num_classes, "bottleneck", [3, 4, 6, 3])
+
+
+@register_model(native_size=32)
+def resnet50_noskip_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """ResNet-50 with the small-image stem and no skip connections at all (21.13M parameters)."""
+    return _small_resnet("resnet50_noskip_cifar", pretrained, num_classes, "bottleneck", [3, 4, 6, 3],
+                         skip=False)
+
+
+@register_model(native_size=32)
+def resnext50_32x4d_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """ResNeXt-50 32x4d (cardinality 32, 4 channels per group) with the small-image stem
+    (23.38M parameters with 200 classes)."""
+    return _small_resnet("resnext50_32x4d_cifar", pretrained, num_classes, "bottleneck", [3, 4, 6, 3],
+                         groups=32, width_per_group=4)
+
+
+TINY_WIDTHS = (8, 16, 32, 64)
+
+
 @register_model(native_size=32)
 def test_resnet_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
-    """Tiny stand-in for ``resnet18_cifar``."""
-    _no_pretrained("test_resnet_cifar", pretrained)
-    return _cifar_stem(_tiny_resnet(num_classes))
+    """Tiny stand-in for ``resnet18_cifar`` (widths 8-64, one basic block per stage)."""
+    return _small_resnet("test_resnet_cifar", pretrained, num_classes, "basic", [1, 1, 1, 1],
+                         widths=TINY_WIDTHS)
+
+
+@register_model(native_size=32)
+def test_resnet_deeper_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``resnet34_cifar`` (two basic blocks per stage)."""
+    return _small_resnet("test_resnet_deeper_cifar", pretrained, num_classes, "basic", [2, 2, 2, 2],
+                         widths=TINY_WIDTHS)
+
+
+@register_model(native_size=32)
+def test_resnet_bottleneck_cifar(num_classes: int, pretrained: bool = False,
+                                 drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``resnet50_cifar`` (one bottleneck block per stage, widths 4-32)."""
+    return _small_resnet("test_resnet_bottleneck_cifar", pretrained, num_classes, "bottleneck",
+                         [1, 1, 1, 1], widths=(4, 8, 16, 32))
+
+
+@register_model(native_size=32)
+def test_resnet_noskip_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``resnet50_noskip_cifar``."""
+    return _small_resnet("test_resnet_noskip_cifar", pretrained, num_classes, "bottleneck",
+                         [1, 1, 1, 1], widths=(4, 8, 16, 32), skip=False)
+
+
+@register_model(native_size=32)
+def test_resnext_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``resnext50_32x4d_cifar`` (cardinality 4; torchvision's group width
+    is ``width x width_per_group / 64``, so 4 channels per group in the first stage)."""
+    return _small_resnet("test_resnext_cifar", pretrained, num_classes, "bottleneck", [1, 1, 1, 1],
+                         widths=(8, 16, 32, 64), groups=4, width_per_group=32)
+
+
+# --------------------------------------------------------------------------- VGG
+
+VGG19_CONVS = (2, 2, 4, 4, 4)  # 16 conv layers in five blocks, then 3 fully connected layers
+
+
+class VGG(nn.Module):
+    """VGG in the seed's form for 64 px: blocks of 3x3 convs (optionally with BatchNorm) and a
+    2x2 max-pool, then two hidden fully connected layers with dropout. PyTorch's default
+    initialisation, as in the seed: without BatchNorm this deep plain network stalls, which is
+    the point of its ablation."""
+
+    def __init__(self, convs: Sequence[int], widths: Sequence[int], num_classes: int,
+                 batch_norm: bool, hidden: int = 4096, dropout: float = 0.5):
+        super().__init__()
+        layers, cin = [], 3
+        for n, width in zip(convs, widths):
+            for _ in range(n):
+                layers.append(nn.Conv2d(cin, width, kernel_size=3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
+                cin = width
+            layers.append(nn.MaxPool2d(2, 2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(2)  # 64 px: already 2x2 after five pools
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(cin * 4, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+@register_model(native_size=64)
+def vgg19_bn(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """VGG19 with BatchNorm for 64 px inputs (16 convs, 2048-4096-4096 head; 46M parameters)."""
+    _no_pretrained("vgg19_bn", pretrained)
+    return VGG(VGG19_CONVS, (64, 128, 256, 512, 512), num_classes, batch_norm=True)
+
+
+@register_model(native_size=64)
+def vgg19(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """VGG19 without BatchNorm, otherwise as ``vgg19_bn`` (the seed's ablation)."""
+    _no_pretrained("vgg19", pretrained)
+    return VGG(VGG19_CONVS, (64, 128, 256, 512, 512), num_classes, batch_norm=False)
+
+
+@register_model(native_size=32)
+def test_vgg_bn(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``vgg19_bn`` (one conv per block, widths 8-32, hidden width 64)."""
+    _no_pretrained("test_vgg_bn", pretrained)
+    return VGG((1, 1, 1, 1, 1), (8, 16, 32, 32, 32), num_classes, batch_norm=True, hidden=64)
+
+
+@register_model(native_size=32)
+def test_vgg(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``vgg19`` (no BatchNorm)."""
+    _no_pretrained("test_vgg", pretrained)
+    return VGG((1, 1, 1, 1, 1), (8, 16, 32, 32, 32), num_classes, batch_norm=False, hidden=64)
+
+
+# --------------------------------------------------------------------------- T2T-ViT
+
+@register_model(native_size=64, fixed_size=True)
+def t2t_vit_t_14(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """T2T-ViT-t-14 (Yuan et al. 2021) for 64 px inputs: 16 tokens of width 384, depth 14
+    (21.5M parameters at 224 px with 1000 classes; 21.16M here with 200)."""
+    from .t2t_vit import t2t_vit_t_14 as build
+
+    _no_pretrained("t2t_vit_t_14", pretrained)
+    return build(num_classes, img_size=64, drop_path_rate=drop_path)
+
+
+@register_model(native_size=32, fixed_size=True)
+def test_t2t_vit(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``t2t_vit_t_14`` (32 px, width 32, depth 2, token width 8)."""
+    from .t2t_vit import T2TViT
+
+    _no_pretrained("test_t2t_vit", pretrained)
+    return T2TViT(img_size=32, num_classes=num_classes, embed_dim=32, depth=2, num_heads=2,
+                  mlp_ratio=2.0, token_dim=8, drop_path_rate=drop_path)
 
 
 # --------------------------------------------------------------------------- ViTs
 
-@register_model(native_size=224)
+@register_model(native_size=224, fixed_size=True)
 def vit_base_patch16_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """timm ViT-B/16 at 224 px (86M parameters), as in the seed."""
     import timm
@@ -120,7 +329,7 @@ def _vit(img_size: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio:
                              drop_path_rate=drop_path)
 
 
-@register_model(native_size=32)
+@register_model(native_size=32, fixed_size=True)
 def vit_small_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """A ViT sized for 32 px from scratch: 4x4 patches (64 tokens), width 192, depth 9, 12 heads,
     MLP ratio 2 (2.7M parameters), the baseline ViT of Lee et al. 2021 for small data sets."""
@@ -128,14 +337,14 @@ def vit_small_cifar(num_classes: int, pretrained: bool = False, drop_path: float
     return _vit(32, 4, 192, 9, 12, 2.0, num_classes, drop_path)
 
 
-@register_model(native_size=64)
+@register_model(native_size=64, fixed_size=True)
 def test_vit(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """Tiny stand-in for ``vit_base_patch16_224`` (64 px, 16x16 patches, width 32, depth 2)."""
     _no_pretrained("test_vit", pretrained)
     return _vit(64, 16, 32, 2, 2, 2.0, num_classes, drop_path)
 
 
-@register_model(native_size=32)
+@register_model(native_size=32, fixed_size=True)
 def test_vit_cifar(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """Tiny stand-in for ``vit_small_cifar`` (32 px, 4x4 patches, width 32, depth 2)."""
     _no_pretrained("test_vit_cifar", pretrained)
@@ -144,7 +353,7 @@ def test_vit_cifar(num_classes: int, pretrained: bool = False, drop_path: float 
 
 def check_input_size(name: str, image_size: int) -> None:
     """ViTs fix their input size through the position embedding: fail before training starts."""
-    if name.startswith(("vit", "test_vit")) and image_size != native_size(name):
+    if name in _FIXED_SIZE and image_size != native_size(name):
         raise ValueError(f"model {name} takes {native_size(name)} px inputs but the data arrive at "
                          f"{image_size} px; set data.image_size={native_size(name)}")
 
