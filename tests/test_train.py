@@ -336,13 +336,13 @@ def test_resized_run_predicts_at_native_size(tmp_path, train_mod, make_cfg, tiny
 
 def test_mixup_cutmix_accum_and_clip(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
     calls = []
-    real_clip = torch.nn.utils.clip_grad_norm_
+    real_clip = torch.nn.utils.clip_grads_with_norm_
 
-    def clip(params, max_norm, *a, **k):
-        calls.append(max_norm)
-        return real_clip(params, max_norm, *a, **k)
+    def clip(params, max_norm, total_norm, *a, **k):
+        calls.append((max_norm, float(total_norm)))
+        return real_clip(params, max_norm, total_norm, *a, **k)
 
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(torch.nn.utils, "clip_grads_with_norm_", clip)
     cfg = make_cfg({"train": {"mixup": 0.8, "cutmix": 1.0, "grad_accum": 2, "grad_clip": 0.5,
                               "label_smoothing": 0.1, "epochs": 1},
                     "data": {"policy": "randaugment", "random_erasing": 0.25, "crop_padding": 2}})
@@ -351,8 +351,12 @@ def test_mixup_cutmix_accum_and_clip(tmp_path, monkeypatch, train_mod, make_cfg,
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == micro // 2
     assert len(pd.read_csv(out / "steps.csv")) == micro // 2
-    assert calls == [0.5] * (micro // 2)
-    assert np.isfinite(pd.read_csv(out / "steps.csv")["loss"]).all()
+    assert [c[0] for c in calls] == [0.5] * (micro // 2)
+    steps = pd.read_csv(out / "steps.csv")
+    assert np.isfinite(steps["loss"]).all()
+    # the logged gradient norm is the one measured before clipping
+    assert steps["grad_norm"].tolist() == pytest.approx([c[1] for c in calls], rel=1e-5)
+    assert (steps["grad_norm"] > 0).all()
 
 
 def test_grad_accum_leftover_micro_batches_are_dropped(tmp_path, train_mod, make_cfg, tiny_ds):

@@ -7,6 +7,7 @@ draw from the global RNGs, which the trainer reseeds at every epoch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -23,6 +24,8 @@ class Preprocess:
     normalize: bool = True
     image_size: Optional[int] = None
     crop_padding: int = 0
+    random_resized_crop: bool = False
+    rrc_min_scale: float = 0.08
     flip: bool = False
     policy: str = "none"
     policy_group: int = 16
@@ -33,6 +36,8 @@ class Preprocess:
     def from_config(cls, data_cfg, mean, std, channels_last: bool = False) -> "Preprocess":
         return cls(mean=tuple(mean), std=tuple(std), normalize=data_cfg.normalize,
                    image_size=data_cfg.image_size, crop_padding=data_cfg.crop_padding,
+                   random_resized_crop=data_cfg.random_resized_crop,
+                   rrc_min_scale=data_cfg.rrc_min_scale,
                    flip=data_cfg.flip, policy=data_cfg.policy, policy_group=data_cfg.policy_group,
                    random_erasing=data_cfg.random_erasing, channels_last=channels_last)
 
@@ -47,6 +52,8 @@ class Preprocess:
             x = apply_policy(x, self.policy, self.policy_group)
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, gen)
+        if self.random_resized_crop:
+            x = random_resized_crop(x, self.image_size or x.shape[-1], self.rrc_min_scale, gen)
         if self.flip:
             x = random_flip(x, gen)
         x = self._finish(x)
@@ -85,6 +92,33 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     idx_n = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]  # n x h x w x c
     return out.permute(0, 3, 1, 2)
+
+
+def random_resized_crop(x: torch.Tensor, size: int, min_scale: float, gen: torch.Generator,
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10) -> torch.Tensor:
+    """torchvision's RandomResizedCrop for a whole batch in one call: per image, a box of
+    ``min_scale``-1 of the area and aspect ratio in ``ratio`` (``tries`` draws, the first that
+    fits; else the whole image), resized to ``size`` x ``size`` by bilinear ROI pooling with
+    torchvision's adaptive sampling (one sample per output pixel when enlarging, more when
+    shrinking, which smooths). Returns float in 0-255."""
+    from torchvision.ops import roi_align
+
+    n, _, h, w = x.shape
+    dev = gen.device
+    area = torch.empty(n, tries, device=dev).uniform_(min_scale, 1.0, generator=gen) * (h * w)
+    log_r = torch.empty(n, tries, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+    bw = torch.sqrt(area * torch.exp(log_r)).round()
+    bh = torch.sqrt(area / torch.exp(log_r)).round()
+    fits = (bw <= w) & (bh <= h) & (bw > 0) & (bh > 0)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((n,), -1, device=dev))
+    pick = first.clamp(min=0)[:, None]
+    bw = torch.where(first >= 0, bw.gather(1, pick)[:, 0], torch.full((n,), float(w), device=dev))
+    bh = torch.where(first >= 0, bh.gather(1, pick)[:, 0], torch.full((n,), float(h), device=dev))
+    x0 = (torch.rand(n, generator=gen, device=dev) * (w - bw + 1)).floor()
+    y0 = (torch.rand(n, generator=gen, device=dev) * (h - bh + 1)).floor()
+    boxes = torch.stack([torch.arange(n, device=dev, dtype=torch.float32), x0, y0, x0 + bw, y0 + bh], 1)
+    return roi_align(x.float(), boxes.to(x.device), output_size=(size, size), spatial_scale=1.0,
+                     sampling_ratio=0, aligned=True)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -53,6 +53,8 @@ class DataConfig:
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     normalize: bool = True  # subtract the data set's mean, divide by its std
     crop_padding: int = 0  # random crop with this much zero padding (0: off)
+    random_resized_crop: bool = False  # torchvision-style random resized crop, on the device
+    rrc_min_scale: float = 0.08  # smallest crop area as a fraction of the image (ratio 3/4-4/3)
     flip: bool = False  # random horizontal flip
     policy: str = "none"  # none | autoaugment | randaugment, on the device
     policy_group: int = 16  # images sharing one sampled policy op (device batching)
@@ -81,6 +83,8 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
+    nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only; nproc > 1)
 
 
 @dataclass
@@ -255,7 +259,7 @@ def validate(cfg: Config) -> None:
                           + f" (known: {', '.join(list_models())})")
     positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
                 "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
-                "data.policy_group"]
+                "data.policy_group", "train.nproc"]
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive, got {flat[key]}")
@@ -267,6 +271,16 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    if not 0.0 < flat["data.rrc_min_scale"] <= 1.0:
+        raise ConfigError(f"data.rrc_min_scale: must lie in (0, 1], got {flat['data.rrc_min_scale']}")
+    if flat["data.synthetic_classes"] < 2:
+        raise ConfigError(f"data.synthetic_classes: must be at least 2, got {flat['data.synthetic_classes']}")
+    if flat["train.batch_size"] % flat["train.nproc"]:
+        raise ConfigError(f"train.batch_size ({flat['train.batch_size']}) is the global batch and must "
+                          f"divide evenly among train.nproc={flat['train.nproc']} processes")
+    if flat["train.sync_bn"] and cfg.device == "cpu":
+        raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or "
+                          "train.sync_bn=false")
     if not 0.0 <= flat["data.val_fraction"] < 1.0:
         raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
     dev = cfg.device

@@ -26,6 +26,7 @@ import yaml
 from tqdm import tqdm
 
 from . import config as config_mod
+from . import distributed
 from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config
@@ -50,11 +51,15 @@ class RunConflict(CnnvitError, RuntimeError):
     """The output folder holds a run made with a different config."""
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
+    """The torch device for a ``device`` config value; under torchrun (``local_rank`` given) a
+    CUDA run takes the GPU of its local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} requested but CUDA is not available on this machine")
+    if name.startswith("cuda") and local_rank is not None:
+        return torch.device("cuda", local_rank)
     return torch.device(name)
 
 
@@ -166,6 +171,13 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     """
     out = Path(out_dir)
     name = name or out.name
+    dist = distributed.from_env()
+    if dist.active and cfg.train.nproc != dist.world_size:
+        if cfg.train.nproc != 1:
+            raise ConfigError(f"train.nproc={cfg.train.nproc} but torchrun started {dist.world_size} "
+                              f"processes")
+        cfg = config_mod.from_dict(cfg.to_dict())  # started by hand under torchrun: record it
+        cfg.train.nproc = dist.world_size
     check_run_inputs(cfg)
     state = run_state(cfg, out)
     if state == "conflict":
@@ -176,55 +188,88 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     if state == "complete":
         log.info("%s: already complete in %s, nothing to do", name, out)
         return out
+    if cfg.train.nproc > 1 and not dist.active:
+        return distributed.launch(cfg, out, name, progress)
 
-    device = resolve_device(cfg.device)
-    if dataset is None:
-        dataset = dataset_from_config(cfg.data, cfg.seed)
+    device = resolve_device(cfg.device, dist.local_rank if dist.active else None)
+    distributed.init(dist, device)
+    try:
+        if dataset is None:
+            dataset = dataset_from_config(cfg.data, cfg.seed)
+        return _train_logged(cfg, out, name, dataset, device, progress, dist)
+    finally:
+        if dist.active and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train_logged(cfg: Config, out: Path, name: str, dataset: Dataset, device: torch.device,
+                  progress: bool, dist: distributed.Dist) -> Path:
+    """Write the run's config and data description, and its log (rank 0 only), around training."""
     n_train, per_step = len(dataset.train_labels), cfg.train.batch_size * cfg.train.grad_accum
     if per_step > n_train:
         raise ConfigError(f"train.batch_size x train.grad_accum = {per_step} exceeds the {n_train} "
                           f"training images: no optimizer step would happen")
+    pkg_log = logging.getLogger("cnnvit")
+    level = pkg_log.level
+    if not dist.main:  # one log and one progress bar: rank 0's
+        pkg_log.setLevel(logging.WARNING)
+        try:
+            return _train(cfg, out, name, dataset, device, False, dist)
+        finally:
+            pkg_log.setLevel(level)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump(cfg))
     (out / "data.json").write_text(json.dumps({
         "name": dataset.name, "classes": dataset.classes, "mean": dataset.mean, "std": dataset.std,
         "native_size": list(dataset.image_size), "source": dataset.source,
-        "n_train": int(len(dataset.train_labels)), "n_test": int(len(dataset.test_labels))}, indent=1))
+        "n_train": int(len(dataset.train_labels)), "n_val": int(len(dataset.val_labels)),
+        "n_test": int(len(dataset.test_labels))}, indent=1))
     handler = logging.FileHandler(out / "train.log")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    pkg_log = logging.getLogger("cnnvit")
-    level = pkg_log.level
     if pkg_log.getEffectiveLevel() > logging.INFO:
         pkg_log.setLevel(logging.INFO)  # the run's log is complete whatever the caller configured
     pkg_log.addHandler(handler)
     try:
-        return _train(cfg, out, name, dataset, device, progress)
+        return _train(cfg, out, name, dataset, device, progress, dist)
     finally:
         pkg_log.removeHandler(handler)
         pkg_log.setLevel(level)
         handler.close()
 
 
+def _evaluate(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, prep: Preprocess,
+              tc, device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """(logits, loss, accuracy) of a split."""
+    logits = predict_logits(model, images, prep, tc.eval_batch_size, device, tc.amp)
+    y = torch.from_numpy(labels)
+    return logits, float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
 def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
-           progress: bool) -> Path:
+           progress: bool, dist: distributed.Dist) -> Path:
     t_start = time.time()
     tc = cfg.train
     on_cuda = device.type == "cuda"
     channels_last = tc.channels_last and on_cuda
     num_classes = len(ds.classes)
+    local_batch = tc.batch_size // dist.world_size  # train.batch_size is the global batch
 
     train_x = torch.from_numpy(ds.train_images).to(device)  # whole split, uint8, on the device
     train_y = torch.from_numpy(ds.train_labels).to(device)
-    test_x = torch.from_numpy(ds.test_images).to(device)
+    # only rank 0 evaluates: the held-out splits stay on the CPU elsewhere
+    test_x = torch.from_numpy(ds.test_images).to(device if dist.main else "cpu")
     test_y = ds.test_labels
+    val_x = torch.from_numpy(ds.val_images).to(device if dist.main else "cpu")
+    has_val = len(ds.val_labels) > 0
     prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, channels_last)
 
-    _seed_everything(cfg.seed)
+    _seed_everything(cfg.seed)  # the same initial weights on every rank
     model = set_memory_format(create_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
                                            drop_path=cfg.model.drop_path).to(device), channels_last)
+    if dist.active and tc.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = _optimizer(cfg, model)
-    fwd = torch.compile(model) if tc.compile else model
 
     micro_per_epoch = len(ds.train_labels) // tc.batch_size  # drop_last: equal batches
     steps_per_epoch = micro_per_epoch // tc.grad_accum  # >= 1, checked in train()
@@ -243,6 +288,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                       label_smoothing=tc.label_smoothing, num_classes=num_classes)
 
     start_epoch, step, steps_log, epochs_log, train_time, wall_before = 0, 0, [], [], 0.0, 0.0
+    dist_info: dict[str, Any] = {}
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -251,21 +297,37 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         start_epoch, step = ckpt["epoch"], ckpt["step"]
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
         wall_before = ckpt.get("wall_time", 0.0)
+        dist_info = ckpt.get("distributed", {})
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
+
+    ddp = None
+    if dist.active:  # after loading: DDP broadcasts rank 0's weights to the others
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+        dist_info.setdefault("world_size", dist.world_size)
+        dist_info.setdefault("backend", torch.distributed.get_backend())
+        dist_info.setdefault("sync_bn", tc.sync_bn)
+    fwd = torch.compile(ddp or model) if tc.compile else (ddp or model)
+    eval_model = fwd if ddp is None else model  # rank 0 alone evaluates: no collective inside
 
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
     n_params = count_parameters(model)
-    log.info("%s: %s (%.2fM parameters) on %s, %d train / %d test images, %d epochs x %d steps",
-             name, cfg.model.name, n_params / 1e6, device_description(device), len(train_y),
+    log.info("%s: %s (%.2fM parameters) on %s%s, %d train / %d validation / %d test images, "
+             "%d epochs x %d steps", name, cfg.model.name, n_params / 1e6, device_description(device),
+             f" x {dist.world_size} processes" if dist.active else "", len(train_y), len(ds.val_labels),
              len(test_y), tc.epochs, steps_per_epoch)
     interactive = sys.stderr.isatty()
     last_logits = None  # the final epoch's evaluation doubles as the run's test predictions
     model.train()
     for epoch in range(start_epoch, tc.epochs):
-        _seed_everything(aug_seed * 1000 + epoch)  # policies, erasing, mixup, dropout
-        gen = make_generator(aug_seed * 1000 + epoch, device)
-        batches = batch_indices(len(train_y), tc.batch_size, True, cfg.seed * 1000 + epoch, True)
+        # each rank its own augmentation stream; with one process the same seeds as ever
+        stream = (aug_seed * 1000 + epoch) * dist.world_size + dist.rank
+        _seed_everything(stream)  # policies, erasing, mixup, dropout
+        gen = make_generator(stream, device)
+        batches = batch_indices(len(train_y), local_batch, True, cfg.seed * 1000 + epoch, True,
+                                dist.rank, dist.world_size)
+        seen: list[torch.Tensor] = []  # this rank's samples, for the shard check
         pending: list[torch.Tensor] = []  # losses of micro-batches not yet logged (no GPU sync)
+        pending_norm: list[torch.Tensor] = []  # gradient norm of each optimizer step not yet logged
         pending_lr: list[float] = []  # learning rate of each optimizer step not yet logged
         if on_cuda:
             torch.cuda.synchronize(device)
@@ -277,37 +339,46 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         for micro, idx in enumerate(batches):
             if micro >= steps_per_epoch * tc.grad_accum:
                 break
+            if dist.active and not dist_info.get("shard_check"):
+                seen.append(idx)
             x = prep.train(train_x[idx], gen)
             y = train_y[idx]
-            with _autocast(device, tc.amp):
-                if mixer is not None:
-                    x, soft = mixer(x, y)
-                    logits = fwd(x)
-                    loss = soft_ce(logits.float(), soft)
-                else:
-                    logits = fwd(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
-            (loss / tc.grad_accum).backward()
+            accumulate = (micro + 1) % tc.grad_accum != 0
+            # gradients of a step's earlier micro-batches stay local: one all-reduce per step
+            with (ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext()):
+                with _autocast(device, tc.amp):
+                    if mixer is not None:
+                        x, soft = mixer(x, y)
+                        logits = fwd(x)
+                        loss = soft_ce(logits.float(), soft)
+                    else:
+                        logits = fwd(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
+                (loss / tc.grad_accum).backward()
             pending.append(loss.detach())
-            if (micro + 1) % tc.grad_accum:
+            if accumulate:
                 continue
             lr = lr_at(step, total_steps, cfg.optim.lr, cfg.sched.name, **sched)
             for g in opt.param_groups:
                 g["lr"] = lr
+            grads = [q.grad for q in model.parameters() if q.grad is not None]
+            pending_norm.append(torch.nn.utils.get_total_norm(grads))  # before clipping
             if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                torch.nn.utils.clip_grads_with_norm_(model.parameters(), tc.grad_clip, pending_norm[-1])
             opt.step()
             opt.zero_grad(set_to_none=True)
             pending_lr.append(lr)
             step += 1
             bar.update(1)
             if step % NAN_CHECK_EVERY == 0 or micro + 1 == steps_per_epoch * tc.grad_accum:
-                values = torch.stack(pending).view(-1, tc.grad_accum).mean(1).tolist()
+                losses = torch.stack(pending).view(-1, tc.grad_accum).mean(1)
+                values = distributed.mean_across_ranks(losses, dist).tolist()  # same on every rank
+                norms = torch.stack(pending_norm).tolist()
                 first = step - len(values)
-                for i, (v, step_lr) in enumerate(zip(values, pending_lr)):
+                for i, (v, gn, step_lr) in enumerate(zip(values, norms, pending_lr)):
                     steps_log.append({"step": first + i + 1, "epoch": epoch + 1, "loss": v,
-                                      "lr": step_lr})
-                pending, pending_lr = [], []
+                                      "lr": step_lr, "grad_norm": gn})
+                pending, pending_norm, pending_lr = [], [], []
                 epoch_losses += values
                 bad = [v for v in values if not math.isfinite(v)]
                 if bad:
@@ -323,41 +394,60 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             torch.cuda.synchronize(device)
         epoch_time = time.time() - t_epoch
         train_time += epoch_time
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)), "test_loss": None,
-               "test_accuracy": None, "lr": lr, "epoch_time_s": epoch_time,
+        if seen:
+            dist_info["shard_check"] = {"epoch": epoch + 1, **distributed.shard_check(
+                seen, steps_per_epoch * tc.grad_accum * tc.batch_size, dist)}
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)), "val_loss": None,
+               "val_accuracy": None, "test_loss": None, "test_accuracy": None, "lr": lr,
+               "epoch_time_s": epoch_time,
                "images_per_s": steps_per_epoch * tc.grad_accum * tc.batch_size / epoch_time}
-        if (epoch + 1) % tc.eval_every == 0 or epoch + 1 == tc.epochs:
-            logits = last_logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
-            labels = torch.from_numpy(test_y)
-            row["test_loss"] = float(F.cross_entropy(logits, labels))
-            row["test_accuracy"] = float((logits.argmax(1) == labels).float().mean())
+        last = epoch + 1 == tc.epochs
+        if dist.main and ((epoch + 1) % tc.eval_every == 0 or last):
+            if has_val:  # with a validation split the test split is read once, at the end
+                _, row["val_loss"], row["val_accuracy"] = _evaluate(eval_model, val_x, ds.val_labels,
+                                                                    prep, tc, device)
+            if last or not has_val:
+                last_logits, row["test_loss"], row["test_accuracy"] = _evaluate(
+                    eval_model, test_x, test_y, prep, tc, device)
         epochs_log.append(row)
-        log.info("%s epoch %d/%d: train loss %.4f, test acc %s, %.1fs, %.0f img/s", name, epoch + 1,
-                 tc.epochs, row["train_loss"],
-                 "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}",
+        shown = "val" if has_val else "test"
+        acc = row[f"{shown}_accuracy"]
+        log.info("%s epoch %d/%d: train loss %.4f, %s acc %s, %.1fs, %.0f img/s", name, epoch + 1,
+                 tc.epochs, row["train_loss"], shown, "-" if acc is None else f"{acc:.4f}",
                  epoch_time, row["images_per_s"])
-        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                      "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
-                      "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
-                      "config": cfg.to_dict()}, ckpt_path)
-        _write_csv(out / "steps.csv", steps_log)
-        _write_csv(out / "epochs.csv", epochs_log)
+        if dist.main:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                          "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
+                          "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
+                          "config": cfg.to_dict(), "distributed": dist_info}, ckpt_path)
+            _write_csv(out / "steps.csv", steps_log)
+            _write_csv(out / "epochs.csv", epochs_log)
+        distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
 
+    if not dist.main:
+        distributed.barrier(dist)  # wait for rank 0's final files
+        return out
     if last_logits is None:  # resumed from the last epoch's checkpoint: evaluate once more
-        last_logits = predict_logits(fwd, test_x, prep, tc.eval_batch_size, device, tc.amp)
+        last_logits, _, _ = _evaluate(eval_model, test_x, test_y, prep, tc, device)
     logits = last_logits.numpy()
     metrics = classification_metrics(logits, test_y, ds.classes)
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
                         predictions=logits.argmax(1))
     _save_atomic(model.state_dict(), out / "model.pt")
+    val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params, "epochs": tc.epochs,
-        "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"], "test_top5": metrics["top5_accuracy"],
+        "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"],
+        "test_top5": metrics["top5_accuracy"],
+        "val_accuracy": val_acc[-1] if val_acc else None,
+        "best_val_accuracy": max(val_acc) if val_acc else None,
         "train_time_s": train_time, "wall_time_s": wall_before + time.time() - t_start,
         "train_images_per_s": len(epochs_log) and float(np.mean([r["images_per_s"] for r in epochs_log])),
-        "device": device_description(device), "torch": torch.__version__,
+        "device": device_description(device) + (f" x {dist.world_size}" if dist.active else ""),
+        "torch": torch.__version__,
         "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
-                    "n_test": int(len(test_y))},
+                    "n_val": int(len(ds.val_labels)), "n_test": int(len(test_y))},
+        "distributed": dist_info or None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test": metrics,
     }
@@ -365,4 +455,5 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     ckpt_path.unlink(missing_ok=True)  # model.pt holds the final weights; no optimizer state kept
     log.info("%s: test accuracy %.4f (top-5 %.4f) after %d epochs, %.0fs", name, metrics["accuracy"],
              metrics["top5_accuracy"], tc.epochs, summary["wall_time_s"])
+    distributed.barrier(dist)
     return out

@@ -1,0 +1,117 @@
+"""Multi-GPU training through torchrun: the same ``python -m cnnvit train`` runs in every process.
+
+``train.nproc: N`` in a config makes :func:`cnnvit.train.train` start
+``torchrun --standalone --nproc_per_node N -m cnnvit train ...`` as a subprocess (so a notebook
+cell or ``cnnvit study`` can ask for several GPUs); started by hand under torchrun, the trainer
+reads its rank from the environment instead. Every rank holds the data set and takes its own
+shard of each global batch (``train.batch_size`` is the global batch); DistributedDataParallel
+averages the gradients; only rank 0 writes the run folder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import config as config_mod
+from .config import CnnvitError, Config
+
+log = logging.getLogger(__name__)
+
+
+class DistributedRunError(CnnvitError, RuntimeError):
+    """A torchrun launch failed; the message carries the end of its output."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process sits in a torchrun job (rank 0 of 1 outside one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def from_env() -> Dist:
+    """The process's place from torchrun's environment variables."""
+    return Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init(dist: Dist, device: torch.device) -> None:
+    """Join the process group (NCCL on GPUs, gloo on the CPU); idempotent."""
+    if dist.active and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def barrier(dist: Dist) -> None:
+    if dist.active:
+        torch.distributed.barrier()
+
+
+def mean_across_ranks(values: torch.Tensor, dist: Dist) -> torch.Tensor:
+    """Average a tensor over all ranks (every rank gets the result)."""
+    if dist.active:
+        values = values.clone()
+        torch.distributed.all_reduce(values)
+        values /= dist.world_size
+    return values
+
+
+def shard_check(local_indices: list[torch.Tensor], expected: int, dist: Dist) -> dict[str, Any]:
+    """Gather the sample indices every rank trained on in one epoch and check that the shards
+    are disjoint and cover what the epoch should cover (``expected`` samples)."""
+    mine = torch.cat(local_indices).cpu() if local_indices else torch.zeros(0, dtype=torch.long)
+    gathered: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(gathered, mine.tolist())
+    counts = [len(g) for g in gathered]
+    distinct = len(set().union(*map(set, gathered)))
+    return {"per_rank": counts, "distinct": distinct, "expected": expected,
+            "disjoint": distinct == sum(counts), "complete": distinct == expected}
+
+
+def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
+    """Run one training run in ``cfg.train.nproc`` processes through torchrun; stream its output
+    (rank 0's log and progress) and return ``out``. Raises :class:`DistributedRunError`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{name}-", dir=out.parent,
+                                     delete=False) as f:
+        f.write(config_mod.dump(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={cfg.train.nproc}", "-m", "cnnvit", *([] if progress else ["-q"]),
+           "train", f.name, "--out", str(out)]
+    log.info("%s: launching %d processes: %s", name, cfg.train.nproc, " ".join(cmd))
+    tail: deque[str] = deque(maxlen=20)
+    try:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+            for line in proc.stdout:
+                tail.append(line.rstrip())
+                sys.stderr.write(line)
+            rc = proc.wait()
+    finally:
+        os.unlink(f.name)
+    if rc != 0:
+        raise DistributedRunError(f"{name}: torchrun with {cfg.train.nproc} processes exited with "
+                                  f"status {rc}; its last lines:\n" + "\n".join(tail))
+    if not (out / "metrics.json").exists():
+        raise DistributedRunError(f"{name}: torchrun finished but wrote no {out / 'metrics.json'}")
+    return out

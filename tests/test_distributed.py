@@ -1,0 +1,92 @@
+"""DistributedDataParallel through torchrun, on the CPU with gloo: two processes against one."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from cnnvit import config as config_mod
+from cnnvit.augment import batch_indices
+
+from conftest import REPO
+
+# BatchNorm-free and dropout-free (LayerNorm ViT), no augmentation: two processes of 16 images
+# must then compute the same averaged gradient as one process of 32, up to float rounding.
+DDP_CONFIG = {
+    "data": {"name": "synthetic", "synthetic_train": 200, "synthetic_test": 100},
+    "model": {"name": "test_vit_cifar"},
+    "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 100},
+    "optim": {"name": "adamw", "lr": 1.0e-3, "weight_decay": 0.05},
+    "sched": {"name": "cosine", "warmup_epochs": 0.5},
+    "device": "cpu",
+}
+# what "the same" means: per-step losses within 1e-4 (float32 all-reduce sums in another order)
+LOSS_ATOL = 1e-4
+ACC_ATOL = 0.02  # two of the 100 test images may flip between near-tied classes
+
+
+def _cli(args: list[str], env: dict, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_batch_indices_shards_are_disjoint_and_cover_each_global_batch():
+    one = list(batch_indices(103, 8, True, 5, True))
+    two = [list(batch_indices(103, 4, True, 5, True, rank=r, world_size=2)) for r in range(2)]
+    assert len(one) == len(two[0]) == len(two[1]) == 103 // 8
+    for full, a, b in zip(one, *two):
+        assert set(a.tolist()).isdisjoint(b.tolist())
+        assert sorted(torch.cat([a, b]).tolist()) == sorted(full.tolist())
+
+
+def test_two_processes_match_one(tmp_path, cli_env):
+    params = tmp_path / "ddp.yaml"
+    params.write_text(yaml.safe_dump(DDP_CONFIG))
+    env = cli_env
+    single = _cli(["-m", "cnnvit", "-q", "train", str(params), "--out", str(tmp_path / "one")], env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    # train.nproc=2 makes the ordinary command start torchrun itself
+    double = _cli(["-m", "cnnvit", "-q", "train", str(params), "--set", "train.nproc=2",
+                   "--out", str(tmp_path / "two")], env)
+    assert double.returncode == 0, double.stdout[-3000:] + double.stderr[-3000:]
+
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    shards = two["distributed"]["shard_check"]
+    assert two["distributed"]["world_size"] == 2 and two["distributed"]["backend"] == "gloo"
+    assert shards["disjoint"] and shards["complete"]
+    assert shards["per_rank"] == [96, 96] and shards["expected"] == 192  # 6 global batches of 32
+    assert one["distributed"] is None and one["steps"] == two["steps"] == 12
+
+    steps_one, steps_two = (pd.read_csv(tmp_path / d / "steps.csv") for d in ("one", "two"))
+    np.testing.assert_allclose(steps_two["loss"], steps_one["loss"], atol=LOSS_ATOL)
+    assert abs(one["test_accuracy"] - two["test_accuracy"]) <= ACC_ATOL
+    # rank 0 alone wrote the run folder, and recorded the world size in the saved config
+    saved = config_mod.from_dict(yaml.safe_load((tmp_path / "two" / "config.yaml").read_text()))
+    assert saved.train.nproc == 2
+    assert not list(tmp_path.glob("two-*.yaml"))  # the launch file is removed
+
+
+def test_torchrun_started_by_hand_records_its_world_size(tmp_path, cli_env):
+    params = tmp_path / "ddp.yaml"
+    params.write_text(yaml.safe_dump({**DDP_CONFIG, "train": {**DDP_CONFIG["train"], "epochs": 1}}))
+    res = _cli(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cnnvit",
+                "-q", "train", str(params), "--out", str(tmp_path / "run")], cli_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["train"]["nproc"] == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["distributed"]["world_size"] == 2
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.nproc=3", "train.batch_size=32"], "divide evenly"),
+    (["train.sync_bn=true", "device=cpu"], "SyncBatchNorm runs on CUDA only"),
+])
+def test_bad_distributed_settings_fail_before_work(overrides, message):
+    with pytest.raises(config_mod.ConfigError, match=message):
+        config_mod.build(overrides=overrides)
