@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from cnnvit.augment import (Preprocess, apply_policy, batch_indices, make_generator, random_crop,
                             random_flip)
+from cnnvit import config
 from cnnvit.data import synthetic
 
 
@@ -189,3 +190,42 @@ def test_from_config_copies_fields():
     assert prep.crop_padding == 4 and prep.flip and prep.image_size == 64
     assert prep.normalize is False and prep.policy == "randaugment"
     assert prep.mean == (0.1, 0.2, 0.3) and prep.std == (0.4, 0.5, 0.6)
+
+
+# ------------------------------------------------------------------- random resized crop
+
+def test_random_resized_crop_whole_image_is_the_identity():
+    from cnnvit.augment import random_resized_crop
+
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    out = random_resized_crop(x, 16, 1.0, make_generator(0, torch.device("cpu")), ratio=(1.0, 1.0))
+    assert torch.equal(out, x.float())
+
+
+def test_random_resized_crop_boxes_have_the_requested_area_and_ratio():
+    """Pixels encode their own column and row, so each output shows which box it came from."""
+    from cnnvit.augment import random_resized_crop
+
+    n, size = 400, 32
+    cols = torch.arange(size).view(1, size).expand(size, size)
+    rows = torch.arange(size).view(size, 1).expand(size, size)
+    x = torch.stack([cols, rows, torch.zeros_like(cols)]).unsqueeze(0).expand(n, 3, size, size)
+    out = random_resized_crop(x.to(torch.uint8), size, 0.25, make_generator(1, torch.device("cpu")))
+    assert out.shape == (n, 3, size, size)
+    width = out[:, 0, :, -1] - out[:, 0, :, 0]  # column span seen (box width - 1, bilinear)
+    height = out[:, 1, -1, :] - out[:, 1, 0, :]
+    area = ((width[:, 0] + 1) * (height[:, 0] + 1)) / size ** 2
+    assert area.min() >= 0.25 - 0.08 and area.max() <= 1.0 + 1e-6
+    assert area.std() > 0.1  # a spread of scales, not one box
+    assert (out[:, 0].amin((1, 2)) >= 0).all() and (out[:, 0].amax((1, 2)) <= size - 1).all()
+
+
+def test_preprocess_random_resized_crop_to_the_target_size():
+    cfg = config.build(overrides=["data.random_resized_crop=true", "data.image_size=24",
+                                  "data.rrc_min_scale=0.5"])
+    prep = Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3)
+    x = torch.randint(0, 256, (6, 32, 32, 3), dtype=torch.uint8)
+    a = prep.train(x, make_generator(3, torch.device("cpu")))
+    b = prep.train(x, make_generator(3, torch.device("cpu")))
+    assert a.shape == (6, 3, 24, 24) and torch.equal(a, b)
+    assert prep.eval(x).shape == (6, 3, 24, 24)

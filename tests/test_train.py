@@ -389,3 +389,17 @@ def test_input_checks_fail_before_any_file(tmp_path, train_mod, make_cfg, tiny_d
         train_mod.train(make_cfg({"train": {"batch_size": 500}}), out, dataset=tiny_ds,
                         progress=False)
     assert not (out / "metrics.json").exists()
+
+
+def test_validation_split_is_evaluated_each_epoch_and_test_once(tmp_path, train_mod, make_cfg):
+    cfg = make_cfg({"data": {"val_fraction": 0.25}, "train": {"epochs": 3}})
+    out = train_mod.train(cfg, tmp_path / "run", progress=False)
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert epochs["val_accuracy"].notna().all() and epochs["val_loss"].notna().all()
+    assert epochs["test_accuracy"].isna().tolist() == [True, True, False]  # test read once, at the end
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dataset"]["n_train"] == 72 and m["dataset"]["n_val"] == 24 and m["dataset"]["n_test"] == 40
+    assert m["val_accuracy"] == epochs["val_accuracy"].iloc[-1]
+    assert m["best_val_accuracy"] == epochs["val_accuracy"].max()
+    assert m["test_accuracy"] == epochs["test_accuracy"].iloc[-1]
+    assert json.loads((out / "data.json").read_text())["n_val"] == 24
