@@ -170,6 +170,22 @@ def test_huge_learning_rate_diverges(tmp_path, train_mod, make_cfg, tiny_ds):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_divergence_recorded_as_the_result_when_asked(tmp_path, monkeypatch, train_mod, make_cfg,
+                                                      tiny_ds):
+    """train.stop_on_nan=false (an ablation expected to fail): the run ends at the NaN, keeps the
+    curves up to it, and its metrics say it diverged and where."""
+    cfg = make_cfg({"train": {"epochs": 4, "stop_on_nan": False}})
+    steps_per_epoch = len(tiny_ds.train_labels) // cfg.train.batch_size
+    _nan_after(monkeypatch, train_mod, steps_per_epoch + 2)  # NaN from epoch 2's third step
+    out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["diverged"] == {"epoch": 2, "step": steps_per_epoch + 3, "loss": "nan"}
+    assert m["epochs"] == 4 and m["epochs_run"] == 2
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert len(epochs) == 2 and np.isnan(epochs["train_loss"].iloc[1])
+    assert train_mod.run_state(cfg, out) == "complete"  # not retrained on the next call
+
+
 # --------------------------------------------------------------------------- (d) identity
 
 def test_other_config_raises_run_conflict_and_touches_nothing(tmp_path, monkeypatch, train_mod,

@@ -85,6 +85,7 @@ class TrainConfig:
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
     nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only; nproc > 1)
+    stop_on_nan: bool = True  # false: a run whose loss turns NaN ends there, recorded as diverged
 
 
 @dataclass

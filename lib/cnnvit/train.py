@@ -317,6 +317,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
              len(test_y), tc.epochs, steps_per_epoch)
     interactive = sys.stderr.isatty()
     last_logits = None  # the final epoch's evaluation doubles as the run's test predictions
+    diverged: Optional[dict[str, Any]] = None
     model.train()
     for epoch in range(start_epoch, tc.epochs):
         # each rank its own augmentation stream; with one process the same seeds as ever
@@ -380,8 +381,15 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                                       "lr": step_lr, "grad_norm": gn})
                 pending, pending_norm, pending_lr = [], [], []
                 epoch_losses += values
-                bad = [v for v in values if not math.isfinite(v)]
+                bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+                if bad and not tc.stop_on_nan:  # the divergence is the result: record, evaluate
+                    diverged = {"epoch": epoch + 1, "step": first + bad[0] + 1, "loss": str(values[bad[0]])}
+                    log.warning("%s: loss became %s at step %d (epoch %d); the run ends here as "
+                                "diverged (train.stop_on_nan=false)", name, diverged["loss"],
+                                diverged["step"], epoch + 1)
+                    break
                 if bad:
+                    bad = [values[i] for i in bad]
                     bar.close()
                     raise TrainingDiverged(
                         f"{name}: loss became {bad[0]} in epoch {epoch + 1} (by step {step}); stopped. "
@@ -401,7 +409,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                "val_accuracy": None, "test_loss": None, "test_accuracy": None, "lr": lr,
                "epoch_time_s": epoch_time,
                "images_per_s": steps_per_epoch * tc.grad_accum * tc.batch_size / epoch_time}
-        last = epoch + 1 == tc.epochs
+        last = epoch + 1 == tc.epochs or diverged is not None
         if dist.main and ((epoch + 1) % tc.eval_every == 0 or last):
             if has_val:  # with a validation split the test split is read once, at the end
                 _, row["val_loss"], row["val_accuracy"] = _evaluate(eval_model, val_x, ds.val_labels,
@@ -423,6 +431,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
         distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
+        if diverged:
+            break
 
     if not dist.main:
         distributed.barrier(dist)  # wait for rank 0's final files
@@ -437,6 +447,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params, "epochs": tc.epochs,
+        "epochs_run": len(epochs_log), "diverged": diverged,
         "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"],
         "test_top5": metrics["top5_accuracy"],
         "val_accuracy": val_acc[-1] if val_acc else None,
