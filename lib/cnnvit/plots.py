@@ -12,9 +12,14 @@ sns.set_theme(context="notebook", style="whitegrid")
 
 
 def plot_loss_curves(steps: Mapping[str, pd.DataFrame], smooth: int = 25,
-                     title: str = "Training loss per iteration") -> plt.Figure:
-    """Per-step training loss of several runs (raw, faint; moving average, solid)."""
+                     title: str = "Training loss per iteration",
+                     chance_loss: Optional[float] = None) -> plt.Figure:
+    """Per-step training loss of several runs (raw, faint; moving average, solid); with
+    ``chance_loss`` (ln C) a line marks the loss of a model that has learned nothing."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    if chance_loss is not None:
+        ax.axhline(chance_loss, color="grey", linestyle=":", linewidth=1,
+                   label=f"uniform guess (ln C = {chance_loss:.2f})")
     palette = sns.color_palette(n_colors=max(1, len(steps)))
     for color, (label, df) in zip(palette, steps.items()):
         window = max(1, min(smooth, len(df) // 10 or 1))
@@ -27,14 +32,63 @@ def plot_loss_curves(steps: Mapping[str, pd.DataFrame], smooth: int = 25,
     return fig
 
 
-def plot_accuracy_curves(epochs: Mapping[str, pd.DataFrame],
-                         title: str = "Test accuracy per epoch") -> plt.Figure:
-    """Test accuracy after each evaluated epoch, one line per run."""
+def _curve_split(df: pd.DataFrame) -> str:
+    # runs with a validation split are followed on it; the test split is then read only once
+    return "val" if "val_accuracy" in df and df["val_accuracy"].notna().any() else "test"
+
+
+def plot_accuracy_curves(epochs: Mapping[str, pd.DataFrame], title: Optional[str] = None) -> plt.Figure:
+    """Accuracy after each evaluated epoch, one line per run: on the validation split where the
+    runs have one, else on the test split."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    splits = set()
     for label, df in epochs.items():
-        d = df.dropna(subset=["test_accuracy"])
-        ax.plot(d["epoch"], 100 * d["test_accuracy"], marker="o", markersize=3, label=label)
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
+        split = _curve_split(df)
+        splits.add(split)
+        d = df.dropna(subset=[f"{split}_accuracy"])
+        ax.plot(d["epoch"], 100 * d[f"{split}_accuracy"], marker="o", markersize=3, label=label)
+    name = " / ".join("validation" if s == "val" else "test" for s in sorted(splits))
+    ax.set(xlabel="epoch", ylabel=f"{name} accuracy (%)", title=title or f"{name.capitalize()} accuracy per epoch")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_effects(panels: Mapping[str, Mapping[str, pd.DataFrame]], chance: Optional[float] = None) -> plt.Figure:
+    """One column per effect (e.g. BatchNorm, depth): validation (or test) accuracy per epoch
+    above training loss per epoch, one line per run; ``chance`` marks 1/C on the accuracy axes."""
+    n = len(panels)
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 6.2), squeeze=False, sharex="col")
+    for col, (effect, runs) in enumerate(panels.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        for label, df in runs.items():
+            split = _curve_split(df)
+            d = df.dropna(subset=[f"{split}_accuracy"])
+            line, = top.plot(d["epoch"], 100 * d[f"{split}_accuracy"], label=label, linewidth=1.4)
+            bottom.plot(df["epoch"], df["train_loss"], color=line.get_color(), linewidth=1.4)
+        if chance is not None:
+            top.axhline(100 * chance, color="grey", linestyle=":", linewidth=1)
+        top.set_title(effect, fontsize=10)
+        top.legend(fontsize=7)
+        bottom.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("validation accuracy (%)")
+    axes[1, 0].set_ylabel("training loss")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_norms(steps: Mapping[str, pd.DataFrame], smooth: int = 25,
+                        title: str = "Gradient norm per iteration (before clipping)") -> plt.Figure:
+    """Global gradient norm per optimizer step on a log axis: a network that has stopped
+    learning shows it here first (vanishing or exploding gradients)."""
+    fig, ax = plt.subplots(figsize=(8, 4.0))
+    for label, df in steps.items():
+        if "grad_norm" not in df:
+            continue
+        window = max(1, min(smooth, len(df) // 10 or 1))
+        ax.plot(df["step"], df["grad_norm"].rolling(window, min_periods=1).median(), label=label,
+                linewidth=1.4)
+    ax.set(xlabel="iteration (optimizer step)", ylabel="gradient norm", yscale="log", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

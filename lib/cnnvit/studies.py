@@ -80,3 +80,129 @@ def cifar10_conclusions(study: Study, results: Mapping[str, Run]) -> str:
         lines.append(f"*Profile `{prof}` uses small stand-in models and data: these numbers test the "
                      f"pipeline and say nothing about CIFAR-10. See the `paper` profile for the study.*")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- study 2: Tiny-ImageNet
+
+# the effects study 2 isolates, each as the seed-setting runs that show it (params run names)
+TINY_IMAGENET_EFFECTS = {
+    "BatchNorm (VGG19)": ("vgg19_bn", "vgg19"),
+    "Depth (ResNet)": ("resnet18", "resnet34", "resnet50"),
+    "Skip connections": ("resnet50", "resnet50_noskip", "resnet34"),
+    "Cardinality": ("resnet50", "resnext50"),
+    "CNN vs T2T-ViT": ("resnext50", "t2t_vit"),
+}
+
+
+def effect_panels(study: Study, results: Mapping[str, Run],
+                  effects: Mapping[str, tuple[str, ...]] = TINY_IMAGENET_EFFECTS
+                  ) -> dict[str, dict[str, pd.DataFrame]]:
+    """``{effect: {run label: per-epoch log}}`` for the effects whose runs all exist."""
+    return {effect: {study.runs[n].label: results[n].epochs for n in names}
+            for effect, names in effects.items() if all(n in results for n in names)}
+
+
+def training_diagnosis(run: Run) -> dict:
+    """Did the run learn? ``status`` is 'diverged' (the loss became NaN), 'stalled' (training loss
+    still within 3% of ln C, the loss of a uniform guess, and accuracy under 2/C) or 'learned';
+    with the evidence: losses, gradient norms at the start and end, and how many distinct classes
+    the model predicts on the test split."""
+    m, steps, epochs = run.metrics, run.steps, run.epochs
+    n_classes = len(run.classes)
+    chance_loss = float(np.log(n_classes))
+    finite = epochs["train_loss"].dropna()
+    last_loss = float(finite.iloc[-1]) if len(finite) else float("nan")
+    preds = run.predictions()["predictions"]
+    counts = np.bincount(preds, minlength=n_classes)
+    norms = steps["grad_norm"].dropna() if "grad_norm" in steps else pd.Series(dtype=float)
+    k = max(1, min(20, len(norms) // 10))
+    if m.get("diverged"):
+        status = "diverged"
+    elif last_loss > 0.97 * chance_loss and m["test_accuracy"] < 2 / n_classes:
+        status = "stalled"
+    else:
+        status = "learned"
+    return {"status": status, "final train loss": last_loss, "chance loss (ln C)": chance_loss,
+            "grad norm, first steps": float(norms.head(k).median()) if len(norms) else None,
+            "grad norm, last steps": float(norms.tail(k).median()) if len(norms) else None,
+            "distinct predicted classes": int((counts > 0).sum()),
+            "share of the most predicted class": float(counts.max() / max(1, counts.sum())),
+            "test acc": m["test_accuracy"], "chance acc (1/C)": 1 / n_classes}
+
+
+def diagnosis_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """:func:`training_diagnosis` of every run, one row each."""
+    return pd.DataFrame([{"run": study.runs[n].label, **training_diagnosis(r)} for n, r in results.items()])
+
+
+def class_accuracy_extremes(run: Run, k: int = 8) -> pd.DataFrame:
+    """The ``k`` classes the run recognises best and worst on the test split (recall), by name."""
+    per_class = run.metrics["test"]["per_class"]
+    s = pd.Series({c: v["recall"] for c, v in per_class.items()}).sort_values(ascending=False)
+    top, bottom = s.head(k), s.tail(k)[::-1]
+    return pd.DataFrame({"best class": top.index, "recall": top.values,
+                         "worst class": bottom.index, "recall ": bottom.values})
+
+
+def _pts(a: float, b: float) -> str:
+    return f"{100 * (a - b):+.1f} points"
+
+
+def tiny_imagenet_conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 2, every number read from the runs and the parameter file."""
+    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    seed = {n: s.reported for n, s in study.runs.items()}
+    have = lambda *names: all(n in acc for n in names)  # noqa: E731 - a local predicate
+    def vs_seed(n: str) -> str:
+        return f"{_pct(acc[n])}" + (f" (seed {_pct(seed[n])})" if seed.get(n) is not None else "")
+
+    first = next(iter(results.values()))
+    lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
+             f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
+             f"epoch (the validation split was only watched).*", ""]
+    if have("vgg19_bn", "vgg19"):
+        d = training_diagnosis(results["vgg19"])
+        why = {"stalled": (f"it **stalled**: its training loss ended at {d['final train loss']:.3f}, "
+                           f"against ln C = {d['chance loss (ln C)']:.3f} for a uniform guess, and it "
+                           f"predicts {d['distinct predicted classes']} distinct class(es) on the test "
+                           f"split; its gradient norm went from {d['grad norm, first steps']:.2g} to "
+                           f"{d['grad norm, last steps']:.2g}"),
+               "diverged": (f"it **diverged**: the loss became {results['vgg19'].metrics['diverged']['loss']} "
+                            f"at step {results['vgg19'].metrics['diverged']['step']}"),
+               "learned": "it **did learn** here, unlike in the seed"}[d["status"]]
+        lines.append(f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed('vgg19_bn')}, without it "
+                     f"{vs_seed('vgg19')}: {why}.")
+    if have("resnet18", "resnet34", "resnet50"):
+        order = [acc["resnet18"], acc["resnet34"], acc["resnet50"]]
+        trend = "rises with depth" if order == sorted(order) else "does not rise monotonically with depth"
+        lines.append(f"- **Depth.** ResNet-18 {vs_seed('resnet18')}, ResNet-34 {vs_seed('resnet34')}, "
+                     f"ResNet-50 {vs_seed('resnet50')}: accuracy {trend} here.")
+    if have("resnet50", "resnet50_noskip"):
+        extra = f"; ResNet-34, of similar size, {_pct(acc['resnet34'])}" if "resnet34" in acc else ""
+        seed_gap = (f" (the seed: {_pts(seed['resnet50_noskip'], seed['resnet50'])})"
+                    if seed.get("resnet50") and seed.get("resnet50_noskip") else "")
+        lines.append(f"- **Skip connections.** Removing them from ResNet-50 changes top-1 by "
+                     f"{_pts(acc['resnet50_noskip'], acc['resnet50'])}{seed_gap}{extra}.")
+    if have("resnet50", "resnext50"):
+        seed_gap = (f" (the seed: {_pts(seed['resnext50'], seed['resnet50'])})"
+                    if seed.get("resnet50") and seed.get("resnext50") else "")
+        lines.append(f"- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: "
+                     f"{_pts(acc['resnext50'], acc['resnet50'])}{seed_gap}.")
+    if have("resnext50", "t2t_vit"):
+        gap = {n: results[n].epochs.dropna(subset=["val_loss"]) for n in ("resnext50", "t2t_vit")}
+        gaps = {n: float(df["val_loss"].iloc[-1] - df["train_loss"].iloc[-1]) for n, df in gap.items()
+                if len(df)}
+        gap_text = ("; validation minus training loss at the end: " + ", ".join(
+            f"{study.runs[n].label} {g:+.2f}" for n, g in gaps.items())) if gaps else ""
+        lines.append(f"- **CNN vs T2T-ViT.** T2T-ViT-t-14 {vs_seed('t2t_vit')} against ResNeXt-50 "
+                     f"{_pct(acc['resnext50'])}: {_pts(acc['t2t_vit'], acc['resnext50'])}{gap_text}.")
+    for name, spec in study.runs.items():
+        if spec.role == "strong" and name in acc:
+            base = name.removeprefix("strong_")
+            cmp = f", against {_pct(acc[base])} for its seed setting ({_pts(acc[name], acc[base])})" \
+                if base in acc else ""
+            lines.append(f"- **Stronger recipe: {spec.label}.** {_pct(acc[name])}{cmp}.")
+    if study.profile != "paper":
+        lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on generated data: these "
+                      f"numbers test the pipeline and say nothing about Tiny-ImageNet.*"]
+    return "\n".join(lines)

@@ -32,7 +32,7 @@ from . import config as config_mod
 from .config import Config, ConfigError
 from .data import DatasetError, dataset_from_config, default_root, locate_dataset
 from .run import Run, load_run
-from .train import check_run_inputs, resolve_device, run_state, train
+from .train import check_device, check_run_inputs, run_state, train
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def check_study_inputs(study: Study) -> None:
     for name, spec in study.runs.items():
         if run_state(spec.config, study.run_dir(name)) == "complete":
             continue
-        for check, arg in ((locate_dataset, spec.config.data), (resolve_device, spec.config.device)):
+        for check, arg in ((locate_dataset, spec.config.data), (check_device, spec.config)):
             try:
                 check(arg)
             except (DatasetError, ConfigError) as exc:
@@ -190,25 +190,31 @@ def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
 
 
 def summary_table(study: Study, results: dict[str, Run]) -> pd.DataFrame:
-    """One row per run: our test accuracy beside the seed's reported number, with the profile,
-    epochs, wall time and throughput that produced it."""
+    """One row per run: our test accuracy beside the seed's reported number, with the model size,
+    profile, epochs, wall time and throughput that produced it (and the last validation accuracy
+    when the runs hold a validation split; ``data`` gives train/val/test sizes)."""
     rows = []
     for name, spec in study.runs.items():
         m = results[name].metrics
         cfg = spec.config
+        d = m["dataset"]
+        splits = "/".join(str(d[k]) for k in ("n_train", "n_val", "n_test") if d.get(k) or k != "n_val")
         rows.append({
             "run": spec.label,
             "role": spec.role,
             "model": cfg.model.name,
             "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
-            "epochs": m["epochs"],
+            "params (M)": round(m["parameters"] / 1e6, 2),
+            "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
+            "val acc": m.get("val_accuracy"),
             "test acc": m["test_accuracy"],
             "top-5": m["test_top5"],
             "seed reported": spec.reported,
             "profile": study.profile,
-            "data": f"{m['dataset']['name']} ({m['dataset']['n_train']}/{m['dataset']['n_test']})",
+            "data": f"{m['dataset']['name']} ({splits})",
             "wall time (s)": round(m["wall_time_s"], 1),
             "train img/s": round(m["train_images_per_s"]),
             "device": m["device"],
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.drop(columns="val acc") if table["val acc"].isna().all() else table

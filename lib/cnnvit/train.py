@@ -63,6 +63,16 @@ def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
     return torch.device(name)
 
 
+def check_device(cfg: Config) -> torch.device:
+    """The device of a run, checked before any work: CUDA present if asked for, and as many GPUs
+    as ``train.nproc`` processes on CUDA."""
+    device = resolve_device(cfg.device)
+    if cfg.train.nproc > 1 and device.type == "cuda" and torch.cuda.device_count() < cfg.train.nproc:
+        raise ConfigError(f"train.nproc={cfg.train.nproc} needs {cfg.train.nproc} GPUs; this machine "
+                          f"has {torch.cuda.device_count()}")
+    return device
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
