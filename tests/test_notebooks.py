@@ -63,11 +63,7 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
         for f in ("config.yaml", "metrics.json", "epochs.csv", "steps.csv", "predictions.npz"):
             assert (run / f).exists(), f"{name}/{f} missing"
         metrics[name] = json.loads((run / "metrics.json").read_text())
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    html = "".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
-    markdown = "".join(o["data"].get("text/markdown", "") for o in outputs if "data" in o)
-    images = [o for o in outputs if "data" in o and "image/png" in o["data"]]
+    html, markdown, images = _outputs(nb)
     assert len(images) >= 4, "preprocessing grid, loss, accuracy and confusion figures"
     # the table shows each run's own accuracy and the seed's reported numbers
     for name in expected:
@@ -78,18 +74,60 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
     assert f"{100 * metrics['seed_vit_b16']['test_accuracy']:.1f}%" in markdown
     assert "Profile `smoke`" in markdown or "profile `smoke`" in markdown
 
-    # the same notebook as a report section: tables and figures fit the PDF page
+    _check_report_section(out_nb, "Study 1", tmp_path)
+
+
+def _check_report_section(out_nb: Path, title: str, tmp_path: Path) -> None:
+    """The executed notebook as a report section: its tables and figures fit the PDF page."""
     from pypdf import PdfReader
 
     from cnnvit import render
 
-    outcome = render.StudyOutcome(out_nb.stem, "Study 1", "ok", notebook=out_nb)
+    outcome = render.StudyOutcome(out_nb.stem, title, "ok", notebook=out_nb)
     page = tmp_path / "report.html"
     page.write_text(render.assemble_html({"Profile": "smoke"}, [(outcome, *render.study_section(outcome, "smoke"))],
                                          pd.DataFrame()), encoding="utf-8")
     assert render.write_pdf(page, tmp_path / "report.pdf") == []
     text = "".join(p.extract_text() for p in PdfReader(tmp_path / "report.pdf").pages)
-    assert "Study 1" in text and "Conclusions" in text
+    assert title in text and "Conclusions" in text
     if shutil.which("chromium"):  # Debian's chromium, where installed
         dom, console = open_in_chromium(page, tmp_path / "chromium")
         assert "Conclusions" in dom and console == []
+
+
+def _outputs(nb) -> tuple[str, str, list]:
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
+    markdown = "".join(o["data"].get("text/markdown", "") for o in outputs if "data" in o)
+    images = [o for o in outputs if "data" in o and "image/png" in o["data"]]
+    return html, markdown, images
+
+
+def test_study_02_smoke_runs_and_reports(tmp_path):
+    out_nb = tmp_path / "02.ipynb"
+    runs_dir = tmp_path / "study"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "02_tiny_imagenet_cnn_ablations.ipynb"), str(out_nb), cwd=str(ROOT),
+        parameters={"params_file": "params/smoke/02_tiny_imagenet_cnn_ablations.yaml",
+                    "out_dir": str(runs_dir)}, progress_bar=False)
+    nb = nbformat.read(out_nb, as_version=4)
+    expected = ["vgg19_bn", "vgg19", "resnet18", "resnet34", "resnet50", "resnet50_noskip",
+                "resnext50", "t2t_vit", "strong_resnet50", "resnet18_2proc"]
+    metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 4, "augmentation grid, effects, loss and gradient-norm figures"
+    for name in expected:
+        assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
+        assert metrics[name]["dataset"]["n_val"] == 240  # 20% of 1,200 held out
+    for reported in ("52.79%", "0.50%", "55.09%", "56.03%", "58.97%", "54.03%", "59.29%", "41.63%"):
+        assert reported in html, f"seed's {reported} missing from the table"
+    # the 2-process run went through torchrun and says so
+    assert metrics["resnet18_2proc"]["distributed"]["world_size"] == 2
+    assert "gloo" in html
+    # the diagnosis and the conclusions are computed from the runs
+    assert any(status in html for status in ("stalled", "learned", "diverged"))
+    assert f"{100 * metrics['vgg19_bn']['test_accuracy']:.1f}%" in markdown
+    assert f"{100 * metrics['resnext50']['test_accuracy']:.1f}%" in markdown
+    assert "profile `smoke`" in markdown
+    _check_report_section(out_nb, "Study 2", tmp_path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         from .train import train
 
         out = train(cfg, args.out, progress=not args.quiet)
+        if int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 reports
+            return 0
         import json
 
         m = json.loads((out / "metrics.json").read_text())

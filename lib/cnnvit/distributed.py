@@ -88,6 +88,13 @@ def shard_check(local_indices: list[torch.Tensor], expected: int, dist: Dist) ->
             "disjoint": distinct == sum(counts), "complete": distinct == expected}
 
 
+def _child_env(nproc: int) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # share the cores out (torchrun would otherwise set 1 thread each and print a banner)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return env
+
+
 def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
     """Run one training run in ``cfg.train.nproc`` processes through torchrun; stream its output
     (rank 0's log and progress) and return ``out``. Raises :class:`DistributedRunError`."""
@@ -102,7 +109,7 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
     tail: deque[str] = deque(maxlen=20)
     try:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+                              env=_child_env(cfg.train.nproc)) as proc:
             for line in proc.stdout:
                 tail.append(line.rstrip())
                 sys.stderr.write(line)

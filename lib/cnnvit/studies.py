@@ -162,14 +162,18 @@ def tiny_imagenet_conclusions(study: Study, results: Mapping[str, Run]) -> str:
              f"epoch (the validation split was only watched).*", ""]
     if have("vgg19_bn", "vgg19"):
         d = training_diagnosis(results["vgg19"])
-        why = {"stalled": (f"it **stalled**: its training loss ended at {d['final train loss']:.3f}, "
-                           f"against ln C = {d['chance loss (ln C)']:.3f} for a uniform guess, and it "
-                           f"predicts {d['distinct predicted classes']} distinct class(es) on the test "
-                           f"split; its gradient norm went from {d['grad norm, first steps']:.2g} to "
-                           f"{d['grad norm, last steps']:.2g}"),
-               "diverged": (f"it **diverged**: the loss became {results['vgg19'].metrics['diverged']['loss']} "
-                            f"at step {results['vgg19'].metrics['diverged']['step']}"),
-               "learned": "it **did learn** here, unlike in the seed"}[d["status"]]
+        if d["status"] == "stalled":
+            why = (f"it **stalled**: its training loss ended at {d['final train loss']:.3f}, against "
+                   f"ln C = {d['chance loss (ln C)']:.3f} for a uniform guess, and it predicts "
+                   f"{d['distinct predicted classes']} distinct class(es) on the test split")
+            if d["grad norm, first steps"] is not None:
+                why += (f"; its gradient norm went from {d['grad norm, first steps']:.2g} to "
+                        f"{d['grad norm, last steps']:.2g}")
+        elif d["status"] == "diverged":
+            where = results["vgg19"].metrics["diverged"]
+            why = f"it **diverged**: the loss became {where['loss']} at step {where['step']}"
+        else:
+            why = "it **did learn** here, unlike in the seed"
         lines.append(f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed('vgg19_bn')}, without it "
                      f"{vs_seed('vgg19')}: {why}.")
     if have("resnet18", "resnet34", "resnet50"):
@@ -206,3 +210,34 @@ def tiny_imagenet_conclusions(study: Study, results: Mapping[str, Run]) -> str:
         lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on generated data: these "
                       f"numbers test the pipeline and say nothing about Tiny-ImageNet.*"]
     return "\n".join(lines)
+
+
+def best_run(results: Mapping[str, Run]) -> str:
+    """Name of the run with the highest test accuracy."""
+    return max(results, key=lambda n: results[n].metrics["test_accuracy"])
+
+
+def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """Runs trained in several processes: world size, backend, and the check that the ranks'
+    shards of the first epoch were disjoint and covered it."""
+    rows = []
+    for name, run in results.items():
+        info = run.metrics.get("distributed")
+        if info:
+            shards = info.get("shard_check", {})
+            rows.append({"run": study.runs[name].label, "processes": info["world_size"],
+                         "backend": info["backend"], "SyncBatchNorm": info["sync_bn"],
+                         "images per rank (epoch 1)": shards.get("per_rank"),
+                         "shards disjoint": shards.get("disjoint"), "epoch covered": shards.get("complete"),
+                         "train img/s": round(run.metrics["train_images_per_s"]),
+                         "test acc": run.metrics["test_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def factor_out_constants(table: pd.DataFrame, columns: tuple[str, ...] = ("input px", "data", "device")
+                         ) -> tuple[pd.DataFrame, str]:
+    """Drop the ``columns`` that hold one value for every row, and say that value once instead
+    (a caption): keeps a wide table within a printed page."""
+    same = [c for c in columns if c in table and table[c].nunique(dropna=False) == 1]
+    caption = "; ".join(f"{c}: {table[c].iloc[0]}" for c in same)
+    return table.drop(columns=same), (f"All runs: {caption}." if same else "")
