@@ -90,3 +90,40 @@ def test_torchrun_started_by_hand_records_its_world_size(tmp_path, cli_env):
 def test_bad_distributed_settings_fail_before_work(overrides, message):
     with pytest.raises(config_mod.ConfigError, match=message):
         config_mod.build(overrides=overrides)
+
+
+def test_two_process_run_killed_mid_way_resumes(tmp_path, cli_env):
+    """Interrupt the launching command (Ctrl-C, or a notebook cell's interrupt) once rank 0 has
+    written a checkpoint: the workers stop with it; run the command again: it resumes from that
+    epoch and ends where an uninterrupted run ends."""
+    import signal
+    import time
+
+    cfg = {**DDP_CONFIG, "data": {**DDP_CONFIG["data"], "synthetic_train": 640},
+           "train": {**DDP_CONFIG["train"], "epochs": 4}}
+    params = tmp_path / "ddp.yaml"
+    params.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "two"
+    cmd = [sys.executable, "-m", "cnnvit", "-q", "train", str(params), "--set", "train.nproc=2",
+           "--out", str(run)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # the launcher alone; it must stop torchrun and the ranks
+    proc.wait(timeout=120)
+    time.sleep(2)  # surviving workers, if any, would go on writing
+    assert not (run / "metrics.json").exists(), "the workers outlived the interrupted launcher"
+
+    again = _cli(cmd[1:], cli_env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming after epoch" in again.stdout + again.stderr
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert 1 <= resumed["resumed_from_epoch"] < 4
+    single = _cli(["-m", "cnnvit", "-q", "train", str(params), "--out", str(tmp_path / "one")], cli_env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    steps_one, steps_two = (pd.read_csv(tmp_path / d / "steps.csv") for d in ("one", "two"))
+    np.testing.assert_allclose(steps_two["loss"], steps_one["loss"], atol=LOSS_ATOL)
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert abs(one["test_accuracy"] - resumed["test_accuracy"]) <= ACC_ATOL

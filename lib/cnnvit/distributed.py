@@ -110,10 +110,18 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
     try:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=_child_env(cfg.train.nproc)) as proc:
-            for line in proc.stdout:
-                tail.append(line.rstrip())
-                sys.stderr.write(line)
-            rc = proc.wait()
+            try:
+                for line in proc.stdout:
+                    tail.append(line.rstrip())
+                    sys.stderr.write(line)
+                rc = proc.wait()
+            except BaseException:  # an interrupted notebook cell or Ctrl-C: stop the workers too
+                proc.terminate()  # torchrun passes SIGTERM on to its workers
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
     finally:
         os.unlink(f.name)
     if rc != 0:
