@@ -127,3 +127,15 @@ def test_two_process_run_killed_mid_way_resumes(tmp_path, cli_env):
     np.testing.assert_allclose(steps_two["loss"], steps_one["loss"], atol=LOSS_ATOL)
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert abs(one["test_accuracy"] - resumed["test_accuracy"]) <= ACC_ATOL
+
+
+def test_a_worker_error_reaches_the_caller(tmp_path, cli_env):
+    """torchrun's own summary hides why a worker failed; the launcher passes the reason on."""
+    params = tmp_path / "bad.yaml"
+    params.write_text(yaml.safe_dump({**DDP_CONFIG, "data": {**DDP_CONFIG["data"], "synthetic_train": 20}}))
+    res = _cli(["-m", "cnnvit", "-q", "train", str(params), "--set", "train.nproc=2",
+                "--out", str(tmp_path / "run")], cli_env)
+    assert res.returncode == 2
+    last = res.stderr.strip().splitlines()
+    message = "\n".join(last[last.index(next(l for l in last if l.startswith("error: "))):])
+    assert "the workers reported" in message and "exceeds the 20 training images" in message

@@ -111,7 +111,7 @@ def test_cnns_accept_any_size(name):
 SEED_PARAMETERS = {"resnet18_cifar": 11.27e6, "resnet34_cifar": 21.38e6, "resnet50_cifar": 23.91e6,
                    "resnet50_noskip_cifar": 21.133e6, "resnext50_32x4d_cifar": 23.38e6}
 STUDY2_MODELS = ["vgg19_bn", "vgg19", "resnet18_cifar", "resnet34_cifar", "resnet50_cifar",
-                 "resnet50_noskip_cifar", "resnext50_32x4d_cifar", "t2t_vit_t_14"]
+                 "resnet50_noskip_cifar", "resnext50_32x4d_cifar", "t2t_vit_t_14_64"]
 
 
 @pytest.mark.parametrize("name", list(SEED_PARAMETERS))
@@ -120,10 +120,13 @@ def test_parameter_counts_match_the_seed(name):
     assert abs(n - SEED_PARAMETERS[name]) / SEED_PARAMETERS[name] < 0.001, n
 
 
-def test_t2t_vit_t_14_matches_the_paper_size():
-    from cnnvit.t2t_vit import t2t_vit_t_14
-
-    assert abs(count_parameters(t2t_vit_t_14(1000, img_size=224)) - 21.5e6) / 21.5e6 < 0.02
+def test_t2t_vit_t_14_matches_the_paper_and_the_seed():
+    model = create_model("t2t_vit_t_14", 1000)
+    assert abs(count_parameters(model) - 21.5e6) / 21.5e6 < 0.02  # the paper's 21.5M
+    # the seed's 21.23M with 200 classes counts the official code's fixed position table too
+    seed = count_parameters(create_model("t2t_vit_t_14", 200)) + model.pos_embed.numel()
+    assert abs(seed - 21.23e6) / 21.23e6 < 0.001
+    assert model.no_weight_decay() == {"cls_token"}
 
 
 @pytest.mark.parametrize("name", STUDY2_MODELS)
@@ -175,7 +178,8 @@ def test_vgg_variants_differ_only_in_batchnorm():
     assert sum(isinstance(x, torch.nn.Linear) for x in with_bn.modules()) == 3
 
 
-@pytest.mark.parametrize("name, wrong", [("t2t_vit_t_14", 32), ("test_t2t_vit", 64)])
+@pytest.mark.parametrize("name, wrong", [("t2t_vit_t_14", 64), ("t2t_vit_t_14_64", 224),
+                                         ("test_t2t_vit", 64)])
 def test_t2t_vit_has_a_fixed_input_size(name, wrong):
     with pytest.raises(ValueError, match=f"data.image_size={native_size(name)}"):
         check_input_size(name, wrong)

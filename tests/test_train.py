@@ -419,3 +419,27 @@ def test_validation_split_is_evaluated_each_epoch_and_test_once(tmp_path, train_
     assert m["best_val_accuracy"] == epochs["val_accuracy"].max()
     assert m["test_accuracy"] == epochs["test_accuracy"].iloc[-1]
     assert json.loads((out / "data.json").read_text())["n_val"] == 24
+
+
+def test_model_no_weight_decay_is_honoured(train_mod, make_cfg):
+    """timm's convention: a model's no_weight_decay() names (T2T-ViT: its cls token) get none."""
+    from cnnvit.models import create_model
+
+    model = create_model("test_t2t_vit", 10)
+    opt = train_mod._optimizer(make_cfg({"optim": {"name": "adamw", "weight_decay": 0.05}}), model)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(model.cls_token) not in decayed
+    assert id(model.head.weight) in decayed and id(model.head.bias) not in decayed
+
+
+def test_run_saved_before_a_key_existed_is_still_complete(tmp_path, train_mod, make_cfg, tiny_ds):
+    """A config.yaml written before a key was added holds that key's default: same run."""
+    import yaml
+
+    cfg = make_cfg()
+    out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["train"]["stop_on_nan"], saved["data"]["rrc_min_scale"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert train_mod.run_state(cfg, out) == "complete"
+    assert train_mod.run_state(make_cfg({"train": {"stop_on_nan": False}}), out) == "conflict"

@@ -46,16 +46,19 @@ class Preprocess:
         return self._finish(images.permute(0, 3, 1, 2))
 
     def train(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Random path: policy, crop, flip, then resize, normalise and random erasing."""
+        """Random path in the usual order (torchvision's and timm's): crop, flip, policy, then
+        resize, normalise and random erasing."""
         x = images.permute(0, 3, 1, 2)  # N x 3 x H x W, still uint8
-        if self.policy != "none":
-            x = apply_policy(x, self.policy, self.policy_group)
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, gen)
         if self.random_resized_crop:
             x = random_resized_crop(x, self.image_size or x.shape[-1], self.rrc_min_scale, gen)
         if self.flip:
             x = random_flip(x, gen)
+        if self.policy != "none":
+            if x.is_floating_point():  # the policies' colour ops are defined on uint8 images
+                x = x.round().clamp_(0, 255).to(torch.uint8)
+            x = apply_policy(x, self.policy, self.policy_group)
         x = self._finish(x)
         if self.random_erasing > 0:
             x = self._eraser(x.device)(x)

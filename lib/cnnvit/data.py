@@ -345,7 +345,8 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
     else:
         raise DatasetError(f"unknown data set {name!r}")
     ds = hold_out_validation(ds, val_fraction, seed)
-    for attr in ("train_images", "test_images", "val_images"):  # read what is still memory-mapped
+    for attr in ("train_images", "train_labels", "test_images", "test_labels", "val_images",
+                 "val_labels"):  # read what is still memory-mapped (torch wants writable arrays)
         if isinstance(getattr(ds, attr), np.memmap):
             setattr(ds, attr, np.array(getattr(ds, attr)))
     ds.mean, ds.std = channel_stats(ds.train_images)
@@ -377,6 +378,15 @@ def locate_dataset(data_cfg) -> str:
             return f"to be downloaded into {root}"
         raise DatasetError(tin.not_found_message(root))
     raise DatasetError(f"unknown data set {data_cfg.name!r}")
+
+
+def prepare_dataset(data_cfg) -> None:
+    """Download the data set if asked and missing, and fill its decoded cache, without loading it:
+    done by one process before several start reading."""
+    if data_cfg.name == "cifar10" and data_cfg.download:
+        load_cifar10(data_cfg.root, True, 1, 1, 0)
+    elif data_cfg.name == "tiny-imagenet":
+        load_tiny_imagenet(data_cfg.root, data_cfg.download, 1, 1, 0, stats=False)
 
 
 def dataset_from_config(data_cfg, seed: int) -> Dataset:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,12 @@ from . import config as config_mod
 from .config import CnnvitError, Config
 
 log = logging.getLogger(__name__)
+
+
+# what a worker prints when it fails: our CLI's "error: ..." line, or a traceback's last line
+# (torchrun may prefix a worker's lines with its rank; its own ChildFailedError summary is left out)
+ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(error: |(?![\w.]*ChildFailedError)"
+                        r"[\w.]*(Error|Exception|Diverged|Conflict)\b[:(])")
 
 
 class DistributedRunError(CnnvitError, RuntimeError):
@@ -107,12 +114,15 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
            "train", f.name, "--out", str(out)]
     log.info("%s: launching %d processes: %s", name, cfg.train.nproc, " ".join(cmd))
     tail: deque[str] = deque(maxlen=20)
+    errors: list[str] = []  # the workers' own error lines: torchrun's summary hides them
     try:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=_child_env(cfg.train.nproc)) as proc:
             try:
                 for line in proc.stdout:
                     tail.append(line.rstrip())
+                    if ERROR_LINE.match(line) and line.rstrip() not in errors:
+                        errors.append(line.rstrip())
                     sys.stderr.write(line)
                 rc = proc.wait()
             except BaseException:  # an interrupted notebook cell or Ctrl-C: stop the workers too
@@ -125,8 +135,10 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
     finally:
         os.unlink(f.name)
     if rc != 0:
+        shown = errors[:10] or list(tail)
         raise DistributedRunError(f"{name}: torchrun with {cfg.train.nproc} processes exited with "
-                                  f"status {rc}; its last lines:\n" + "\n".join(tail))
+                                  f"status {rc}; " + ("the workers reported:\n" if errors else
+                                                      "its last lines:\n") + "\n".join(shown))
     if not (out / "metrics.json").exists():
         raise DistributedRunError(f"{name}: torchrun finished but wrote no {out / 'metrics.json'}")
     return out

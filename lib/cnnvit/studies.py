@@ -198,8 +198,10 @@ def tiny_imagenet_conclusions(study: Study, results: Mapping[str, Run]) -> str:
                 if len(df)}
         gap_text = ("; validation minus training loss at the end: " + ", ".join(
             f"{study.runs[n].label} {g:+.2f}" for n, g in gaps.items())) if gaps else ""
+        native = (f"; at the native 64 px (16 tokens) T2T-ViT-t-14 reached {_pct(acc['t2t_vit_64'])}"
+                  if "t2t_vit_64" in acc else "")
         lines.append(f"- **CNN vs T2T-ViT.** T2T-ViT-t-14 {vs_seed('t2t_vit')} against ResNeXt-50 "
-                     f"{_pct(acc['resnext50'])}: {_pts(acc['t2t_vit'], acc['resnext50'])}{gap_text}.")
+                     f"{_pct(acc['resnext50'])}: {_pts(acc['t2t_vit'], acc['resnext50'])}{gap_text}{native}.")
     for name, spec in study.runs.items():
         if spec.role == "strong" and name in acc:
             base = name.removeprefix("strong_")

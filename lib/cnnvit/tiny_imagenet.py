@@ -134,8 +134,9 @@ def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | 
             arrays = {k: np.load(cache / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
             log.info("Tiny-ImageNet from cache %s", cache)
             return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": f"cache {cache}"}
-        except (OSError, ValueError) as exc:  # a cache cut short: decode again
+        except (OSError, ValueError) as exc:  # a cache cut short: decode again, and replace it
             log.warning("ignoring unreadable cache %s: %s", cache, exc)
+            shutil.rmtree(cache, ignore_errors=True)
     log.info("decoding %d Tiny-ImageNet images from %s (once; cached afterwards)",
              len(train_files) + len(val_files), folder)
     size = (IMAGE_SIZE, IMAGE_SIZE)
@@ -147,14 +148,24 @@ def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | 
 
 
 def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    # written under a temporary name and renamed into place: a reader never sees a cache in the
+    # making, and two processes filling it at once do not mix their files
+    tmp = cache.parent / f".{cache.name}.{os.getpid()}.tmp"
     try:
         for old in cache.parent.glob("tiny-imagenet-*"):  # caches of an older copy
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        cache.mkdir(parents=True)
+            if old.name != cache.name:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        tmp.mkdir(parents=True)
         for name in ARRAYS:
-            np.save(cache / f"{name}.npy", arrays[name])
-        (cache / "complete").write_text("")  # last: a cache cut short is never read
-        size = sum(f.stat().st_size for f in cache.iterdir())
+            np.save(tmp / f"{name}.npy", arrays[name])
+        (tmp / "complete").write_text("")
+        size = sum(f.stat().st_size for f in tmp.iterdir())
+        try:
+            os.rename(tmp, cache)
+        except OSError:  # another process put a complete cache there first
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         log.info("wrote cache %s (%.0f MB)", cache, size / 2**20)
     except OSError as exc:  # a read-only data folder: work without a cache
+        shutil.rmtree(tmp, ignore_errors=True)
         log.warning("could not write cache %s: %s", cache, exc)

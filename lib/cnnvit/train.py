@@ -29,7 +29,7 @@ from . import config as config_mod
 from . import distributed
 from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
-from .data import Dataset, dataset_from_config
+from .data import Dataset, dataset_from_config, prepare_dataset
 from .metrics import classification_metrics
 from .models import check_input_size, count_parameters, create_model, set_memory_format
 from .schedules import lr_at
@@ -79,9 +79,18 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def _with_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    # a run saved before a key existed holds that key's default
+    try:
+        return config_mod.from_dict(d).to_dict()
+    except ConfigError:  # a key since removed or renamed: compare as saved
+        return d
+
+
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Keys whose values differ between two config dicts, apart from :data:`IDENTITY_EXEMPT`."""
-    fa, fb = config_mod.flatten(a), config_mod.flatten(b)
+    """Keys whose values differ between two config dicts (missing keys read as their defaults),
+    apart from :data:`IDENTITY_EXEMPT`."""
+    fa, fb = config_mod.flatten(_with_defaults(a)), config_mod.flatten(_with_defaults(b))
     return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
             if k not in IDENTITY_EXEMPT and fa.get(k) != fb.get(k)}
 
@@ -129,9 +138,12 @@ def _fmt(v: Any) -> str:
 
 
 def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
-    # weight decay on weights only: decaying norms and biases hurts and is not what recipes mean
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    # weight decay on weights only: decaying norms and biases hurts and is not what recipes mean;
+    # a model's own no_weight_decay() (timm's convention: cls token, position table) is honoured
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.ndim > 1 and n not in skip]
+    no_decay = [p for n, p in params if p.ndim <= 1 or n in skip]
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     o = cfg.optim
@@ -169,8 +181,9 @@ def check_run_inputs(cfg: Config) -> None:
     """Everything that can be checked before data are read: fail fast, before long work."""
     native = cfg.data.synthetic_size if cfg.data.name == "synthetic" else DATA_NATIVE_SIZE[cfg.data.name]
     check_input_size(cfg.model.name, cfg.data.image_size or native)
-    if (cfg.train.mixup or cfg.train.cutmix) and cfg.train.batch_size % 2:
-        raise ConfigError("train.batch_size must be even when mixup or cutmix is on")
+    if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // cfg.train.nproc) % 2:
+        raise ConfigError("the batch of each process (train.batch_size / train.nproc) must be even "
+                          "when mixup or cutmix is on")
 
 
 def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
@@ -198,12 +211,19 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     if state == "complete":
         log.info("%s: already complete in %s, nothing to do", name, out)
         return out
-    if cfg.train.nproc > 1 and not dist.active:
+    check_device(cfg)
+    if cfg.train.nproc > 1 and not dist.active:  # the workers load the data themselves
         return distributed.launch(cfg, out, name, progress)
 
     device = resolve_device(cfg.device, dist.local_rank if dist.active else None)
+    if cfg.train.sync_bn and device.type != "cuda":
+        raise ConfigError(f"train.sync_bn: SyncBatchNorm runs on CUDA only, and this run is on {device}")
     distributed.init(dist, device)
     try:
+        if dist.active:  # one process per machine fills a data cache or downloads; the rest wait
+            if dist.local_rank == 0:
+                prepare_dataset(cfg.data)
+            distributed.barrier(dist)
         if dataset is None:
             dataset = dataset_from_config(cfg.data, cfg.seed)
         return _train_logged(cfg, out, name, dataset, device, progress, dist)
@@ -299,6 +319,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
 
     start_epoch, step, steps_log, epochs_log, train_time, wall_before = 0, 0, [], [], 0.0, 0.0
     dist_info: dict[str, Any] = {}
+    diverged: Optional[dict[str, Any]] = None
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -308,6 +329,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
         wall_before = ckpt.get("wall_time", 0.0)
         dist_info = ckpt.get("distributed", {})
+        diverged = ckpt.get("diverged")
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
 
     ddp = None
@@ -327,9 +349,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
              len(test_y), tc.epochs, steps_per_epoch)
     interactive = sys.stderr.isatty()
     last_logits = None  # the final epoch's evaluation doubles as the run's test predictions
-    diverged: Optional[dict[str, Any]] = None
     model.train()
-    for epoch in range(start_epoch, tc.epochs):
+    for epoch in range(start_epoch, tc.epochs if diverged is None else start_epoch):
         # each rank its own augmentation stream; with one process the same seeds as ever
         stream = (aug_seed * 1000 + epoch) * dist.world_size + dist.rank
         _seed_everything(stream)  # policies, erasing, mixup, dropout
@@ -346,10 +367,11 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch + 1}/{tc.epochs}", file=sys.stderr,
                    disable=not progress, mininterval=0.5 if interactive else 15, ncols=100,
                    ascii=not interactive)
-        epoch_losses = []
+        epoch_losses, done = [], 0  # done: micro-batches trained in this epoch
         for micro, idx in enumerate(batches):
             if micro >= steps_per_epoch * tc.grad_accum:
                 break
+            done = micro + 1
             if dist.active and not dist_info.get("shard_check"):
                 seen.append(idx)
             x = prep.train(train_x[idx], gen)
@@ -418,7 +440,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)), "val_loss": None,
                "val_accuracy": None, "test_loss": None, "test_accuracy": None, "lr": lr,
                "epoch_time_s": epoch_time,
-               "images_per_s": steps_per_epoch * tc.grad_accum * tc.batch_size / epoch_time}
+               "images_per_s": done * tc.batch_size / epoch_time}
         last = epoch + 1 == tc.epochs or diverged is not None
         if dist.main and ((epoch + 1) % tc.eval_every == 0 or last):
             if has_val:  # with a validation split the test split is read once, at the end
@@ -437,7 +459,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                           "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
                           "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
-                          "config": cfg.to_dict(), "distributed": dist_info}, ckpt_path)
+                          "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged},
+                         ckpt_path)
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
         distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
