@@ -16,7 +16,7 @@ REQUIRED_KEYS = ["data.name", "data.root", "data.train_subset", "data.test_subse
 def test_defaults_build_and_validate():
     cfg = config.build()
     assert isinstance(cfg, Config)
-    assert cfg == Config()
+    assert cfg == config.resolve_data_defaults(Config())
     assert cfg.data.name == "synthetic"
     assert cfg.model.name == "resnet18_cifar"
     assert cfg.optim.name in ("sgd", "adam", "adamw") and cfg.optim.lr > 0
@@ -226,7 +226,7 @@ def test_dump_marks_non_defaults():
 
 
 def test_dump_of_defaults_has_no_markers():
-    lines = config.dump(Config()).splitlines()
+    lines = config.dump(config.build()).splitlines()
     assert lines[0].startswith("#")
     assert not any("# default:" in ln for ln in lines[1:])
 
@@ -260,3 +260,14 @@ def test_to_dict_round_trips():
 def test_non_defaults():
     cfg = config.build(overrides=["optim.lr=0.0123", "seed=2"])
     assert config.non_defaults(cfg) == {"optim.lr": (0.0123, DEFAULT_LR), "seed": (2, 0)}
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["data.name=tiny-imagenet"], 0.2),  # the seed's protocol for Tiny-ImageNet
+    (["data.name=tiny-imagenet", "data.val_fraction=0"], 0.0),  # an explicit value wins
+    (["data.name=cifar10"], 0.0),
+])
+def test_validation_share_defaults_to_the_data_sets_protocol(overrides, expected):
+    cfg = config.build(overrides=overrides)
+    assert cfg.data.val_fraction == expected
+    assert "data.val_fraction" not in config.non_defaults(cfg) or expected == 0.0 and "tiny" in overrides[0]

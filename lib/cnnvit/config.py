@@ -45,7 +45,9 @@ class DataConfig:
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
-    val_fraction: float = 0.0  # stratified share of the training split held out as validation
+    # stratified share of the training split held out as validation; None: the data set's own
+    # protocol (DATASET_VAL_FRACTION), resolved when the config is built
+    val_fraction: Optional[float] = None
     synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
     synthetic_test: int = 500
     synthetic_size: int = 32  # image side of the generated set, in pixels
@@ -59,6 +61,10 @@ class DataConfig:
     policy: str = "none"  # none | autoaugment | randaugment, on the device
     policy_group: int = 16  # images sharing one sampled policy op (device batching)
     random_erasing: float = 0.0  # probability of timm's per-image random erasing
+
+
+# validation share of data sets whose study protocol holds one out (the seed's 20% of Tiny-ImageNet)
+DATASET_VAL_FRACTION = {"tiny-imagenet": 0.2}
 
 
 @dataclass
@@ -231,7 +237,15 @@ def build(*layers: dict[str, Any] | tuple[dict[str, Any], str], overrides: list[
         apply(cfg, data, source)
     for text in overrides:
         apply(cfg, parse_override(text), "--set")
+    resolve_data_defaults(cfg)
     validate(cfg)
+    return cfg
+
+
+def resolve_data_defaults(cfg: Config) -> Config:
+    """Fill the data keys whose default depends on the data set (``data.val_fraction``)."""
+    if cfg.data.val_fraction is None:
+        cfg.data.val_fraction = DATASET_VAL_FRACTION.get(cfg.data.name, 0.0)
     return cfg
 
 
@@ -301,7 +315,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def non_defaults(cfg: Config) -> dict[str, tuple[Any, Any]]:
     """``{key: (value, default)}`` for every key that differs from its default."""
-    now, default = flatten(cfg.to_dict()), flatten(Config().to_dict())
+    base = Config()
+    base.data.name = cfg.data.name  # a data set's own defaults are not changes
+    now, default = flatten(cfg.to_dict()), flatten(resolve_data_defaults(base).to_dict())
     return {k: (v, default[k]) for k, v in now.items() if v != default[k]}
 
 
