@@ -22,11 +22,11 @@ The resolved config is saved as RUN/config.yaml with non-default values marked."
 
 
 def _config(args) -> config_mod.Config:
-    from .study import study_config_for_run
-
     if args.params:
         raw = config_mod.load_yaml(args.params)
         if "runs" in raw:
+            from .study import study_config_for_run  # imports torch: only for study files
+
             if not args.run:
                 raise config_mod.ConfigError(f"{args.params} is a study file: choose a run with "
                                              f"--run (one of {', '.join(raw['runs'])})")
