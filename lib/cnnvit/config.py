@@ -70,7 +70,11 @@ DATASET_VAL_FRACTION = {"tiny-imagenet": 0.2}
 @dataclass
 class ModelConfig:
     name: str = "resnet18_cifar"
-    pretrained: bool = False
+    pretrained: bool = False  # start from the published (hub) weights; a new head for the classes
+    pretrained_path: Optional[str] = None  # start from a local checkpoint or run folder instead
+    freeze: str = "none"  # none (full fine-tuning) | head (linear probe) | last_k (last blocks)
+    trainable_blocks: int = 1  # freeze=last_k: how many of the last blocks train
+    layer_decay: Optional[float] = None  # layer-wise learning-rate decay factor (timm models)
     drop_path: float = 0.0  # stochastic depth (timm models)
 
 
@@ -253,6 +257,7 @@ CHOICES = {
     "data.name": ("synthetic", "cifar10", "tiny-imagenet"),
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
+    "model.freeze": ("none", "head", "last_k"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
 }
 
@@ -274,7 +279,7 @@ def validate(cfg: Config) -> None:
                           + f" (known: {', '.join(list_models())})")
     positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
                 "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
-                "data.policy_group", "train.nproc"]
+                "data.policy_group", "train.nproc", "model.trainable_blocks"]
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive, got {flat[key]}")
@@ -286,6 +291,8 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    if flat["model.layer_decay"] is not None and not 0.0 < flat["model.layer_decay"] <= 1.0:
+        raise ConfigError(f"model.layer_decay: must lie in (0, 1], got {flat['model.layer_decay']}")
     if not 0.0 < flat["data.rrc_min_scale"] <= 1.0:
         raise ConfigError(f"data.rrc_min_scale: must lie in (0, 1], got {flat['data.rrc_min_scale']}")
     if flat["data.synthetic_classes"] < 2:

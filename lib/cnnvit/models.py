@@ -6,7 +6,7 @@ backward on the CPU in milliseconds.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -44,6 +44,25 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return _REGISTRY[name](num_classes=num_classes, pretrained=pretrained, drop_path=drop_path)
+
+
+# registered models with published weights: which library serves them, under which name
+TIMM_HUB = {"vit_base_patch16_224": "vit_base_patch16_224", "deit_base_patch16_224": "deit_base_patch16_224",
+            "deit_small_patch16_224": "deit_small_patch16_224",
+            "deit_tiny_patch16_224": "deit_tiny_patch16_224"}
+
+
+def hub_weights(name: str) -> Optional[tuple[str, str]]:
+    """("timm", Hugging Face repo) or ("torchvision", URL) of a model's published weights."""
+    if name in TIMM_HUB:
+        from timm.models import get_pretrained_cfg
+
+        return "timm", get_pretrained_cfg(TIMM_HUB[name]).hf_hub_id
+    if name == "resnet18":
+        import torchvision
+
+        return "torchvision", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    return None
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -328,6 +347,31 @@ def vit_base_patch16_224(num_classes: int, pretrained: bool = False, drop_path: 
 
     return timm.create_model("vit_base_patch16_224", pretrained=pretrained, num_classes=num_classes,
                              drop_path_rate=drop_path)
+
+
+def _timm(name: str, num_classes: int, pretrained: bool, drop_path: float) -> nn.Module:
+    import timm
+
+    return timm.create_model(TIMM_HUB[name], pretrained=pretrained, num_classes=num_classes,
+                             drop_path_rate=drop_path)
+
+
+@register_model(native_size=224, fixed_size=True)
+def deit_base_patch16_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm DeiT-B/16 at 224 px (86M parameters; the seed of study 4 fine-tunes it)."""
+    return _timm("deit_base_patch16_224", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=224, fixed_size=True)
+def deit_small_patch16_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm DeiT-S/16 at 224 px (22M parameters)."""
+    return _timm("deit_small_patch16_224", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=224, fixed_size=True)
+def deit_tiny_patch16_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm DeiT-Ti/16 at 224 px (5.7M parameters)."""
+    return _timm("deit_tiny_patch16_224", num_classes, pretrained, drop_path)
 
 
 def _vit(img_size: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio: float,

@@ -14,6 +14,7 @@ from .augment import Preprocess
 from .config import Config, from_dict
 from .models import create_model
 from .train import predict_logits, resolve_device, saved_config
+from .weights import prepare_model
 
 
 class Run:
@@ -63,6 +64,7 @@ class Run:
     def model(self) -> torch.nn.Module:
         if self._model is None:
             model = create_model(self.config.model.name, len(self.classes))
+            model, _ = prepare_model(model, self.config.model, load_weights=False)  # same modules
             state = torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True)
             model.load_state_dict(state)
             self._model = model.to(self.device).eval()

@@ -33,9 +33,11 @@ from .config import Config, ConfigError
 from .data import DatasetError, dataset_from_config, default_root, locate_dataset
 from .run import Run, load_run
 from .train import check_device, check_run_inputs, run_state, train
+from .weights import WeightsError, check_pretrained
 
 log = logging.getLogger(__name__)
 
+RUN_REF = "run:"  # model.pretrained_path: run:NAME starts from an earlier run of the same study
 RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
 STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes"}
 ROLES = ("seed", "ablation", "strong")
@@ -54,6 +56,7 @@ class RunSpec:
     config: Config
     reported: Optional[float] = None
     reported_note: str = ""
+    starts_from: Optional[str] = None  # the run of this study whose weights it starts from
 
 
 @dataclass
@@ -112,11 +115,21 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
             check_run_inputs(cfg)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+        source = cfg.model.pretrained_path
+        starts_from = source[len(RUN_REF):] if source and source.startswith(RUN_REF) else None
+        if starts_from is not None and starts_from not in runs:
+            raise ConfigError(f"{where}: model.pretrained_path {source!r} must name a run listed "
+                              f"before it (runs so far: {', '.join(runs) or 'none'})")
+        if source and starts_from is None and not Path(source).expanduser().is_absolute():
+            cfg.model.pretrained_path = str(project_root() / source)
         runs[name] = RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
-                             spec.get("reported_note", ""))
+                             spec.get("reported_note", ""), starts_from)
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
                   raw.get("notes", ""))
     study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
+    for spec in runs.values():  # weights trained by an earlier run of this study
+        if spec.starts_from:
+            spec.config.model.pretrained_path = str(study.run_dir(spec.starts_from))
     return study
 
 
@@ -136,10 +149,13 @@ def check_study_inputs(study: Study) -> None:
     for name, spec in study.runs.items():
         if run_state(spec.config, study.run_dir(name)) == "complete":
             continue
-        for check, arg in ((locate_dataset, spec.config.data), (check_device, spec.config)):
+        checks = [(locate_dataset, spec.config.data), (check_device, spec.config)]
+        if not spec.starts_from:  # an earlier run of the study will provide the weights
+            checks.append((check_pretrained, spec.config))
+        for check, arg in checks:
             try:
                 check(arg)
-            except (DatasetError, ConfigError) as exc:
+            except (DatasetError, ConfigError, WeightsError) as exc:
                 problems.setdefault(str(exc), []).append(name)
     if problems:
         lines = [f"- {msg} (runs: {', '.join(runs)})" for msg, runs in problems.items()]

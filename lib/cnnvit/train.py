@@ -33,12 +33,14 @@ from .data import Dataset, dataset_from_config, prepare_dataset
 from .metrics import classification_metrics
 from .models import check_input_size, count_parameters, create_model, set_memory_format
 from .schedules import lr_at
+from .weights import check_pretrained, layer_decay_groups, prepare_model
 
 log = logging.getLogger(__name__)
 
-# keys that may differ between the run on disk and the config asking for it: where the data
-# lie and how the work is executed do not change what is computed
-IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size"}
+# keys that may differ between the run on disk and the config asking for it: where the data and
+# a starting checkpoint lie (their folders move with the project), and how the work is executed
+IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size",
+                   "model.pretrained_path"}
 NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
 DATA_NATIVE_SIZE = {"cifar10": 32, "tiny-imagenet": 64}  # image side of each real data set, in pixels
 
@@ -140,12 +142,16 @@ def _fmt(v: Any) -> str:
 def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     # weight decay on weights only: decaying norms and biases hurts and is not what recipes mean;
     # a model's own no_weight_decay() (timm's convention: cls token, position table) is honoured
-    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in params if p.ndim > 1 and n not in skip]
-    no_decay = [p for n, p in params if p.ndim <= 1 or n in skip]
-    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    # (frozen parameters are left out; each group's lr_scale multiplies the scheduled rate)
+    if cfg.model.layer_decay:
+        groups = layer_decay_groups(model, cfg.optim.weight_decay, cfg.model.layer_decay)
+    else:
+        skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        decay = [p for n, p in params if p.ndim > 1 and n not in skip]
+        no_decay = [p for n, p in params if p.ndim <= 1 or n in skip]
+        groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
     o = cfg.optim
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
@@ -212,6 +218,7 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
         log.info("%s: already complete in %s, nothing to do", name, out)
         return out
     check_device(cfg)
+    check_pretrained(cfg)
     if cfg.train.nproc > 1 and not dist.active:  # the workers load the data themselves
         return distributed.launch(cfg, out, name, progress)
 
@@ -295,8 +302,10 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, channels_last)
 
     _seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = set_memory_format(create_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
-                                           drop_path=cfg.model.drop_path).to(device), channels_last)
+    model = create_model(cfg.model.name, num_classes, drop_path=cfg.model.drop_path,
+                         pretrained=cfg.model.pretrained and not cfg.model.pretrained_path)
+    model, weights_source = prepare_model(model, cfg.model)  # a checkpoint, then the freeze policy
+    model = set_memory_format(model.to(device), channels_last)
     if dist.active and tc.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = _optimizer(cfg, model)
@@ -343,6 +352,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
 
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
     n_params = count_parameters(model)
+    n_trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
+    log.info("%s: weights %s; %.2fM of %.2fM parameters train", name, weights_source, n_trainable / 1e6,
+             n_params / 1e6)
     log.info("%s: %s (%.2fM parameters) on %s%s, %d train / %d validation / %d test images, "
              "%d epochs x %d steps", name, cfg.model.name, n_params / 1e6, device_description(device),
              f" x {dist.world_size} processes" if dist.active else "", len(train_y), len(ds.val_labels),
@@ -393,7 +405,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                 continue
             lr = lr_at(step, total_steps, cfg.optim.lr, cfg.sched.name, **sched)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             grads = [q.grad for q in model.parameters() if q.grad is not None]
             pending_norm.append(torch.nn.utils.get_total_norm(grads))  # before clipping
             if tc.grad_clip:
@@ -479,7 +491,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     _save_atomic(model.state_dict(), out / "model.pt")
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
-        "run": name, "model": cfg.model.name, "parameters": n_params, "epochs": tc.epochs,
+        "run": name, "model": cfg.model.name, "parameters": n_params,
+        "trainable_parameters": n_trainable, "weights": weights_source, "epochs": tc.epochs,
         "epochs_run": len(epochs_log), "diverged": diverged,
         "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"],
         "test_top5": metrics["top5_accuracy"],
