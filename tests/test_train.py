@@ -443,3 +443,19 @@ def test_run_saved_before_a_key_existed_is_still_complete(tmp_path, train_mod, m
     (out / "config.yaml").write_text(yaml.safe_dump(saved))
     assert train_mod.run_state(cfg, out) == "complete"
     assert train_mod.run_state(make_cfg({"train": {"stop_on_nan": False}}), out) == "conflict"
+
+
+def test_grad_accum_makes_the_same_update_as_one_big_batch(tmp_path, train_mod, make_cfg, tiny_ds):
+    """2 micro-batches of 16 accumulate to the step of one batch of 32 (BN-free model, no
+    augmentation): the effective batch is what the recipes mean."""
+    base = {"model": {"name": "test_vit_cifar"}, "train": {"epochs": 2},
+            "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05}}
+    big = make_cfg({**base, "train": {"epochs": 2, "batch_size": 32}})
+    accum = make_cfg({**base, "train": {"epochs": 2, "batch_size": 16, "grad_accum": 2}})
+    a = train_mod.train(big, tmp_path / "big", dataset=tiny_ds, progress=False)
+    b = train_mod.train(accum, tmp_path / "accum", dataset=tiny_ds, progress=False)
+    la, lb = pd.read_csv(a / "steps.csv"), pd.read_csv(b / "steps.csv")
+    assert len(la) == len(lb) == 6
+    np.testing.assert_allclose(lb["loss"], la["loss"], rtol=1e-4)
+    wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (a, b))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
