@@ -229,3 +229,16 @@ def test_preprocess_random_resized_crop_to_the_target_size():
     b = prep.train(x, make_generator(3, torch.device("cpu")))
     assert a.shape == (6, 3, 24, 24) and torch.equal(a, b)
     assert prep.eval(x).shape == (6, 3, 24, 24)
+
+
+def test_color_jitter_changes_colours_per_group_of_images():
+    cfg = config.build(overrides=["data.color_jitter=0.2", "data.policy_group=4"])
+    prep = Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3)
+    x = torch.full((8, 8, 8, 3), 128, dtype=torch.uint8)
+    x[..., 0] = 200  # a reddish image, so that hue and saturation moves show
+    torch.manual_seed(0)
+    out = prep.train(x, make_generator(0, torch.device("cpu")))
+    assert out.shape == (8, 3, 8, 8)
+    means = out.mean((2, 3))
+    assert not torch.allclose(means[0], prep.eval(x)[0].mean((1, 2)))  # colours moved
+    assert torch.allclose(means[0], means[3]) and not torch.allclose(means[0], means[4])  # per group

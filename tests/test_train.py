@@ -459,3 +459,25 @@ def test_grad_accum_makes_the_same_update_as_one_big_batch(tmp_path, train_mod, 
     np.testing.assert_allclose(lb["loss"], la["loss"], rtol=1e-4)
     wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (a, b))
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_early_stopping_tests_the_best_validation_epoch(tmp_path, train_mod, make_cfg, tiny_ds):
+    """A run that stops improving on validation stops after `patience` evaluations, and its test
+    numbers and saved weights are the best epoch's (lr ~0: validation accuracy never improves)."""
+    from cnnvit.data import hold_out_validation
+
+    ds = hold_out_validation(tiny_ds, 0.25, 0)
+    cfg = make_cfg({"model": {"name": "test_vit_cifar"}, "data": {"val_fraction": 0.25},
+                    "train": {"epochs": 6, "early_stop_patience": 2},
+                    "optim": {"name": "adamw", "lr": 1e-12}})
+    out = train_mod.train(cfg, tmp_path / "run", dataset=ds, progress=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["early_stopping"] == {"patience": 2, "best_epoch": 1, "stopped_after_epoch": 3}
+    assert m["epochs_run"] == 3 and len(pd.read_csv(out / "epochs.csv")) == 3
+    run = load_run(out, device="cpu")
+    assert float((run.predict(ds.test_images).argmax(1) == ds.test_labels).mean()) == m["test_accuracy"]
+
+
+def test_early_stopping_needs_a_validation_split(make_cfg):
+    with pytest.raises(config.ConfigError, match="validation split"):
+        make_cfg({"train": {"early_stop_patience": 3}})

@@ -29,6 +29,7 @@ class Preprocess:
     flip: bool = False
     policy: str = "none"
     policy_group: int = 16
+    color_jitter: float = 0.0
     random_erasing: float = 0.0
     channels_last: bool = False
 
@@ -39,6 +40,7 @@ class Preprocess:
                    random_resized_crop=data_cfg.random_resized_crop,
                    rrc_min_scale=data_cfg.rrc_min_scale,
                    flip=data_cfg.flip, policy=data_cfg.policy, policy_group=data_cfg.policy_group,
+                   color_jitter=data_cfg.color_jitter,
                    random_erasing=data_cfg.random_erasing, channels_last=channels_last)
 
     def eval(self, images: torch.Tensor) -> torch.Tensor:
@@ -55,9 +57,12 @@ class Preprocess:
             x = random_resized_crop(x, self.image_size or x.shape[-1], self.rrc_min_scale, gen)
         if self.flip:
             x = random_flip(x, gen)
-        if self.policy != "none":
+        if self.policy != "none" or self.color_jitter:
             if x.is_floating_point():  # the policies' colour ops are defined on uint8 images
                 x = x.round().clamp_(0, 255).to(torch.uint8)
+        if self.color_jitter:
+            x = color_jitter(x, self.color_jitter, self.policy_group)
+        if self.policy != "none":
             x = apply_policy(x, self.policy, self.policy_group)
         x = self._finish(x)
         if self.random_erasing > 0:
@@ -142,6 +147,15 @@ def apply_policy(x: torch.Tensor, policy: str, group: int) -> torch.Tensor:
         op = v2.RandAugment(num_ops=2, magnitude=9)
     else:
         raise ValueError(f"unknown augmentation policy {policy!r}")
+    return torch.cat([op(chunk) for chunk in x.split(group)])
+
+
+def color_jitter(x: torch.Tensor, strength: float, group: int) -> torch.Tensor:
+    """torchvision's ColorJitter(brightness, contrast, saturation = strength, hue = strength / 2)
+    on uint8 images, with fresh random factors (and order) for every ``group`` images."""
+    from torchvision.transforms import v2
+
+    op = v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=strength / 2)
     return torch.cat([op(chunk) for chunk in x.split(group)])
 
 

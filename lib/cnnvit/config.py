@@ -59,7 +59,8 @@ class DataConfig:
     rrc_min_scale: float = 0.08  # smallest crop area as a fraction of the image (ratio 3/4-4/3)
     flip: bool = False  # random horizontal flip
     policy: str = "none"  # none | autoaugment | randaugment, on the device
-    policy_group: int = 16  # images sharing one sampled policy op (device batching)
+    policy_group: int = 16  # images sharing one sampled policy op or jitter (device batching)
+    color_jitter: float = 0.0  # torchvision ColorJitter(s, s, s, s/2) strength (0: off)
     random_erasing: float = 0.0  # probability of timm's per-image random erasing
 
 
@@ -93,6 +94,8 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
+    early_stop_patience: Optional[int] = None  # stop after N evaluations without a better val
+    # accuracy, and test the best epoch's weights (needs data.val_fraction > 0)
     nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only; nproc > 1)
     stop_on_nan: bool = True  # false: a run whose loss turns NaN ends there, recorded as diverged
@@ -291,6 +294,13 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    if not 0.0 <= flat["data.color_jitter"] <= 0.5:
+        raise ConfigError(f"data.color_jitter: must lie in [0, 0.5], got {flat['data.color_jitter']}")
+    patience = flat["train.early_stop_patience"]
+    if patience is not None and (patience < 1 or not flat["data.val_fraction"]):
+        raise ConfigError(f"train.early_stop_patience: needs a positive number of evaluations and a "
+                          f"validation split (data.val_fraction > 0); got {patience} with "
+                          f"data.val_fraction={flat['data.val_fraction']}")
     if flat["model.layer_decay"] is not None and not 0.0 < flat["model.layer_decay"] <= 1.0:
         raise ConfigError(f"model.layer_decay: must lie in (0, 1], got {flat['model.layer_decay']}")
     if not 0.0 < flat["data.rrc_min_scale"] <= 1.0:

@@ -83,6 +83,15 @@ def mean_across_ranks(values: torch.Tensor, dist: Dist) -> torch.Tensor:
     return values
 
 
+def agree(flag: bool, dist: Dist) -> bool:
+    """Rank 0's value of ``flag`` on every rank (a decision only rank 0 can make)."""
+    if not dist.active:
+        return flag
+    t = torch.tensor([int(flag)], device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
+
+
 def shard_check(local_indices: list[torch.Tensor], expected: int, dist: Dist) -> dict[str, Any]:
     """Gather the sample indices every rank trained on in one epoch and check that the shards
     are disjoint and cover what the epoch should cover (``expected`` samples)."""

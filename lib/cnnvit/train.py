@@ -329,6 +329,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     start_epoch, step, steps_log, epochs_log, train_time, wall_before = 0, 0, [], [], 0.0, 0.0
     dist_info: dict[str, Any] = {}
     diverged: Optional[dict[str, Any]] = None
+    best: Optional[dict[str, Any]] = None  # early stopping: the best validation epoch so far
+    stopped_early = False
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -338,6 +340,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
         wall_before = ckpt.get("wall_time", 0.0)
         dist_info = ckpt.get("distributed", {})
+        best = ckpt.get("best")
         diverged = ckpt.get("diverged")
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
 
@@ -458,9 +461,17 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             if has_val:  # with a validation split the test split is read once, at the end
                 _, row["val_loss"], row["val_accuracy"] = _evaluate(eval_model, val_x, ds.val_labels,
                                                                     prep, tc, device)
-            if last or not has_val:
+            if (last or not has_val) and not tc.early_stop_patience:  # (else: the best epoch's, after)
                 last_logits, row["test_loss"], row["test_accuracy"] = _evaluate(
                     eval_model, test_x, test_y, prep, tc, device)
+        if dist.main and tc.early_stop_patience and row["val_accuracy"] is not None:
+            if best is None or row["val_accuracy"] > best["val_accuracy"]:
+                best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"], "evaluations_since": 0,
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            else:
+                best["evaluations_since"] += 1
+        stop = bool(best and best["evaluations_since"] >= (tc.early_stop_patience or 0))
+        stopped_early = distributed.agree(stop, dist) and epoch + 1 < tc.epochs  # rank 0 decides
         epochs_log.append(row)
         shown = "val" if has_val else "test"
         acc = row[f"{shown}_accuracy"]
@@ -471,18 +482,26 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                           "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
                           "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
-                          "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged},
-                         ckpt_path)
+                          "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged,
+                          "best": best}, ckpt_path)
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
         distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
         if diverged:
             break
+        if stopped_early:
+            log.info("%s: no better validation accuracy for %d evaluations; stopping after epoch %d "
+                     "and testing epoch %d's weights", name, tc.early_stop_patience, epoch + 1,
+                     best["epoch"])
+            break
 
     if not dist.main:
         distributed.barrier(dist)  # wait for rank 0's final files
         return out
-    if last_logits is None:  # resumed from the last epoch's checkpoint: evaluate once more
+    if best is not None:  # early stopping: the best validation epoch's weights are the result
+        model.load_state_dict(best["state"])
+        last_logits = None
+    if last_logits is None:  # resumed from the last epoch's checkpoint, or the best epoch's weights
         last_logits, _, _ = _evaluate(eval_model, test_x, test_y, prep, tc, device)
     logits = last_logits.numpy()
     metrics = classification_metrics(logits, test_y, ds.classes)
@@ -494,6 +513,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         "run": name, "model": cfg.model.name, "parameters": n_params,
         "trainable_parameters": n_trainable, "weights": weights_source, "epochs": tc.epochs,
         "epochs_run": len(epochs_log), "diverged": diverged,
+        "early_stopping": None if best is None else {
+            "patience": tc.early_stop_patience, "best_epoch": best["epoch"],
+            "stopped_after_epoch": len(epochs_log) if stopped_early else None},
         "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"],
         "test_top5": metrics["top5_accuracy"],
         "val_accuracy": val_acc[-1] if val_acc else None,
