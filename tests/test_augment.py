@@ -242,3 +242,13 @@ def test_color_jitter_changes_colours_per_group_of_images():
     means = out.mean((2, 3))
     assert not torch.allclose(means[0], prep.eval(x)[0].mean((1, 2)))  # colours moved
     assert torch.allclose(means[0], means[3]) and not torch.allclose(means[0], means[4])  # per group
+
+
+def test_bicubic_resize_on_the_device():
+    x = torch.randint(0, 256, (2, 16, 16, 3), dtype=torch.uint8)
+    cfg = config.build(overrides=["data.image_size=48", "data.resize_mode=bicubic", "data.normalize=false"])
+    bicubic = Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3).eval(x)
+    ref = F.interpolate(x.permute(0, 3, 1, 2).float() / 255, size=(48, 48), mode="bicubic", align_corners=False)
+    assert torch.allclose(bicubic, ref)
+    cfg = config.build(overrides=["data.image_size=48", "data.normalize=false"])
+    assert not torch.allclose(Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3).eval(x), ref)

@@ -481,3 +481,27 @@ def test_early_stopping_tests_the_best_validation_epoch(tmp_path, train_mod, mak
 def test_early_stopping_needs_a_validation_split(make_cfg):
     with pytest.raises(config.ConfigError, match="validation split"):
         make_cfg({"train": {"early_stop_patience": 3}})
+
+
+def test_model_ema_is_what_gets_evaluated_and_saved(tmp_path, train_mod, make_cfg, tiny_ds):
+    plain = train_mod.train(make_cfg({"train": {"epochs": 2}}), tmp_path / "plain", dataset=tiny_ds,
+                            progress=False)
+    ema = train_mod.train(make_cfg({"train": {"epochs": 2, "model_ema": 0.9}}), tmp_path / "ema",
+                          dataset=tiny_ds, progress=False)
+    w_plain, w_ema = (torch.load(d / "model.pt", weights_only=True) for d in (plain, ema))
+    assert not torch.equal(w_plain["fc.weight"], w_ema["fc.weight"])  # same run, averaged weights
+    run = load_run(ema, device="cpu")
+    assert run.metrics["model_ema"] == 0.9
+    assert float((run.predict(tiny_ds.test_images).argmax(1) == tiny_ds.test_labels).mean()) == \
+        run.metrics["test_accuracy"]
+
+
+def test_efficiency_figures_are_recorded(tmp_path, train_mod, make_cfg, tiny_ds):
+    from cnnvit.models import count_flops
+
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
+    assert count_flops(lin, 4) == 2 * 48 * 10  # a multiply-add is 2 operations
+    out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["gflops_per_image"] > 0 and m["peak_gpu_memory_gb"] is None  # CPU run
+    assert m["checkpoint_mb"] == pytest.approx((out / "model.pt").stat().st_size / 2**20)

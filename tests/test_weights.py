@@ -190,3 +190,13 @@ def test_reloaded_run_with_a_frozen_resnet_predicts_as_trained(tmp_path, train_m
     run = load_run(out, device="cpu")
     acc = float((run.predict(tiny_ds.test_images).argmax(1) == tiny_ds.test_labels).mean())
     assert acc == run.metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize("name, heads", [("test_deit_distilled", {"head", "head_dist"}),
+                                         ("test_swin", {"head.fc"}), ("test_cait", {"head"}),
+                                         ("test_vgg_bn", {"classifier.7"})])
+def test_linear_probe_finds_each_architectures_classifier(name, heads):
+    model = create_model(name, 10)
+    weights.apply_freeze(model, "head")
+    trained = {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == heads

@@ -23,6 +23,7 @@ class Preprocess:
     std: tuple[float, float, float]
     normalize: bool = True
     image_size: Optional[int] = None
+    resize_mode: str = "bilinear"
     crop_padding: int = 0
     random_resized_crop: bool = False
     rrc_min_scale: float = 0.08
@@ -36,7 +37,8 @@ class Preprocess:
     @classmethod
     def from_config(cls, data_cfg, mean, std, channels_last: bool = False) -> "Preprocess":
         return cls(mean=tuple(mean), std=tuple(std), normalize=data_cfg.normalize,
-                   image_size=data_cfg.image_size, crop_padding=data_cfg.crop_padding,
+                   image_size=data_cfg.image_size, resize_mode=data_cfg.resize_mode,
+                   crop_padding=data_cfg.crop_padding,
                    random_resized_crop=data_cfg.random_resized_crop,
                    rrc_min_scale=data_cfg.rrc_min_scale,
                    flip=data_cfg.flip, policy=data_cfg.policy, policy_group=data_cfg.policy_group,
@@ -72,7 +74,7 @@ class Preprocess:
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().div_(255.0)
         if self.image_size and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode=self.resize_mode,
                               align_corners=False, antialias=x.shape[-1] > self.image_size)
         if self.normalize:
             mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)

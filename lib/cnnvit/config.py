@@ -53,6 +53,7 @@ class DataConfig:
     synthetic_size: int = 32  # image side of the generated set, in pixels
     synthetic_classes: int = 10
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
+    resize_mode: str = "bilinear"  # bilinear | bicubic (the resize on the device)
     normalize: bool = True  # subtract the data set's mean, divide by its std
     crop_padding: int = 0  # random crop with this much zero padding (0: off)
     random_resized_crop: bool = False  # torchvision-style random resized crop, on the device
@@ -94,6 +95,8 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
+    model_ema: Optional[float] = None  # decay of an exponential moving average of the weights
+    # (timm's ModelEmaV3); when set, the average is what is evaluated and saved
     early_stop_patience: Optional[int] = None  # stop after N evaluations without a better val
     # accuracy, and test the best epoch's weights (needs data.val_fraction > 0)
     nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
@@ -261,6 +264,7 @@ CHOICES = {
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
     "model.freeze": ("none", "head", "last_k"),
+    "data.resize_mode": ("bilinear", "bicubic"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
 }
 
@@ -301,6 +305,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.early_stop_patience: needs a positive number of evaluations and a "
                           f"validation split (data.val_fraction > 0); got {patience} with "
                           f"data.val_fraction={flat['data.val_fraction']}")
+    if flat["train.model_ema"] is not None and not 0.0 < flat["train.model_ema"] < 1.0:
+        raise ConfigError(f"train.model_ema: a decay in (0, 1), got {flat['train.model_ema']}")
     if flat["model.layer_decay"] is not None and not 0.0 < flat["model.layer_decay"] <= 1.0:
         raise ConfigError(f"model.layer_decay: must lie in (0, 1], got {flat['model.layer_decay']}")
     if not 0.0 < flat["data.rrc_min_scale"] <= 1.0:

@@ -49,7 +49,11 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
 # registered models with published weights: which library serves them, under which name
 TIMM_HUB = {"vit_base_patch16_224": "vit_base_patch16_224", "deit_base_patch16_224": "deit_base_patch16_224",
             "deit_small_patch16_224": "deit_small_patch16_224",
-            "deit_tiny_patch16_224": "deit_tiny_patch16_224"}
+            "deit_tiny_patch16_224": "deit_tiny_patch16_224",
+            # study 3 ("Vision Transformers in 2022: An Update on Tiny ImageNet"), at 384 px
+            "vit_large_patch16_384": "vit_large_patch16_384", "cait_s36_384": "cait_s36_384",
+            "deit_base_distilled_patch16_384": "deit_base_distilled_patch16_384",
+            "swin_large_patch4_window12_384": "swin_large_patch4_window12_384"}
 
 
 def hub_weights(name: str) -> Optional[tuple[str, str]]:
@@ -63,6 +67,21 @@ def hub_weights(name: str) -> Optional[tuple[str, str]]:
 
         return "torchvision", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
     return None
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, image_size: int, device: torch.device | str = "cpu") -> float:
+    """Floating-point operations of one forward pass on one image (torch's FLOP counter: a
+    multiply-add counts 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, 3, image_size, image_size, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return float(counter.get_total_flops())
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -372,6 +391,62 @@ def deit_small_patch16_224(num_classes: int, pretrained: bool = False, drop_path
 def deit_tiny_patch16_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """timm DeiT-Ti/16 at 224 px (5.7M parameters)."""
     return _timm("deit_tiny_patch16_224", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=384, fixed_size=True)
+def vit_large_patch16_384(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm ViT-L/16 at 384 px (304M parameters; ImageNet-21k, fine-tuned on 1k)."""
+    return _timm("vit_large_patch16_384", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=384, fixed_size=True)
+def cait_s36_384(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm CaiT-S/36 at 384 px (68M parameters; ImageNet-1k with distillation)."""
+    return _timm("cait_s36_384", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=384, fixed_size=True)
+def deit_base_distilled_patch16_384(num_classes: int, pretrained: bool = False,
+                                    drop_path: float = 0.0) -> nn.Module:
+    """timm DeiT-B/16 distilled at 384 px (88M parameters; its two heads are averaged)."""
+    return _timm("deit_base_distilled_patch16_384", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=384, fixed_size=True)
+def swin_large_patch4_window12_384(num_classes: int, pretrained: bool = False,
+                                   drop_path: float = 0.0) -> nn.Module:
+    """timm Swin-L/4 with 12 x 12 windows at 384 px (197M parameters; ImageNet-22k)."""
+    return _timm("swin_large_patch4_window12_384", num_classes, pretrained, drop_path)
+
+
+@register_model(native_size=32, fixed_size=True)
+def test_cait(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``cait_s36_384`` (32 px, 4 x 4 patches, width 32, 2 + 1 class-attention blocks)."""
+    from timm.models.cait import Cait
+
+    _no_pretrained("test_cait", pretrained)
+    return Cait(img_size=32, patch_size=4, num_classes=num_classes, embed_dim=32, depth=2, num_heads=2,
+                depth_token_only=1, drop_path_rate=drop_path)
+
+
+@register_model(native_size=32, fixed_size=True)
+def test_deit_distilled(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``deit_base_distilled_patch16_384`` (class and distillation tokens)."""
+    from timm.models.deit import VisionTransformerDistilled
+
+    _no_pretrained("test_deit_distilled", pretrained)
+    return VisionTransformerDistilled(img_size=32, patch_size=4, num_classes=num_classes, embed_dim=32,
+                                      depth=2, num_heads=2, drop_path_rate=drop_path)
+
+
+@register_model(native_size=32, fixed_size=True)
+def test_swin(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``swin_large_patch4_window12_384`` (32 px, 4 x 4 windows, two stages)."""
+    from timm.models.swin_transformer import SwinTransformer
+
+    _no_pretrained("test_swin", pretrained)
+    return SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(1, 1),
+                           num_heads=(1, 2), num_classes=num_classes, drop_path_rate=drop_path)
 
 
 def _vit(img_size: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio: float,

@@ -31,7 +31,7 @@ from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config, prepare_dataset
 from .metrics import classification_metrics
-from .models import check_input_size, count_parameters, create_model, set_memory_format
+from .models import check_input_size, count_flops, count_parameters, create_model, set_memory_format
 from .schedules import lr_at
 from .weights import check_pretrained, layer_decay_groups, prepare_model
 
@@ -344,6 +344,13 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         diverged = ckpt.get("diverged")
         log.info("%s: resuming after epoch %d (step %d) from %s", name, start_epoch, step, ckpt_path)
 
+    ema = None
+    if tc.model_ema:  # timm's weight average; it is what gets evaluated and saved
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=tc.model_ema)
+        if ckpt_path.exists() and ckpt.get("ema") is not None:
+            ema.module.load_state_dict(ckpt["ema"])
     ddp = None
     if dist.active:  # after loading: DDP broadcasts rank 0's weights to the others
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
@@ -352,6 +359,10 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         dist_info.setdefault("sync_bn", tc.sync_bn)
     fwd = torch.compile(ddp or model) if tc.compile else (ddp or model)
     eval_model = fwd if ddp is None else model  # rank 0 alone evaluates: no collective inside
+    if ema is not None:
+        eval_model = ema.module
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(device)
 
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
     n_params = count_parameters(model)
@@ -415,6 +426,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                 torch.nn.utils.clip_grads_with_norm_(model.parameters(), tc.grad_clip, pending_norm[-1])
             opt.step()
             opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model, step=step)
             pending_lr.append(lr)
             step += 1
             bar.update(1)
@@ -467,7 +480,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         if dist.main and tc.early_stop_patience and row["val_accuracy"] is not None:
             if best is None or row["val_accuracy"] > best["val_accuracy"]:
                 best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"], "evaluations_since": 0,
-                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                        "state": {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}}
             else:
                 best["evaluations_since"] += 1
         stop = bool(best and best["evaluations_since"] >= (tc.early_stop_patience or 0))
@@ -483,7 +496,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                           "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
                           "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
                           "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged,
-                          "best": best}, ckpt_path)
+                          "best": best, "ema": None if ema is None else ema.module.state_dict()},
+                         ckpt_path)
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
         distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
@@ -498,8 +512,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     if not dist.main:
         distributed.barrier(dist)  # wait for rank 0's final files
         return out
+    result = ema.module if ema is not None else model  # the weights that are the run's result
     if best is not None:  # early stopping: the best validation epoch's weights are the result
-        model.load_state_dict(best["state"])
+        result.load_state_dict(best["state"])
         last_logits = None
     if last_logits is None:  # resumed from the last epoch's checkpoint, or the best epoch's weights
         last_logits, _, _ = _evaluate(eval_model, test_x, test_y, prep, tc, device)
@@ -507,11 +522,16 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     metrics = classification_metrics(logits, test_y, ds.classes)
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
                         predictions=logits.argmax(1))
-    _save_atomic(model.state_dict(), out / "model.pt")
+    _save_atomic(result.state_dict(), out / "model.pt")
+    input_size = cfg.data.image_size or ds.image_size[0]
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params,
         "trainable_parameters": n_trainable, "weights": weights_source, "epochs": tc.epochs,
+        "gflops_per_image": count_flops(result, input_size, device) / 1e9,
+        "checkpoint_mb": (out / "model.pt").stat().st_size / 2**20,
+        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else None,
+        "model_ema": tc.model_ema,
         "epochs_run": len(epochs_log), "diverged": diverged,
         "early_stopping": None if best is None else {
             "patience": tc.early_stop_patience, "best_epoch": best["epoch"],

@@ -181,20 +181,23 @@ def _blocks(model: nn.Module) -> tuple[str, list[str]]:
                        f"ResNet stages; use model.freeze=none or head")
 
 
-def classifier_prefix(model: nn.Module) -> str:
-    """Name of the module that maps features to classes (the part a linear probe trains)."""
+def classifier_prefixes(model: nn.Module) -> list[str]:
+    """Names of the modules that map features to classes (what a linear probe trains): timm's
+    ``get_classifier()`` (both heads of a distilled DeiT), else ``fc``/``head``/``classifier``,
+    else the last linear layer."""
     if hasattr(model, "get_classifier"):
-        head = model.get_classifier()
-        for name, module in model.named_modules():
-            if module is head:
-                return name
+        heads = model.get_classifier()
+        heads = heads if isinstance(heads, tuple) else (heads,)
+        names = [n for n, module in model.named_modules() if any(module is h for h in heads)]
+        if names:
+            return names
     for name in ("fc", "head", "classifier"):
         if isinstance(getattr(model, name, None), nn.Linear):
-            return name
+            return [name]
     linears = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)]
     if not linears:
         raise WeightsError(f"{type(model).__name__} has no linear classifier to train")
-    return linears[-1]
+    return linears[-1:]
 
 
 def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> list[str]:
@@ -207,8 +210,8 @@ def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> li
     from timm.utils.model import freeze
 
     if policy == "head":
-        head = classifier_prefix(model)
-        frozen = [n for n, _ in model.named_parameters() if not n.startswith(head + ".")]
+        heads = classifier_prefixes(model)
+        frozen = [n for n, _ in model.named_parameters() if not any(n.startswith(h + ".") for h in heads)]
     elif policy == "last_k":
         stem, blocks = _blocks(model)
         if not 1 <= trainable_blocks <= len(blocks):
