@@ -157,3 +157,29 @@ def test_study_04_smoke_runs_and_reports(tmp_path):
         assert figure in html, f"seed's {figure} missing"
     assert f"{100 * seed['test_accuracy']:.1f}%" in markdown and "profile `smoke`" in markdown
     _check_report_section(out_nb, "Study 4", tmp_path)
+
+
+def test_study_03_smoke_runs_and_reports(tmp_path):
+    out_nb = tmp_path / "03.ipynb"
+    runs_dir = tmp_path / "study"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "03_tiny_imagenet_transformers.ipynb"), str(out_nb), cwd=str(ROOT),
+        parameters={"params_file": "params/smoke/03_tiny_imagenet_transformers.yaml", "out_dir": str(runs_dir)},
+        progress_bar=False)
+    nb = nbformat.read(out_nb, as_version=4)
+    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
+    aug = [n for n in runs if n.startswith("aug_")]
+    assert len(aug) == 10 and {"opt_sgd", "opt_sgd_nesterov", "bs_32", "bs_64", "deit_head_only"} <= runs.keys()
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 2, "optimizer and batch-size curves"
+    for name in ("swin", "vit_l", "cait", "deit"):
+        assert runs[name]["weights"].startswith("pretrained on synthetic by this project")
+        assert f"{100 * runs[name]['test_accuracy']:.2f}%" in html
+        assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
+    for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
+        assert reported in html
+    assert runs["deit_head_only"]["trainable_parameters"] < runs["deit"]["trainable_parameters"] / 10
+    assert runs["aug_ema"]["model_ema"] == 0.9
+    assert "new head on a frozen backbone" in html and "full fine-tuning" in html
+    assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown and "profile `smoke`" in markdown
+    _check_report_section(out_nb, "Study 3", tmp_path)

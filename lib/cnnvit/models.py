@@ -6,6 +6,7 @@ backward on the CPU in milliseconds.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -69,19 +70,27 @@ def hub_weights(name: str) -> Optional[tuple[str, str]]:
     return None
 
 
-@torch.no_grad()
-def count_flops(model: nn.Module, image_size: int, device: torch.device | str = "cpu") -> float:
+def count_flops(model: nn.Module, image_size: int, device: torch.device | str = "cpu") -> Optional[float]:
     """Floating-point operations of one forward pass on one image (torch's FLOP counter: a
-    multiply-add counts 2)."""
+    multiply-add counts 2); None, with a warning, where the counter fails on a model."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
     model.eval()
-    x = torch.zeros(1, 3, image_size, image_size, device=device)
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    return float(counter.get_total_flops())
+    try:
+        for p in model.parameters():  # the counter's module tracker hooks tensors that need grad
+            p.requires_grad_(False)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, image_size, image_size, device=device))
+        return float(counter.get_total_flops())
+    except Exception as exc:  # an efficiency figure must never cost a finished run
+        logging.getLogger(__name__).warning("could not count FLOPs of %s: %s", type(model).__name__, exc)
+        return None
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
 
 
 def count_parameters(model: nn.Module) -> int:

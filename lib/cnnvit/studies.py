@@ -304,3 +304,95 @@ def finetune_conclusions(study: Study, results: Mapping[str, Run]) -> str:
                       f"pretrained by this project on another generated task: these numbers test the "
                       f"pipeline and say nothing about DeiT on CIFAR-10.*"]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- study 3: transformers
+
+TRANSFORMER_MODELS = ("swin", "vit_l", "cait", "deit", "deit_head_only")  # run names (params)
+OPTIMIZER_RUNS = ("deit", "opt_sgd", "opt_sgd_nesterov")
+BATCH_RUNS = ("bs_32", "bs_64", "deit")
+
+
+def _setting(spec) -> str:
+    m = spec.config.model
+    what = {"none": "full fine-tuning", "head": "new head on a frozen backbone",
+            "last_k": f"last {m.trainable_blocks} blocks fine-tuned"}[m.freeze]
+    return what
+
+
+def transformer_table(study: Study, results: Mapping[str, Run],
+                      names: tuple[str, ...] = TRANSFORMER_MODELS) -> pd.DataFrame:
+    """acc@1 and acc@5 of each model beside the paper's, and which setting produced it."""
+    rows = []
+    for n in names:
+        if n in results:
+            m, spec = results[n].metrics, study.runs[n]
+            rows.append({"run": spec.label, "setting": _setting(spec), "weights": m.get("weights", "").split(":")[0],
+                         "acc@1": m["test_accuracy"], "acc@5": m["test_top5"], "paper acc@1": spec.reported,
+                         "vs paper (points)": None if spec.reported is None else 100 * (m["test_accuracy"] - spec.reported),
+                         "epochs": m["epochs"], "profile": study.profile})
+    return pd.DataFrame(rows)
+
+
+def efficiency_table(study: Study, results: Mapping[str, Run],
+                     names: tuple[str, ...] = TRANSFORMER_MODELS) -> pd.DataFrame:
+    """Parameters, GFLOPs per image, checkpoint size, time per epoch, training images/s and peak
+    GPU memory of each model's run (as measured by the run itself)."""
+    rows = []
+    for n in names:
+        if n in results:
+            m, ep = results[n].metrics, results[n].epochs
+            rows.append({"run": study.runs[n].label, "params (M)": m["parameters"] / 1e6,
+                         "GFLOPs / image": m.get("gflops_per_image"), "checkpoint (MB)": m.get("checkpoint_mb"),
+                         "s / epoch": float(ep["epoch_time_s"].mean()), "train img/s": m["train_images_per_s"],
+                         "peak GPU memory (GB)": m.get("peak_gpu_memory_gb"), "device": m["device"]})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(study: Study, results: Mapping[str, Run], baseline: str = "deit",
+                   prefix: str = "aug_") -> pd.DataFrame:
+    """Each variant's acc@1 against the baseline run's (difference in points), best first."""
+    if baseline not in results:
+        return pd.DataFrame()
+    base = results[baseline].metrics["test_accuracy"]
+    rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0}]
+    rows += [{"variant": study.runs[n].label.split(": ", 1)[-1], "acc@1": r.metrics["test_accuracy"],
+              "vs default (points)": 100 * (r.metrics["test_accuracy"] - base)}
+             for n, r in results.items() if n.startswith(prefix)]
+    return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
+
+
+def transformers_conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 3, every number read from the runs."""
+    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 on the test split (Tiny-ImageNet's "
+             f"labelled val split in the paper profile), after the last epoch.*", ""]
+    models = [n for n in TRANSFORMER_MODELS[:4] if n in acc]
+    if models:
+        ranked = sorted(models, key=acc.get, reverse=True)
+        lines.append("- **Models** (full fine-tuning): " + ", ".join(
+            f"{study.runs[n].label.split(',')[0]} {_pct(acc[n])}"
+            + (f" (paper {_pct(study.runs[n].reported)})" if study.runs[n].reported else "") for n in ranked)
+            + f". Best: {study.runs[ranked[0]].label.split(',')[0]}.")
+    if {"deit", "deit_head_only"} <= acc.keys():
+        lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {_pct(acc['deit_head_only'])}, "
+                     f"everything fine-tuned {_pct(acc['deit'])} ({_pts(acc['deit'], acc['deit_head_only'])}).")
+    opts = [n for n in OPTIMIZER_RUNS if n in acc]
+    if len(opts) > 1:
+        lines.append("- **Optimizers** (DeiT): " + ", ".join(
+            f"{'AdamW' if n == 'deit' else study.runs[n].label.split(': ', 1)[-1]} {_pct(acc[n])}" for n in opts) + ".")
+    table = ablation_table(study, results)
+    if len(table) > 1:
+        best, worst = table.iloc[0], table.iloc[-1]
+        lines.append(f"- **Augmentation ablation** (DeiT, {len(table) - 1} variants): best "
+                     f"\"{best['variant']}\" {_pct(best['acc@1'])}, worst \"{worst['variant']}\" "
+                     f"{_pct(worst['acc@1'])} ({worst['vs default (points)']:+.1f} points against the default).")
+    sizes = [n for n in BATCH_RUNS if n in acc]
+    if len(sizes) > 1:
+        lines.append("- **Batch size** (DeiT, effective): " + ", ".join(
+            f"{128 if n == 'deit' else n.split('_')[1]}: {_pct(acc[n])}" for n in sizes) + ".")
+    if study.profile != "paper":
+        lines += ["", f"*Profile `{study.profile}` uses tiny stand-ins, generated data and weights this study "
+                      f"pretrained on another generated task: these numbers test the pipeline and say "
+                      f"nothing about Tiny-ImageNet.*"]
+    return "\n".join(lines)

@@ -523,12 +523,12 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
                         predictions=logits.argmax(1))
     _save_atomic(result.state_dict(), out / "model.pt")
-    input_size = cfg.data.image_size or ds.image_size[0]
+    flops = count_flops(result, cfg.data.image_size or ds.image_size[0], device)
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params,
         "trainable_parameters": n_trainable, "weights": weights_source, "epochs": tc.epochs,
-        "gflops_per_image": count_flops(result, input_size, device) / 1e9,
+        "gflops_per_image": None if flops is None else flops / 1e9,
         "checkpoint_mb": (out / "model.pt").stat().st_size / 2**20,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else None,
         "model_ema": tc.model_ema,
