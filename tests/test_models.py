@@ -8,7 +8,7 @@ from cnnvit.models import (check_input_size, count_parameters, create_model, lis
                            native_size)
 
 RUNNABLE = [n for n in list_models()
-            if n.startswith("test_") or n in ("resnet18_cifar", "resnet18")]
+            if n.startswith("test_") or n in ("resnet18_cifar", "resnet18", "naive_cnn")]
 
 
 def test_registry_contents():

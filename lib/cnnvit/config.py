@@ -40,7 +40,7 @@ class ConfigError(CnnvitError, ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # synthetic | cifar10 | tiny-imagenet
+    name: str = "synthetic"  # synthetic | cifar10 | tiny-imagenet | celeba
     root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
@@ -52,6 +52,9 @@ class DataConfig:
     synthetic_test: int = 500
     synthetic_size: int = 32  # image side of the generated set, in pixels
     synthetic_classes: int = 10
+    task: str = "binary"  # celeba: binary | hair5 (5 hair colours) | multilabel
+    attribute: str = "Eyeglasses"  # celeba, task=binary: the attribute to predict
+    attributes: str = "all"  # celeba, task=multilabel: comma-separated attributes, or all
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     resize_mode: str = "bilinear"  # bilinear | bicubic (the resize on the device)
     normalize: bool = True  # subtract the data set's mean, divide by its std
@@ -260,7 +263,8 @@ def resolve_data_defaults(cfg: Config) -> Config:
 
 
 CHOICES = {
-    "data.name": ("synthetic", "cifar10", "tiny-imagenet"),
+    "data.name": ("synthetic", "cifar10", "tiny-imagenet", "celeba"),
+    "data.task": ("binary", "hair5", "multilabel"),
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
     "model.freeze": ("none", "head", "last_k"),
@@ -298,6 +302,11 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
+    if cfg.data.name == "celeba" and cfg.data.task == "multilabel":
+        raise ConfigError("data.task: multilabel is not supported by the training loop yet; use binary or hair5")
+    if cfg.data.name == "celeba" and flat["data.val_fraction"]:
+        raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
+                          "leave data.val_fraction at 0")
     if not 0.0 <= flat["data.color_jitter"] <= 0.5:
         raise ConfigError(f"data.color_jitter: must lie in [0, 0.5], got {flat['data.color_jitter']}")
     patience = flat["train.early_stop_patience"]

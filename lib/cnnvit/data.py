@@ -145,7 +145,7 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
 # --------------------------------------------------------------------------- CIFAR-10
 
 # each real data set's folder under a data directory (the layout ../shared/data/unpack.sh makes)
-DATA_FOLDERS = {"cifar10": "cifar10", "tiny-imagenet": "tiny-imagenet-200"}
+DATA_FOLDERS = {"cifar10": "cifar10", "tiny-imagenet": "tiny-imagenet-200", "celeba": "celeba"}
 
 
 def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
@@ -325,11 +325,47 @@ def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
     return ds
 
 
+def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
+                train_subset: Optional[int], test_subset: Optional[int], seed: int) -> Dataset:
+    """CelebA (torchvision's format) for one task, split 8:1:1 (stratified, by ``seed``): the
+    validation tenth is held out here already. Only the images kept are decoded."""
+    from . import celeba
+
+    root_path = Path(root).expanduser() if root else default_root("celeba")
+    folder = celeba.find_folder(root_path)
+    if folder is None and download:
+        import torchvision
+
+        log.info("downloading CelebA into %s", root_path)
+        try:
+            torchvision.datasets.CelebA(str(root_path), split="all", target_type="attr", download=True)
+        except Exception as exc:
+            raise DatasetError(f"CelebA download into {root_path} failed: {exc}") from exc
+        folder = celeba.find_folder(root_path)
+    if folder is None:
+        raise DatasetError(celeba.not_found_message(root_path))
+    attrs = celeba.parse_attributes(folder / celeba.ATTR_FILE)
+    images = celeba.find_image_folder(folder, attrs.files)
+    labels, classes = celeba.task_labels(attrs, task, attribute, attributes)
+    train, val, test = celeba.split_811(labels, seed)
+    if train_subset:
+        train = train[stratified_indices(labels[train], train_subset, seed)]
+    if test_subset:
+        test = test[stratified_indices(labels[test], test_subset, seed + 1)]
+    decode = lambda idx: decode_images([images / attrs.files[i] for i in idx])  # noqa: E731
+    train_x = decode(train)
+    ds = Dataset("celeba", classes, train_x, labels[train], decode(test), labels[test],
+                 f"{task} task, images in {images}", (0.5,) * 3, (0.25,) * 3,
+                 val_images=decode(val), val_labels=labels[val])
+    return ds
+
+
 def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  train_subset: Optional[int] = None, test_subset: Optional[int] = None,
                  seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
                  val_fraction: float = 0.0, synthetic_size: int = 32,
-                 synthetic_classes: int = 10) -> Dataset:
+                 synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
+                 attributes: str = "all") -> Dataset:
     """Load a data set by name; subsets and the validation split are stratified and chosen by
     ``seed`` (the subset is taken first, the validation share from it). Mean and std are those
     of the images left to train on."""
@@ -342,6 +378,8 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
         ds = load_cifar10(root, download, train_subset, test_subset, seed)
     elif name == "tiny-imagenet":
         ds = load_tiny_imagenet(root, download, train_subset, test_subset, seed, stats=False)
+    elif name == "celeba":
+        ds = load_celeba(root, download, task, attribute, attributes, train_subset, test_subset, seed)
     else:
         raise DatasetError(f"unknown data set {name!r}")
     ds = hold_out_validation(ds, val_fraction, seed)
@@ -367,6 +405,16 @@ def locate_dataset(data_cfg) -> str:
         if data_cfg.download:
             return f"to be downloaded into {root}"
         raise _cifar_not_found(root)
+    if data_cfg.name == "celeba":
+        from . import celeba
+
+        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root("celeba")
+        folder = celeba.find_folder(root)
+        if folder:
+            return f"torchvision's format in {folder}"
+        if data_cfg.download:
+            return f"to be downloaded into {root}"
+        raise DatasetError(celeba.not_found_message(root))
     if data_cfg.name == "tiny-imagenet":
         from . import tiny_imagenet as tin
 
@@ -393,4 +441,5 @@ def dataset_from_config(data_cfg, seed: int) -> Dataset:
     """:func:`load_dataset` with the fields of a :class:`~cnnvit.config.DataConfig`."""
     return load_dataset(data_cfg.name, data_cfg.root, data_cfg.download, data_cfg.train_subset,
                         data_cfg.test_subset, seed, data_cfg.synthetic_train, data_cfg.synthetic_test,
-                        data_cfg.val_fraction, data_cfg.synthetic_size, data_cfg.synthetic_classes)
+                        data_cfg.val_fraction, data_cfg.synthetic_size, data_cfg.synthetic_classes,
+                        data_cfg.task, data_cfg.attribute, data_cfg.attributes)

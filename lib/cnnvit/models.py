@@ -272,6 +272,21 @@ def test_resnext_cifar(num_classes: int, pretrained: bool = False, drop_path: fl
                          widths=(8, 16, 32, 64), groups=4, width_per_group=32)
 
 
+# --------------------------------------------------------------------------- a simple CNN
+
+@register_model(native_size=64)
+def naive_cnn(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """The seed's "NaiveCNN" (study 5): three conv-BN-ReLU-max-pool stages (32, 64, 128 channels),
+    global average pooling and a linear classifier; any input size (0.1M parameters)."""
+    _no_pretrained("naive_cnn", pretrained)
+    layers, cin = [], 3
+    for width in (32, 64, 128):
+        layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+
+
 # --------------------------------------------------------------------------- VGG
 
 VGG19_CONVS = (2, 2, 4, 4, 4)  # 16 conv layers in five blocks, then 3 fully connected layers
@@ -487,6 +502,11 @@ def test_vit_cifar(num_classes: int, pretrained: bool = False, drop_path: float 
     """Tiny stand-in for ``vit_small_cifar`` (32 px, 4x4 patches, width 32, depth 2)."""
     _no_pretrained("test_vit_cifar", pretrained)
     return _vit(32, 4, 32, 2, 2, 2.0, num_classes, drop_path)
+
+
+def is_fixed_size(name: str) -> bool:
+    """Whether the model accepts only its native input size."""
+    return name in _FIXED_SIZE
 
 
 def check_input_size(name: str, image_size: int) -> None:

@@ -31,7 +31,8 @@ from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config, prepare_dataset
 from .metrics import classification_metrics
-from .models import check_input_size, count_flops, count_parameters, create_model, set_memory_format
+from .models import (check_input_size, count_flops, count_parameters, create_model, is_fixed_size,
+                     native_size, set_memory_format)
 from .schedules import lr_at
 from .weights import check_pretrained, layer_decay_groups, prepare_model
 
@@ -185,8 +186,13 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, prep: Preproces
 
 def check_run_inputs(cfg: Config) -> None:
     """Everything that can be checked before data are read: fail fast, before long work."""
-    native = cfg.data.synthetic_size if cfg.data.name == "synthetic" else DATA_NATIVE_SIZE[cfg.data.name]
-    check_input_size(cfg.model.name, cfg.data.image_size or native)
+    native = cfg.data.synthetic_size if cfg.data.name == "synthetic" else DATA_NATIVE_SIZE.get(cfg.data.name)
+    size = cfg.data.image_size or native
+    if size is None and is_fixed_size(cfg.model.name):  # a data set of any image size (CelebA)
+        raise ConfigError(f"model {cfg.model.name} takes {native_size(cfg.model.name)} px inputs: set "
+                          f"data.image_size={native_size(cfg.model.name)} for {cfg.data.name}")
+    if size is not None:
+        check_input_size(cfg.model.name, size)
     if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // cfg.train.nproc) % 2:
         raise ConfigError("the batch of each process (train.batch_size / train.nproc) must be even "
                           "when mixup or cutmix is on")

@@ -1,0 +1,135 @@
+"""CelebA face attributes in torchvision's format: ``list_attr_celeba.txt`` and an image folder.
+
+The attribute file (official format): a count line, a line of attribute names, then one row per
+image, ``<file> v1 ... v40`` with values 1 / -1, columns separated by any run of spaces (CRLF
+line ends are accepted too). The image folder is found, not assumed: the official
+``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (the
+shared subset's ``img_align_celeba_89x109/``); images keep their size.
+
+Tasks built from the attributes:
+* ``binary``: one attribute (e.g. ``Eyeglasses``), classes "no X" / "X";
+* ``hair5``: hair colour, Black / Blond / Brown / Gray when exactly one of those attributes is
+  set, and Others for none or several (the seed's 5-class task);
+* ``multilabel``: several attributes at once (all 40 by default), one sigmoid per attribute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+ATTR_FILE = "list_attr_celeba.txt"
+HAIR_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+HAIR_CLASSES = ["Black", "Blond", "Brown", "Gray", "Others"]
+TASKS = ("binary", "hair5", "multilabel")
+
+
+@dataclass
+class Attributes:
+    """The parsed attribute file: names (40), image files (N), and an N x 40 array of 0/1."""
+
+    names: list[str]
+    files: list[str]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        from .data import DatasetError
+
+        if name not in self.names:
+            import difflib
+
+            hint = difflib.get_close_matches(name, self.names, n=1)
+            raise DatasetError(f"CelebA has no attribute {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                               + f" (attributes: {', '.join(self.names)})")
+        return self.values[:, self.names.index(name)]
+
+
+def parse_attributes(path: str | Path) -> Attributes:
+    """Read an attribute file in the official format; errors name the file and the line."""
+    from .data import DatasetError
+
+    path = Path(path)
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError as exc:
+        raise DatasetError(f"CelebA attribute file unreadable: {path}: {exc}") from exc
+    if len(lines) < 2:
+        raise DatasetError(f"{path}: expected a count line and a header line of attribute names")
+    start, count = 0, None
+    if lines[0].strip().isdigit():
+        count, start = int(lines[0]), 1
+    names = lines[start].split()
+    files, rows = [], []
+    for n, line in enumerate(lines[start + 1:], start + 2):
+        parts = line.split()
+        if len(parts) != len(names) + 1 or any(v not in ("1", "-1") for v in parts[1:]):
+            raise DatasetError(f"{path}:{n}: expected '<file>' and {len(names)} values of 1 or -1, "
+                               f"got {line[:80]!r}")
+        files.append(parts[0])
+        rows.append([v == "1" for v in parts[1:]])
+    if count is not None and count != len(files):
+        raise DatasetError(f"{path}: its first line announces {count} images but {len(files)} rows follow "
+                           f"(a truncated file?)")
+    return Attributes(names, files, np.asarray(rows, dtype=np.uint8).reshape(len(files), len(names)))
+
+
+def find_folder(root: Path) -> Optional[Path]:
+    """The folder holding the attribute file: ``root`` or ``root/celeba``."""
+    for folder in (root, root / "celeba"):
+        if (folder / ATTR_FILE).is_file():
+            return folder
+    return None
+
+
+def not_found_message(root: Path) -> str:
+    return (f"CelebA not found under {root}: looked for {root}/{ATTR_FILE} and {root}/celeba/{ATTR_FILE} "
+            f"(torchvision's format, with an image folder such as img_align_celeba/ beside it). Set "
+            f"data.root to the folder that holds it (or DATA_DIR to its parent), or data.download=true "
+            f"to fetch it through torchvision (needs internet).")
+
+
+def find_image_folder(folder: Path, files: list[str]) -> Path:
+    """The folder beside the attribute file that holds the listed images (first and last)."""
+    from .data import DatasetError
+
+    candidates = sorted((p for p in folder.iterdir() if p.is_dir()),
+                        key=lambda p: (p.name != "img_align_celeba", p.name))
+    for c in candidates:
+        if (c / files[0]).is_file() and (c / files[-1]).is_file():
+            return c
+    raise DatasetError(f"CelebA images not found: no folder in {folder} holds {files[0]} and {files[-1]} "
+                       f"(looked in: {', '.join(p.name for p in candidates) or 'no folders'})")
+
+
+def task_labels(attrs: Attributes, task: str, attribute: str = "Eyeglasses",
+                attributes: str = "all") -> tuple[np.ndarray, list[str]]:
+    """Labels and class names for a task: int labels for ``binary`` and ``hair5``, an N x K 0/1
+    matrix for ``multilabel`` (``attributes``: comma-separated names, or ``all``)."""
+    from .data import DatasetError
+
+    if task == "binary":
+        return attrs.column(attribute).astype(np.int64), [f"no {attribute}", attribute]
+    if task == "hair5":
+        hair = np.stack([attrs.column(a) for a in HAIR_ATTRIBUTES], 1)
+        labels = np.where(hair.sum(1) == 1, hair.argmax(1), len(HAIR_ATTRIBUTES))
+        return labels.astype(np.int64), list(HAIR_CLASSES)
+    if task == "multilabel":
+        names = attrs.names if attributes == "all" else [a.strip() for a in attributes.split(",") if a.strip()]
+        return np.stack([attrs.column(a) for a in names], 1).astype(np.float32), names
+    raise DatasetError(f"data.task: {task!r} is not one of {', '.join(TASKS)}")
+
+
+def split_811(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reproducible 8:1:1 train/val/test split, stratified by class (by the first label for
+    multi-label targets, whose combinations are too many to stratify on)."""
+    from .data import stratified_indices
+
+    key = labels if labels.ndim == 1 else labels[:, 0].astype(np.int64)
+    n = len(key)
+    test = stratified_indices(key, int(round(0.1 * n)), seed + 11)
+    rest = np.setdiff1d(np.arange(n), test)
+    val = rest[stratified_indices(key[rest], int(round(0.1 * n)), seed + 12)]
+    train = np.setdiff1d(rest, val)
+    return train, val, test
