@@ -391,6 +391,9 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
     return ds
 
 
+LAYOUT_MODULES = {"celeba": "celeba", "tiny-imagenet": "tiny_imagenet"}  # find_folder, not_found_message
+
+
 def locate_dataset(data_cfg) -> str:
     """Check, without reading any image, that the data set of a
     :class:`~cnnvit.config.DataConfig` can be loaded; return where it will come from, or raise
@@ -405,26 +408,17 @@ def locate_dataset(data_cfg) -> str:
         if data_cfg.download:
             return f"to be downloaded into {root}"
         raise _cifar_not_found(root)
-    if data_cfg.name == "celeba":
-        from . import celeba
+    if data_cfg.name in LAYOUT_MODULES:  # data sets whose module finds their folder
+        import importlib
 
-        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root("celeba")
-        folder = celeba.find_folder(root)
-        if folder:
-            return f"torchvision's format in {folder}"
-        if data_cfg.download:
-            return f"to be downloaded into {root}"
-        raise DatasetError(celeba.not_found_message(root))
-    if data_cfg.name == "tiny-imagenet":
-        from . import tiny_imagenet as tin
-
-        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root("tiny-imagenet")
-        folder = tin.find_folder(root)
+        module = importlib.import_module(f".{LAYOUT_MODULES[data_cfg.name]}", __package__)
+        root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root(data_cfg.name)
+        folder = module.find_folder(root)
         if folder:
             return f"official layout in {folder}"
         if data_cfg.download:
             return f"to be downloaded into {root}"
-        raise DatasetError(tin.not_found_message(root))
+        raise DatasetError(module.not_found_message(root))
     raise DatasetError(f"unknown data set {data_cfg.name!r}")
 
 
