@@ -82,3 +82,20 @@ def test_top1_equals_accuracy_on_random_logits():
     assert m["accuracy"] <= m["top5_accuracy"]
     assert np.sum(m["confusion_matrix"]) == 200
     assert np.trace(m["confusion_matrix"]) == round(m["accuracy"] * 200)
+
+
+def test_balanced_accuracy_by_hand():
+    m = classification_metrics(_logits(Y_PRED), Y_TRUE, ["a", "b", "c"])
+    assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2 + 2 / 2) / 3)  # mean recall
+    assert "auroc" not in m  # three classes: no single ROC curve
+
+
+def test_binary_auroc_and_roc_curve_by_hand():
+    # positives scored 0.9, 0.4; negatives 0.6, 0.1: 3 of the 4 (pos, neg) pairs ranked right
+    labels = np.array([1, 1, 0, 0])
+    p = np.array([0.9, 0.4, 0.6, 0.1])
+    logits = np.stack([np.zeros(4), np.log(p / (1 - p))], 1)
+    m = classification_metrics(logits, labels, ["no", "yes"])
+    assert m["auroc"] == pytest.approx(3 / 4)
+    assert m["roc_curve"]["fpr"][0] == 0.0 and m["roc_curve"]["tpr"][-1] == 1.0
+    assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1 / 2) / 2)  # threshold 0.5: 0.9 and 0.6 positive

@@ -505,3 +505,21 @@ def test_efficiency_figures_are_recorded(tmp_path, train_mod, make_cfg, tiny_ds)
     m = json.loads((out / "metrics.json").read_text())
     assert m["gflops_per_image"] > 0 and m["peak_gpu_memory_gb"] is None  # CPU run
     assert m["checkpoint_mb"] == pytest.approx((out / "model.pt").stat().st_size / 2**20)
+
+
+def test_class_weights_balance_an_imbalanced_training_split(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
+    w = train_mod.class_weights(np.array([0, 0, 0, 1]), 2)
+    assert w.tolist() == [4 / 6, 2.0] and (np.bincount([0, 0, 0, 1]) * w).tolist() == [2.0, 2.0]
+    seen = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("weight"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod.F, "cross_entropy", spy)
+    train_mod.train(make_cfg({"train": {"class_weights": True}}), tmp_path / "run", dataset=tiny_ds, progress=False)
+    expected = train_mod.class_weights(tiny_ds.train_labels, len(tiny_ds.classes))
+    assert seen[0] is not None and np.allclose(seen[0].numpy(), expected)
+    with pytest.raises(config.ConfigError, match="not with mixup"):
+        make_cfg({"train": {"class_weights": True, "mixup": 0.8}})

@@ -98,6 +98,7 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
+    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
     model_ema: Optional[float] = None  # decay of an exponential moving average of the weights
     # (timm's ModelEmaV3); when set, the average is what is evaluated and saved
     early_stop_patience: Optional[int] = None  # stop after N evaluations without a better val
@@ -314,6 +315,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.early_stop_patience: needs a positive number of evaluations and a "
                           f"validation split (data.val_fraction > 0); got {patience} with "
                           f"data.val_fraction={flat['data.val_fraction']}")
+    if flat["train.class_weights"] and (flat["train.mixup"] or flat["train.cutmix"]):
+        raise ConfigError("train.class_weights: not with mixup or cutmix (their soft targets mix classes)")
     if flat["train.model_ema"] is not None and not 0.0 < flat["train.model_ema"] < 1.0:
         raise ConfigError(f"train.model_ema: a decay in (0, 1), got {flat['train.model_ema']}")
     if flat["model.layer_decay"] is not None and not 0.0 < flat["model.layer_decay"] <= 1.0:

@@ -281,6 +281,12 @@ def _train_logged(cfg: Config, out: Path, name: str, dataset: Dataset, device: t
         handler.close()
 
 
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency weights, n / (C x count), so that every class weighs the same in the loss."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return len(labels) / (num_classes * np.maximum(counts, 1))
+
+
 def _evaluate(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, prep: Preprocess,
               tc, device: torch.device) -> tuple[torch.Tensor, float, float]:
     """(logits, loss, accuracy) of a split."""
@@ -323,6 +329,10 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                  min_lr_ratio=cfg.sched.min_lr_ratio, step_every=cfg.sched.step_epochs * steps_per_epoch,
                  gamma=cfg.sched.gamma, pct_start=cfg.sched.pct_start)
 
+    weight = None
+    if tc.class_weights:
+        weight = torch.tensor(class_weights(ds.train_labels, num_classes), dtype=torch.float32, device=device)
+        log.info("%s: class weights %s", name, ", ".join(f"{w:.2f}" for w in weight.tolist()))
     mixer = None
     if tc.mixup or tc.cutmix:
         from timm.data import Mixup
@@ -418,7 +428,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                         loss = soft_ce(logits.float(), soft)
                     else:
                         logits = fwd(x)
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
+                        loss = F.cross_entropy(logits.float(), y, weight=weight,
+                                               label_smoothing=tc.label_smoothing)
                 (loss / tc.grad_accum).backward()
             pending.append(loss.detach())
             if accumulate:
