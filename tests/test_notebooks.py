@@ -47,14 +47,18 @@ def test_committed_notebook_is_thin_and_clean(path):
                 f"{path.name} has a loop: move it to lib/cnnvit"
 
 
+def _execute_smoke(study: str, tmp_path: Path):
+    """Run a study notebook headless with its smoke parameters: (executed notebook path, runs
+    folder, the notebook read back)."""
+    out_nb, runs_dir = tmp_path / f"{study[:2]}.ipynb", tmp_path / "study"
+    papermill.execute_notebook(str(ROOT / "notebooks" / f"{study}.ipynb"), str(out_nb), cwd=str(ROOT),
+                               parameters={"params_file": f"params/smoke/{study}.yaml", "out_dir": str(runs_dir)},
+                               progress_bar=False)
+    return out_nb, runs_dir, nbformat.read(out_nb, as_version=4)
+
+
 def test_study_01_smoke_runs_and_reports(tmp_path):
-    out_nb = tmp_path / "01.ipynb"
-    runs_dir = tmp_path / "study"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "01_cifar10_vit_vs_resnet.ipynb"), str(out_nb), cwd=str(ROOT),
-        parameters={"params_file": "params/smoke/01_cifar10_vit_vs_resnet.yaml",
-                    "out_dir": str(runs_dir)}, progress_bar=False)
-    nb = nbformat.read(out_nb, as_version=4)
+    out_nb, runs_dir, nb = _execute_smoke("01_cifar10_vit_vs_resnet", tmp_path)
     expected = ["seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessing",
                 "strong_resnet18", "strong_vit"]
     metrics = {}
@@ -105,13 +109,7 @@ def _outputs(nb) -> tuple[str, str, list]:
 
 
 def test_study_02_smoke_runs_and_reports(tmp_path):
-    out_nb = tmp_path / "02.ipynb"
-    runs_dir = tmp_path / "study"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "02_tiny_imagenet_cnn_ablations.ipynb"), str(out_nb), cwd=str(ROOT),
-        parameters={"params_file": "params/smoke/02_tiny_imagenet_cnn_ablations.yaml",
-                    "out_dir": str(runs_dir)}, progress_bar=False)
-    nb = nbformat.read(out_nb, as_version=4)
+    out_nb, runs_dir, nb = _execute_smoke("02_tiny_imagenet_cnn_ablations", tmp_path)
     expected = ["vgg19_bn", "vgg19", "resnet18", "resnet34", "resnet50", "resnet50_noskip",
                 "resnext50", "t2t_vit", "strong_resnet50", "resnet18_2proc"]
     metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
@@ -134,13 +132,7 @@ def test_study_02_smoke_runs_and_reports(tmp_path):
 
 
 def test_study_04_smoke_runs_and_reports(tmp_path):
-    out_nb = tmp_path / "04.ipynb"
-    runs_dir = tmp_path / "study"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "04_cifar10_finetune.ipynb"), str(out_nb), cwd=str(ROOT),
-        parameters={"params_file": "params/smoke/04_cifar10_finetune.yaml", "out_dir": str(runs_dir)},
-        progress_bar=False)
-    nb = nbformat.read(out_nb, as_version=4)
+    out_nb, runs_dir, nb = _execute_smoke("04_cifar10_finetune", tmp_path)
     expected = ["pretrain", "seed_linear_probe", "partial_finetune", "full_finetune", "scratch"]
     metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
     html, markdown, images = _outputs(nb)
@@ -160,13 +152,7 @@ def test_study_04_smoke_runs_and_reports(tmp_path):
 
 
 def test_study_03_smoke_runs_and_reports(tmp_path):
-    out_nb = tmp_path / "03.ipynb"
-    runs_dir = tmp_path / "study"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "03_tiny_imagenet_transformers.ipynb"), str(out_nb), cwd=str(ROOT),
-        parameters={"params_file": "params/smoke/03_tiny_imagenet_transformers.yaml", "out_dir": str(runs_dir)},
-        progress_bar=False)
-    nb = nbformat.read(out_nb, as_version=4)
+    out_nb, runs_dir, nb = _execute_smoke("03_tiny_imagenet_transformers", tmp_path)
     runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
     aug = [n for n in runs if n.startswith("aug_")]
     assert len(aug) == 10 and {"opt_sgd", "opt_sgd_nesterov", "bs_32", "bs_64", "deit_head_only"} <= runs.keys()

@@ -77,10 +77,9 @@ def parse_attributes(path: str | Path) -> Attributes:
 
 def find_folder(root: Path) -> Optional[Path]:
     """The folder holding the attribute file: ``root`` or ``root/celeba``."""
-    for folder in (root, root / "celeba"):
-        if (folder / ATTR_FILE).is_file():
-            return folder
-    return None
+    from .data import find_marked_folder
+
+    return find_marked_folder(root, ATTR_FILE, "celeba")
 
 
 def not_found_message(root: Path) -> str:

@@ -148,6 +148,14 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
 DATA_FOLDERS = {"cifar10": "cifar10", "tiny-imagenet": "tiny-imagenet-200", "celeba": "celeba"}
 
 
+def find_marked_folder(root: Path, marker: str, subfolder: str) -> Optional[Path]:
+    """``root`` or ``root/subfolder``, whichever holds the file ``marker`` (a data set's index)."""
+    for folder in (root, root / subfolder):
+        if (folder / marker).is_file():
+            return folder
+    return None
+
+
 def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
     """Where data set ``name`` is looked for when ``data.root`` is unset: its folder under
     ``data_dir`` (default ``~/.cache/cnnvit-data``)."""

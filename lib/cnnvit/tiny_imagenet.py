@@ -32,10 +32,9 @@ ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 def find_folder(root: Path) -> Optional[Path]:
     """The folder holding ``wnids.txt``: ``root`` itself or ``root/tiny-imagenet-200``."""
-    for folder in (root, root / "tiny-imagenet-200"):
-        if (folder / "wnids.txt").is_file():
-            return folder
-    return None
+    from .data import find_marked_folder
+
+    return find_marked_folder(root, "wnids.txt", "tiny-imagenet-200")
 
 
 def not_found_message(root: Path) -> str:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .config import CnnvitError, Config
+from .models import hub_weights
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +116,6 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
     return report
 
 
-def hub_source(model_name: str) -> Optional[tuple[str, str]]:
-    """(library, identifier) of the published weights behind a registered model, if any."""
-    from .models import hub_weights
-
-    return hub_weights(model_name)
-
-
 def _hub_cached(library: str, ident: str) -> bool:
     if library == "timm":
         from huggingface_hub import try_to_load_from_cache
@@ -150,7 +144,7 @@ def check_pretrained(cfg: Config) -> str:
         return describe_source(m.pretrained_path)
     if not m.pretrained:
         return "trained from scratch"
-    source = hub_source(m.name)
+    source = hub_weights(m.name)
     if source is None:
         raise WeightsError(f"model.pretrained: {m.name} has no published weights; train it from "
                            f"scratch, or give a checkpoint with model.pretrained_path=FILE")
@@ -251,7 +245,8 @@ def prepare_model(model: nn.Module, model_cfg, load_weights: bool = True) -> tup
         report = load_checkpoint(model, model_cfg.pretrained_path)
         source = f"{describe_source(model_cfg.pretrained_path)}: {report.summary()}"
     elif model_cfg.pretrained:
-        source = "pretrained: " + " ".join(hub_source(getattr(model_cfg, "name", "")) or ("hub weights",))
+        library, ident = hub_weights(model_cfg.name) or ("hub", "weights")
+        source = f"pretrained: {library} weights {ident}"
     apply_freeze(model, model_cfg.freeze, model_cfg.trainable_blocks)
     return model, source
 
