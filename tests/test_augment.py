@@ -1,6 +1,7 @@
 """Batch augmentation on tensors: crops, flips, seeding, eval preprocessing, sharding, policies."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -252,3 +253,15 @@ def test_bicubic_resize_on_the_device():
     assert torch.allclose(bicubic, ref)
     cfg = config.build(overrides=["data.image_size=48", "data.normalize=false"])
     assert not torch.allclose(Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3).eval(x), ref)
+
+
+def test_weighted_batches_draw_rare_classes_as_often_as_common_ones():
+    labels = np.repeat([0, 1], [900, 100])
+    counts = np.bincount(labels)
+    weights = torch.from_numpy(1.0 / counts[labels])
+    drawn = torch.cat(list(batch_indices(1000, 100, True, 5, True, weights=weights))).numpy()
+    assert len(drawn) == 1000
+    share = np.bincount(labels[drawn], minlength=2) / len(drawn)
+    assert abs(share[1] - 0.5) < 0.06  # 10% of the data, half of the draws
+    again = torch.cat(list(batch_indices(1000, 100, True, 5, True, weights=weights))).numpy()
+    np.testing.assert_array_equal(drawn, again)

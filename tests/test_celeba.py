@@ -14,17 +14,8 @@ NAMES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair", "S
 
 def write_celeba(root, n: int = 60, seed: int = 0, newline: str = "\n", folder: str = "img_align_celeba_17x21",
                  size=(17, 21)) -> np.ndarray:
-    """The official layout with ``n`` random images: returns the 0/1 attribute matrix written."""
-    rng = np.random.default_rng(seed)
-    values = (rng.random((n, len(NAMES))) < 0.3).astype(np.uint8)
-    (root / folder).mkdir(parents=True)
-    rows = [str(n), " ".join(NAMES)]
-    for i in range(n):
-        name = f"{i + 1:06d}.jpg"
-        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root / folder / name)
-        rows.append(name + " " + " ".join(f"{1 if v else -1:2d}" for v in values[i]))
-    (root / celeba.ATTR_FILE).write_bytes(newline.join(rows).encode() + newline.encode())
-    return values
+    """The official layout with ``n`` generated images: returns the 0/1 attribute matrix written."""
+    return celeba.write_generated(root, n, seed, size, NAMES, folder, newline)
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
@@ -99,8 +90,14 @@ def test_missing_images_and_data_fail_naming_what_was_searched(tmp_path):
 
 
 def test_celeba_settings_that_cannot_work_are_refused():
-    with pytest.raises(config_mod.ConfigError, match="multilabel is not supported"):
-        config_mod.build(overrides=["data.name=celeba", "data.task=multilabel"])
+    for key in ("train.mixup=0.2", "train.label_smoothing=0.1", "train.balanced_sampling=true"):
+        with pytest.raises(config_mod.ConfigError, match="not with data.task=multilabel"):
+            config_mod.build(overrides=["data.name=celeba", "data.task=multilabel", key])
+    with pytest.raises(config_mod.ConfigError, match="choose one"):
+        config_mod.build(overrides=["train.balanced_sampling=true", "train.class_weights=true"])
+    with pytest.raises(config_mod.ConfigError, match="val_every_steps: needs"):
+        config_mod.build(overrides=["train.val_every_steps=10"])  # synthetic: no validation split
+    config_mod.build(overrides=["data.name=celeba", "train.val_every_steps=10"])
     with pytest.raises(config_mod.ConfigError, match="already holds out"):
         config_mod.build(overrides=["data.name=celeba", "data.val_fraction=0.1"])
     from cnnvit.train import check_run_inputs
@@ -108,3 +105,54 @@ def test_celeba_settings_that_cannot_work_are_refused():
     with pytest.raises(config_mod.ConfigError, match="set data.image_size=32"):  # CelebA's size varies
         check_run_inputs(config_mod.build(overrides=["data.name=celeba", "model.name=test_vit_cifar"]))
     check_run_inputs(config_mod.build(overrides=["data.name=celeba", "model.name=naive_cnn"]))
+
+
+def test_generated_set_has_the_official_names_and_celeba_like_hair_shares(tmp_path):
+    values = celeba.write_generated(tmp_path, 400, seed=2)
+    attrs = celeba.parse_attributes(tmp_path / celeba.ATTR_FILE)
+    assert attrs.names == list(celeba.ATTRIBUTE_NAMES) and len(celeba.ATTRIBUTE_NAMES) == 40
+    np.testing.assert_array_equal(attrs.values, values)
+    hair, _ = celeba.task_labels(attrs, "hair5")
+    counts = np.bincount(hair, minlength=5)
+    assert counts[0] > counts[3] and counts.min() > 0  # black commoner than gray; every class present
+
+
+def _celeba_run(tmp_path, task, *extra):
+    from cnnvit.train import train
+
+    celeba.write_generated(tmp_path / "celeba", 300, seed=1, size=(24, 28))
+    cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", f"data.task={task}",
+                                      "model.name=naive_cnn", "train.epochs=3", "train.batch_size=30",
+                                      "optim.lr=3e-3", "device=cpu", "train.eval_batch_size=100", *extra])
+    return train(cfg, tmp_path / "run", progress=False)
+
+
+def test_multilabel_run_trains_one_sigmoid_per_attribute(tmp_path):
+    import json
+
+    out = _celeba_run(tmp_path, "multilabel", "data.attributes=Eyeglasses,Smiling,Black_Hair,Male",
+                      "train.val_every_steps=4", "train.class_weights=true")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "multilabel" and m["test_top5"] is None
+    assert set(m["test"]["per_label"]) == {"Eyeglasses", "Smiling", "Black_Hair", "Male"}
+    assert m["test"]["accuracy"] == pytest.approx(m["test"]["mean_accuracy"])
+    assert m["test"]["accuracy"] > m["majority_baseline"]  # the cues are learnt within three epochs
+    pred = np.load(out / "predictions.npz")
+    assert pred["logits"].shape == (30, 4) and set(np.unique(pred["predictions"])) <= {0, 1}
+    val_steps = (out / "val_steps.csv").read_text().splitlines()
+    assert val_steps[0] == "step,epoch,val_loss,val_accuracy" and len(val_steps) == 1 + 6  # 8 steps x 3 / 4
+    split = (out / "split.csv").read_text().splitlines()
+    assert split[0] == "file,split" and len(split) == 301
+    assert {ln.split(",")[1] for ln in split[1:]} == {"train", "val", "test"}
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_hair5_run_with_balanced_sampling_records_class_counts(tmp_path):
+    import json
+
+    out = _celeba_run(tmp_path, "hair5", "train.balanced_sampling=true")
+    data = json.loads((out / "data.json").read_text())
+    assert sum(data["class_counts"]["train"]) == 240 and len(data["class_counts"]["test"]) == 5
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "single-label" and 0 < m["majority_baseline"] < 1
+    assert len(m["test"]["confusion_matrix"]) == 5

@@ -99,3 +99,47 @@ def test_binary_auroc_and_roc_curve_by_hand():
     assert m["auroc"] == pytest.approx(3 / 4)
     assert m["roc_curve"]["fpr"][0] == 0.0 and m["roc_curve"]["tpr"][-1] == 1.0
     assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1 / 2) / 2)  # threshold 0.5: 0.9 and 0.6 positive
+
+
+def test_multilabel_metrics_hand_computed():
+    from cnnvit.metrics import multilabel_metrics
+
+    # 4 images x 2 labels; logits > 0 means predicted present (p >= 0.5)
+    labels = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+    logits = np.array([[2.0, -1.0], [-0.5, 3.0], [1.0, -2.0], [-3.0, -0.1]])
+    m = multilabel_metrics(logits, labels, ["a", "b"])
+    # label a: predictions 1,0,1,0 vs 1,1,0,0 -> accuracy 2/4, precision 1/2, recall 1/2
+    # label b: predictions 0,1,0,0 vs 0,1,0,1 -> accuracy 3/4, precision 1/1, recall 1/2
+    assert m["per_label"]["a"]["accuracy"] == pytest.approx(0.5)
+    assert m["per_label"]["b"]["accuracy"] == pytest.approx(0.75)
+    assert m["accuracy"] == m["mean_accuracy"] == pytest.approx(0.625)
+    assert m["exact_match"] == pytest.approx(1 / 4)  # image 1 only
+    assert m["per_label"]["b"]["precision"] == pytest.approx(1.0)
+    assert m["per_label"]["b"]["recall"] == pytest.approx(0.5)
+    assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    # micro: tp 2, fp 1, fn 2 -> F1 = 4 / (4 + 3)
+    assert m["micro_f1"] == pytest.approx(4 / 7)
+    # label a ranks (2.0, 1.0, -0.5, -3.0) with truths (1, 0, 1, 0): AP = (1 + 2/3) / 2, auROC 3/4
+    assert m["per_label"]["a"]["average_precision"] == pytest.approx(5 / 6)
+    assert m["per_label"]["a"]["auroc"] == pytest.approx(0.75)
+    # label b ranks (3.0, -0.1, -1.0, -2.0) with truths (1, 1, 0, 0): perfect
+    assert m["per_label"]["b"]["average_precision"] == pytest.approx(1.0)
+    assert m["mean_average_precision"] == pytest.approx((5 / 6 + 1) / 2)
+    assert m["per_label"]["a"]["positive_rate"] == pytest.approx(0.5)
+
+
+def test_multilabel_metrics_skip_ap_of_labels_without_positives():
+    from cnnvit.metrics import multilabel_metrics
+
+    m = multilabel_metrics(np.array([[1.0, -1.0], [-1.0, -1.0]]), np.array([[1, 0], [0, 0]]), ["a", "b"])
+    assert m["per_label"]["b"]["average_precision"] is None and m["per_label"]["b"]["auroc"] is None
+    assert m["mean_average_precision"] == pytest.approx(1.0)
+
+
+def test_majority_baseline_uses_the_training_split_majority():
+    from cnnvit.metrics import majority_baseline
+
+    assert majority_baseline(np.array([0, 1, 1, 2]), np.array([1, 0, 0, 0])) == pytest.approx(0.25)
+    # per label: majority of a is 1, of b is 0; test agreement 1/2 and 2/2
+    train = np.array([[1, 0], [1, 0], [0, 1]])
+    assert majority_baseline(train, np.array([[1, 0], [0, 0]])) == pytest.approx(0.75)

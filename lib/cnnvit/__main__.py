@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         m = json.loads((out / "metrics.json").read_text())
-        print(f"{out}: test accuracy {m['test_accuracy']:.4f} (top-5 {m['test_top5']:.4f}), "
-              f"{m['epochs']} epochs, {m['wall_time_s']:.0f}s on {m['device']}")
+        top5 = f"top-5 {m['test_top5']:.4f}" if m.get("test_top5") is not None else "mean over labels"
+        print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({top5}; majority baseline "
+              f"{m.get('majority_baseline', float('nan')):.4f}), {m['epochs']} epochs, "
+              f"{m['wall_time_s']:.0f}s on {m['device']}")
         return 0
     except config_mod.CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -168,10 +168,15 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def batch_indices(n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool,
-                  rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
+                  rank: int = 0, world_size: int = 1,
+                  weights: Optional[torch.Tensor] = None) -> Iterator[torch.Tensor]:
     """Index batches of one epoch; with ``world_size > 1`` each rank takes a disjoint shard of
-    every global batch (the same permutation on every rank, from ``seed``)."""
-    if shuffle:
+    every global batch (the same permutation on every rank, from ``seed``). With ``weights``
+    (one per sample), the epoch's ``n`` indices are drawn with replacement in proportion to them."""
+    if weights is not None:
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.multinomial(weights.double(), n, replacement=True, generator=gen)
+    elif shuffle:
         gen = torch.Generator().manual_seed(seed)
         order = torch.randperm(n, generator=gen)
     else:

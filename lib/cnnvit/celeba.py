@@ -21,6 +21,13 @@ from typing import Optional
 import numpy as np
 
 ATTR_FILE = "list_attr_celeba.txt"
+# the official 40 attributes, in the official file's order
+ATTRIBUTE_NAMES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
 HAIR_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 HAIR_CLASSES = ["Black", "Blond", "Brown", "Gray", "Others"]
 TASKS = ("binary", "hair5", "multilabel")
@@ -120,15 +127,78 @@ def task_labels(attrs: Attributes, task: str, attribute: str = "Eyeglasses",
     raise DatasetError(f"data.task: {task!r} is not one of {', '.join(TASKS)}")
 
 
+def stratification_key(labels: np.ndarray) -> np.ndarray:
+    """The class to stratify on: the label itself, or the first label of a multi-label matrix
+    (its combinations are too many to stratify on)."""
+    return labels if labels.ndim == 1 else labels[:, 0].astype(np.int64)
+
+
 def split_811(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A reproducible 8:1:1 train/val/test split, stratified by class (by the first label for
-    multi-label targets, whose combinations are too many to stratify on)."""
+    """A reproducible 8:1:1 train/val/test split, stratified by :func:`stratification_key`."""
     from .data import stratified_indices
 
-    key = labels if labels.ndim == 1 else labels[:, 0].astype(np.int64)
+    key = stratification_key(labels)
     n = len(key)
     test = stratified_indices(key, int(round(0.1 * n)), seed + 11)
     rest = np.setdiff1d(np.arange(n), test)
     val = rest[stratified_indices(key[rest], int(round(0.1 * n)), seed + 12)]
     train = np.setdiff1d(rest, val)
     return train, val, test
+
+
+# colours of the generated set's hair band (RGB), one per hair attribute
+_HAIR_RGB = {"Black_Hair": (20, 20, 20), "Blond_Hair": (230, 200, 90), "Brown_Hair": (120, 70, 30),
+             "Gray_Hair": (160, 160, 160)}
+
+
+def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, int] = (36, 44),
+                    names: tuple[str, ...] | list[str] = ATTRIBUTE_NAMES,
+                    image_folder: str = "img_align_celeba", newline: str = "\n") -> np.ndarray:
+    """Write a small generated data set in CelebA's format (attribute file and JPEG folder) and
+    return its N x K 0/1 attribute matrix. Images are noise with learnable cues: a band at the
+    top in the colour of the hair attribute, and a small dark patch per other attribute that is
+    set (its place fixed by the attribute), so that every task can be learnt a little in smoke
+    runs. Attribute rates vary (5-50%) and hair colours are imbalanced, as in CelebA."""
+    from PIL import Image
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    names = list(names)
+    rates = rng.uniform(0.05, 0.5, len(names))
+    values = (rng.random((n, len(names))) < rates).astype(np.uint8)
+    hair = [names.index(a) for a in HAIR_ATTRIBUTES if a in names]
+    if hair:  # one colour mostly (black commonest), sometimes none or two: CelebA's Others
+        values[:, hair] = 0
+        pick = rng.choice(len(hair) + 1, n, p=_hair_rates(len(hair)))
+        for i, k in enumerate(pick):
+            if k < len(hair):
+                values[i, hair[k]] = 1
+        two = rng.random(n) < 0.05
+        values[two, hair[0]] = 1
+    others = [j for j in range(len(names)) if j not in hair]
+    cols = max(1, int(np.ceil(np.sqrt(len(others)))))
+    cell_w, cell_h = max(1, w // cols), max(1, (h - h // 5) // cols)
+    (folder / image_folder).mkdir(parents=True, exist_ok=True)
+    rows = [str(n), " ".join(names)]
+    for i in range(n):
+        img = rng.integers(90, 170, (h, w, 3), dtype=np.uint8)
+        set_hair = [names[j] for j in hair if values[i, j]]
+        if set_hair:
+            img[: h // 5] = np.mean([_HAIR_RGB[a] for a in set_hair], 0).astype(np.uint8)
+        for slot, j in enumerate(others):
+            if values[i, j]:
+                r, c = divmod(slot, cols)
+                y0, x0 = h // 5 + r * cell_h, c * cell_w
+                img[y0:y0 + max(1, cell_h - 1), x0:x0 + max(1, cell_w - 1)] = 30
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(img).save(folder / image_folder / name, quality=95)
+        rows.append(name + " " + " ".join(f"{1 if v else -1:2d}" for v in values[i]))
+    (folder / ATTR_FILE).write_bytes((newline.join(rows) + newline).encode())
+    return values
+
+
+def _hair_rates(k: int) -> np.ndarray:
+    # black, blond, brown, gray, none: roughly CelebA's shares
+    base = np.array([0.30, 0.18, 0.24, 0.06][:k] + [0.22])
+    return base / base.sum()

@@ -98,7 +98,14 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
-    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
+    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels);
+    # multi-label: each label's positives weigh negatives/positives (BCE pos_weight)
+    balanced_sampling: bool = False  # draw training batches with every class equally likely
+    # (with replacement; single-label tasks)
+    val_every_steps: Optional[int] = None  # also evaluate the validation split every N optimizer
+    # steps (loss and accuracy, in val_steps.csv); None: once per evaluated epoch only
+    tensorboard: bool = True  # write TensorBoard event files into <run>/tensorboard
+    wandb: bool = False  # also log to Weights & Biases, offline (needs the wandb package)
     model_ema: Optional[float] = None  # decay of an exponential moving average of the weights
     # (timm's ModelEmaV3); when set, the average is what is evaluated and saved
     early_stop_patience: Optional[int] = None  # stop after N evaluations without a better val
@@ -304,14 +311,24 @@ def validate(cfg: Config) -> None:
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
     if cfg.data.name == "celeba" and cfg.data.task == "multilabel":
-        raise ConfigError("data.task: multilabel is not supported by the training loop yet; use binary or hair5")
+        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling"):
+            if flat[key]:
+                raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
+    if flat["train.balanced_sampling"] and flat["train.class_weights"]:
+        raise ConfigError("train.balanced_sampling and train.class_weights both correct for imbalance; "
+                          "choose one")
+    if flat["train.val_every_steps"] is not None and (flat["train.val_every_steps"] < 1
+                                                       or not _has_val_split(cfg)):
+        raise ConfigError(f"train.val_every_steps: needs a positive number of steps and a validation "
+                          f"split (data.val_fraction > 0, or CelebA's own); got {flat['train.val_every_steps']} "
+                          f"with data.val_fraction={flat['data.val_fraction']}")
     if cfg.data.name == "celeba" and flat["data.val_fraction"]:
         raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
                           "leave data.val_fraction at 0")
     if not 0.0 <= flat["data.color_jitter"] <= 0.5:
         raise ConfigError(f"data.color_jitter: must lie in [0, 0.5], got {flat['data.color_jitter']}")
     patience = flat["train.early_stop_patience"]
-    if patience is not None and (patience < 1 or not flat["data.val_fraction"]):
+    if patience is not None and (patience < 1 or not _has_val_split(cfg)):
         raise ConfigError(f"train.early_stop_patience: needs a positive number of evaluations and a "
                           f"validation split (data.val_fraction > 0); got {patience} with "
                           f"data.val_fraction={flat['data.val_fraction']}")
@@ -336,6 +353,10 @@ def validate(cfg: Config) -> None:
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _has_val_split(cfg: Config) -> bool:
+    return cfg.data.name == "celeba" or bool(cfg.data.val_fraction)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

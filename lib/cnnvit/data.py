@@ -28,7 +28,8 @@ class DatasetError(CnnvitError, RuntimeError):
 
 @dataclass
 class Dataset:
-    """Train and test splits as uint8 N x H x W x 3 arrays with integer labels."""
+    """Train and test splits as uint8 N x H x W x 3 arrays with integer labels (or, for a
+    multi-label task, N x K float 0/1 label matrices; ``classes`` then names the K labels)."""
 
     name: str
     classes: list[str]
@@ -42,20 +43,33 @@ class Dataset:
     # held out from the training split (data.val_fraction); empty when none is
     val_images: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
     val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # the image files of each split, where the data set has files (saved with every run)
+    split_files: Optional[dict[str, list[str]]] = None
 
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train_images.shape[1:3])
 
+    @property
+    def multilabel(self) -> bool:
+        return self.train_labels.ndim == 2
+
+    def class_counts(self, labels: np.ndarray) -> np.ndarray:
+        """Images per class (per label: images having it, for a multi-label task)."""
+        if self.multilabel:
+            return np.asarray(labels).sum(0).astype(np.int64) if len(labels) else np.zeros(len(self.classes), np.int64)
+        return np.bincount(labels, minlength=len(self.classes))
+
     def describe(self) -> str:
         """A short human-readable account: splits, class counts and image size."""
         h, w = self.image_size
+        kind = "labels (multi-label: images having each)" if self.multilabel else "classes"
         lines = [f"data set: {self.name}  ({self.source})",
-                 f"image size: {h}x{w}x3 uint8, {len(self.classes)} classes",
+                 f"image size: {h}x{w}x3 uint8, {len(self.classes)} {kind}",
                  f"mean: {fmt3(self.mean)}  std: {fmt3(self.std)}"]
         splits = [("train", self.train_labels), ("validation", self.val_labels), ("test", self.test_labels)]
         for split, labels in [(n, y) for n, y in splits if n != "validation" or len(y)]:
-            counts = np.bincount(labels, minlength=len(self.classes))
+            counts = self.class_counts(labels)
             lines.append(f"{split}: {len(labels)} images")
             lines.extend(f"  {i:3d} {c:<20s} {n}" for i, (c, n) in enumerate(zip(self.classes, counts)))
         return "\n".join(lines)
@@ -356,15 +370,17 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
     images = celeba.find_image_folder(folder, attrs.files)
     labels, classes = celeba.task_labels(attrs, task, attribute, attributes)
     train, val, test = celeba.split_811(labels, seed)
+    key = celeba.stratification_key(labels)
     if train_subset:
-        train = train[stratified_indices(labels[train], train_subset, seed)]
+        train = train[stratified_indices(key[train], train_subset, seed)]
     if test_subset:
-        test = test[stratified_indices(labels[test], test_subset, seed + 1)]
+        test = test[stratified_indices(key[test], test_subset, seed + 1)]
     decode = lambda idx: decode_images([images / attrs.files[i] for i in idx])  # noqa: E731
-    train_x = decode(train)
-    ds = Dataset("celeba", classes, train_x, labels[train], decode(test), labels[test],
+    ds = Dataset("celeba", classes, decode(train), labels[train], decode(test), labels[test],
                  f"{task} task, images in {images}", (0.5,) * 3, (0.25,) * 3,
-                 val_images=decode(val), val_labels=labels[val])
+                 val_images=decode(val), val_labels=labels[val],
+                 split_files={split: [attrs.files[i] for i in idx]
+                              for split, idx in (("train", train), ("val", val), ("test", test))})
     return ds
 
 

@@ -30,10 +30,11 @@ from . import distributed
 from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config, prepare_dataset
-from .metrics import classification_metrics
+from .metrics import classification_metrics, majority_baseline, multilabel_metrics
 from .models import (check_input_size, count_flops, count_parameters, create_model, is_fixed_size,
                      native_size, set_memory_format)
 from .schedules import lr_at
+from .tracking import Tracker, check_tracking
 from .weights import check_pretrained, layer_decay_groups, prepare_model
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def check_run_inputs(cfg: Config) -> None:
     if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // cfg.train.nproc) % 2:
         raise ConfigError("the batch of each process (train.batch_size / train.nproc) must be even "
                           "when mixup or cutmix is on")
+    check_tracking(cfg.train.tensorboard, cfg.train.wandb)
 
 
 def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
@@ -254,37 +256,69 @@ def _train_logged(cfg: Config, out: Path, name: str, dataset: Dataset, device: t
                           f"training images: no optimizer step would happen")
     pkg_log = logging.getLogger("cnnvit")
     level = pkg_log.level
-    if not dist.main:  # one log and one progress bar: rank 0's
+    if not dist.main:  # one log, one progress bar and one tracker: rank 0's
         pkg_log.setLevel(logging.WARNING)
         try:
-            return _train(cfg, out, name, dataset, device, False, dist)
+            return _train(cfg, out, name, dataset, device, False, dist,
+                          Tracker(out, name, tensorboard=False, wandb=False))
         finally:
             pkg_log.setLevel(level)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump(cfg))
     (out / "data.json").write_text(json.dumps({
-        "name": dataset.name, "classes": dataset.classes, "mean": dataset.mean, "std": dataset.std,
+        "name": dataset.name, "classes": dataset.classes, "multilabel": dataset.multilabel,
+        "mean": dataset.mean, "std": dataset.std,
         "native_size": list(dataset.image_size), "source": dataset.source,
         "n_train": int(len(dataset.train_labels)), "n_val": int(len(dataset.val_labels)),
-        "n_test": int(len(dataset.test_labels))}, indent=1))
+        "n_test": int(len(dataset.test_labels)),
+        "class_counts": {split: dataset.class_counts(y).tolist() for split, y in (
+            ("train", dataset.train_labels), ("val", dataset.val_labels), ("test", dataset.test_labels))},
+    }, indent=1))
+    if dataset.split_files:  # which image went where: the split can be checked and reused
+        rows = [f"{f},{split}" for split, files in dataset.split_files.items() for f in files]
+        (out / "split.csv").write_text("file,split\n" + "\n".join(rows) + "\n")
     handler = logging.FileHandler(out / "train.log")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     if pkg_log.getEffectiveLevel() > logging.INFO:
         pkg_log.setLevel(logging.INFO)  # the run's log is complete whatever the caller configured
     pkg_log.addHandler(handler)
+    tracker = Tracker(out, name, tensorboard=cfg.train.tensorboard, wandb=cfg.train.wandb,
+                      config=cfg.to_dict())
     try:
-        return _train(cfg, out, name, dataset, device, progress, dist)
+        return _train(cfg, out, name, dataset, device, progress, dist, tracker)
     finally:
+        tracker.close()
         pkg_log.removeHandler(handler)
         pkg_log.setLevel(level)
         handler.close()
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Inverse-frequency weights, n / (C x count), so that every class weighs the same in the loss."""
+    """Inverse-frequency weights, n / (C x count), so that every class weighs the same in the loss;
+    for an N x K multi-label matrix, each label's positive weight negatives / positives (the
+    ``pos_weight`` of binary cross-entropy), so that its positives weigh as much as its negatives."""
+    if labels.ndim == 2:
+        pos = labels.sum(0)
+        return (len(labels) - pos) / np.maximum(pos, 1)
     counts = np.bincount(labels, minlength=num_classes)
     return len(labels) / (num_classes * np.maximum(counts, 1))
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, weight: Optional[torch.Tensor] = None,
+              label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy for class labels; for 0/1 label matrices, binary cross-entropy of one sigmoid
+    per label (``weight`` then is each label's positive weight)."""
+    if y.ndim == 2:
+        return F.binary_cross_entropy_with_logits(logits.float(), y.float(), pos_weight=weight)
+    return F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=label_smoothing)
+
+
+def task_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy; for label matrices, the mean over labels of the accuracy at p >= 0.5."""
+    if y.ndim == 2:
+        return float(((logits >= 0) == (y >= 0.5)).float().mean())
+    return float((logits.argmax(1) == y).float().mean())
 
 
 def _evaluate(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, prep: Preprocess,
@@ -292,11 +326,11 @@ def _evaluate(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, 
     """(logits, loss, accuracy) of a split."""
     logits = predict_logits(model, images, prep, tc.eval_batch_size, device, tc.amp)
     y = torch.from_numpy(labels)
-    return logits, float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+    return logits, float(task_loss(logits, y)), task_accuracy(logits, y)
 
 
 def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
-           progress: bool, dist: distributed.Dist) -> Path:
+           progress: bool, dist: distributed.Dist, tracker: Tracker) -> Path:
     t_start = time.time()
     tc = cfg.train
     on_cuda = device.type == "cuda"
@@ -332,7 +366,13 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     weight = None
     if tc.class_weights:
         weight = torch.tensor(class_weights(ds.train_labels, num_classes), dtype=torch.float32, device=device)
-        log.info("%s: class weights %s", name, ", ".join(f"{w:.2f}" for w in weight.tolist()))
+        log.info("%s: %s weights %s", name, "positive" if ds.multilabel else "class",
+                 ", ".join(f"{w:.2f}" for w in weight.tolist()))
+    sample_weights = None
+    if tc.balanced_sampling:  # each image drawn with probability 1 / (C x its class's count)
+        counts = np.bincount(ds.train_labels, minlength=num_classes)
+        sample_weights = torch.from_numpy(1.0 / counts[ds.train_labels])
+        log.info("%s: balanced sampling over class counts %s", name, counts.tolist())
     mixer = None
     if tc.mixup or tc.cutmix:
         from timm.data import Mixup
@@ -343,6 +383,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                       label_smoothing=tc.label_smoothing, num_classes=num_classes)
 
     start_epoch, step, steps_log, epochs_log, train_time, wall_before = 0, 0, [], [], 0.0, 0.0
+    val_log: list[dict[str, Any]] = []  # train.val_every_steps: validation within epochs
     dist_info: dict[str, Any] = {}
     diverged: Optional[dict[str, Any]] = None
     best: Optional[dict[str, Any]] = None  # early stopping: the best validation epoch so far
@@ -354,6 +395,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, step = ckpt["epoch"], ckpt["step"]
         steps_log, epochs_log, train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
+        val_log = ckpt.get("val_log", [])
         wall_before = ckpt.get("wall_time", 0.0)
         dist_info = ckpt.get("distributed", {})
         best = ckpt.get("best")
@@ -398,7 +440,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         _seed_everything(stream)  # policies, erasing, mixup, dropout
         gen = make_generator(stream, device)
         batches = batch_indices(len(train_y), local_batch, True, cfg.seed * 1000 + epoch, True,
-                                dist.rank, dist.world_size)
+                                dist.rank, dist.world_size, weights=sample_weights)
         seen: list[torch.Tensor] = []  # this rank's samples, for the shard check
         pending: list[torch.Tensor] = []  # losses of micro-batches not yet logged (no GPU sync)
         pending_norm: list[torch.Tensor] = []  # gradient norm of each optimizer step not yet logged
@@ -428,8 +470,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                         loss = soft_ce(logits.float(), soft)
                     else:
                         logits = fwd(x)
-                        loss = F.cross_entropy(logits.float(), y, weight=weight,
-                                               label_smoothing=tc.label_smoothing)
+                        loss = task_loss(logits, y, weight, tc.label_smoothing)
                 (loss / tc.grad_accum).backward()
             pending.append(loss.detach())
             if accumulate:
@@ -448,6 +489,10 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             pending_lr.append(lr)
             step += 1
             bar.update(1)
+            if tc.val_every_steps and step % tc.val_every_steps == 0 and dist.main:
+                _, v_loss, v_acc = _evaluate(eval_model, val_x, ds.val_labels, prep, tc, device)
+                val_log.append({"step": step, "epoch": epoch + 1, "val_loss": v_loss, "val_accuracy": v_acc})
+                tracker.log(step, {"val/loss": v_loss, "val/accuracy": v_acc})
             if step % NAN_CHECK_EVERY == 0 or micro + 1 == steps_per_epoch * tc.grad_accum:
                 losses = torch.stack(pending).view(-1, tc.grad_accum).mean(1)
                 values = distributed.mean_across_ranks(losses, dist).tolist()  # same on every rank
@@ -456,6 +501,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                 for i, (v, gn, step_lr) in enumerate(zip(values, norms, pending_lr)):
                     steps_log.append({"step": first + i + 1, "epoch": epoch + 1, "loss": v,
                                       "lr": step_lr, "grad_norm": gn})
+                    tracker.log(first + i + 1, {"train/loss": v, "train/lr": step_lr, "train/grad_norm": gn})
                 pending, pending_norm, pending_lr = [], [], []
                 epoch_losses += values
                 bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
@@ -503,6 +549,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         stop = bool(best and best["evaluations_since"] >= (tc.early_stop_patience or 0))
         stopped_early = distributed.agree(stop, dist) and epoch + 1 < tc.epochs  # rank 0 decides
         epochs_log.append(row)
+        tracker.log(step, {f"epoch/{k}": v for k, v in row.items() if k not in ("epoch", "lr")})
         shown = "val" if has_val else "test"
         acc = row[f"{shown}_accuracy"]
         log.info("%s epoch %d/%d: train loss %.4f, %s acc %s, %.1fs, %.0f img/s", name, epoch + 1,
@@ -510,13 +557,14 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                  epoch_time, row["images_per_s"])
         if dist.main:
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                          "step": step, "steps_log": steps_log, "epochs_log": epochs_log,
+                          "step": step, "steps_log": steps_log, "epochs_log": epochs_log, "val_log": val_log,
                           "train_time": train_time, "wall_time": wall_before + time.time() - t_start,
                           "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged,
                           "best": best, "ema": None if ema is None else ema.module.state_dict()},
                          ckpt_path)
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
+            _write_csv(out / "val_steps.csv", val_log)
         distributed.barrier(dist)  # no rank runs ahead of rank 0's checkpoint
         if diverged:
             break
@@ -536,9 +584,14 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     if last_logits is None:  # resumed from the last epoch's checkpoint, or the best epoch's weights
         last_logits, _, _ = _evaluate(eval_model, test_x, test_y, prep, tc, device)
     logits = last_logits.numpy()
-    metrics = classification_metrics(logits, test_y, ds.classes)
+    if ds.multilabel:
+        metrics = multilabel_metrics(logits, test_y, ds.classes)
+        predictions = (logits >= 0).astype(np.uint8)  # p >= 0.5
+    else:
+        metrics = classification_metrics(logits, test_y, ds.classes)
+        predictions = logits.argmax(1)
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
-                        predictions=logits.argmax(1))
+                        predictions=predictions)
     _save_atomic(result.state_dict(), out / "model.pt")
     flops = count_flops(result, cfg.data.image_size or ds.image_size[0], device)
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
@@ -554,7 +607,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             "patience": tc.early_stop_patience, "best_epoch": best["epoch"],
             "stopped_after_epoch": len(epochs_log) if stopped_early else None},
         "steps": step, "resumed_from_epoch": start_epoch, "test_accuracy": metrics["accuracy"],
-        "test_top5": metrics["top5_accuracy"],
+        "test_top5": metrics.get("top5_accuracy"),
+        "task": "multilabel" if ds.multilabel else "single-label",
+        "majority_baseline": majority_baseline(ds.train_labels, test_y),
         "val_accuracy": val_acc[-1] if val_acc else None,
         "best_val_accuracy": max(val_acc) if val_acc else None,
         "train_time_s": train_time, "wall_time_s": wall_before + time.time() - t_start,
@@ -569,7 +624,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     ckpt_path.unlink(missing_ok=True)  # model.pt holds the final weights; no optimizer state kept
-    log.info("%s: test accuracy %.4f (top-5 %.4f) after %d epochs, %.0fs", name, metrics["accuracy"],
-             metrics["top5_accuracy"], tc.epochs, summary["wall_time_s"])
+    log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", name,
+             "mean label " if ds.multilabel else "", metrics["accuracy"], summary["majority_baseline"],
+             len(epochs_log), summary["wall_time_s"])
     distributed.barrier(dist)
     return out

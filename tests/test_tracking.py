@@ -1,0 +1,35 @@
+"""Experiment tracking: TensorBoard scalars land in the run folder; a missing tracker is named."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from cnnvit.config import ConfigError
+from cnnvit.tracking import Tracker, check_tracking
+
+
+def test_tensorboard_scalars_can_be_read_back(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tracker = Tracker(tmp_path, "run", tensorboard=True, wandb=False)
+    tracker.log(1, {"train/loss": 2.5, "val/accuracy": None})
+    tracker.log(2, {"train/loss": 1.5})
+    tracker.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert events.Tags()["scalars"] == ["train/loss"]  # None values are skipped
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 2.5), (2, 1.5)]
+
+
+def test_no_tracker_writes_nothing(tmp_path):
+    tracker = Tracker(tmp_path, "run", tensorboard=False, wandb=False)
+    tracker.log(1, {"train/loss": 1.0})
+    tracker.close()
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+def test_wandb_requested_but_missing_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.wandb: the wandb package is not installed"):
+        check_tracking(tensorboard=False, wandb=True)
