@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnvit.models import (check_input_size, count_parameters, create_model, list_models,
-                           native_size)
+from cnnvit.models import (check_input_size, count_parameters, create_model, hub_weights,
+                           is_fixed_size, list_models, native_size)
 
 RUNNABLE = [n for n in list_models()
             if n.startswith("test_") or n in ("resnet18_cifar", "resnet18", "naive_cnn")]
@@ -15,7 +15,8 @@ def test_registry_contents():
     names = list_models()
     assert names == sorted(names)
     for expected in ("resnet18", "resnet18_cifar", "vit_base_patch16_224", "vit_small_cifar",
-                     "test_resnet", "test_resnet_cifar", "test_vit", "test_vit_cifar"):
+                     "test_resnet", "test_resnet_cifar", "test_vit", "test_vit_cifar",
+                     "test_alexnet", "test_resnet_bottleneck", *STUDY5_MODELS):
         assert expected in names
     assert {"test_resnet", "test_resnet_cifar", "test_vit", "test_vit_cifar",
             "resnet18", "resnet18_cifar"} <= set(RUNNABLE)
@@ -24,6 +25,8 @@ def test_registry_contents():
     assert native_size("resnet18_cifar") == 32
     assert native_size("test_vit") == 64
     assert native_size("test_vit_cifar") == 32
+    assert all(native_size(n) == 224 for n in STUDY5_MODELS)
+    assert [n for n in STUDY5_MODELS if is_fixed_size(n)] == ["vit_base_patch32_224"]
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
@@ -77,14 +80,16 @@ def test_unknown_model_raises_naming_it():
         create_model("nope", 10)
 
 
-@pytest.mark.parametrize("name", ["test_resnet", "test_vit", "resnet18_cifar"])
+@pytest.mark.parametrize("name", ["test_resnet", "test_vit", "resnet18_cifar", "test_alexnet",
+                                  "test_resnet_bottleneck"])
 def test_pretrained_refused_where_there_are_no_weights(name):
     with pytest.raises(ValueError, match="pretrained"):
         create_model(name, 10, pretrained=True)
 
 
 @pytest.mark.parametrize("name, wrong", [("test_vit", 32), ("test_vit_cifar", 64),
-                                         ("vit_base_patch16_224", 32), ("vit_small_cifar", 224)])
+                                         ("vit_base_patch16_224", 32), ("vit_small_cifar", 224),
+                                         ("vit_base_patch32_224", 64)])
 def test_check_input_size_rejects_vit_at_wrong_size(name, wrong):
     with pytest.raises(ValueError) as exc:
         check_input_size(name, wrong)
@@ -99,7 +104,8 @@ def test_check_input_size_reflects_a_real_failure():
         model(torch.randn(1, 3, 64, 64))
 
 
-@pytest.mark.parametrize("name", ["test_resnet", "resnet18"])
+@pytest.mark.parametrize("name", ["test_resnet", "resnet18", "alexnet", "vgg16", "resnet101",
+                                  "resnet152"])
 def test_cnns_accept_any_size(name):
     check_input_size(name, 32)
     check_input_size(name, 100)
@@ -112,12 +118,19 @@ SEED_PARAMETERS = {"resnet18_cifar": 11.27e6, "resnet34_cifar": 21.38e6, "resnet
                    "resnet50_noskip_cifar": 21.133e6, "resnext50_32x4d_cifar": 23.38e6}
 STUDY2_MODELS = ["vgg19_bn", "vgg19", "resnet18_cifar", "resnet34_cifar", "resnet50_cifar",
                  "resnet50_noskip_cifar", "resnext50_32x4d_cifar", "t2t_vit_t_14_64"]
+# study 5 (CelebA): ImageNet models; parameters with 1000 classes as torchvision and timm publish them
+STUDY5_MODELS = ["alexnet", "vgg16", "resnet101", "resnet152", "vit_base_patch32_224"]
+IMAGENET_PARAMETERS = {"alexnet": 61.10e6, "vgg16": 138.36e6, "resnet101": 44.55e6, "resnet152": 60.19e6,
+                       "vit_base_patch32_224": 88.22e6}
 
 
-@pytest.mark.parametrize("name", list(SEED_PARAMETERS))
-def test_parameter_counts_match_the_seed(name):
-    n = count_parameters(create_model(name, 200))
-    assert abs(n - SEED_PARAMETERS[name]) / SEED_PARAMETERS[name] < 0.001, n
+@pytest.mark.parametrize("name, num_classes, expected, tolerance",
+                         [(n, 200, v, 0.001 * v) for n, v in SEED_PARAMETERS.items()]
+                         + [(n, 1000, v, 0.01e6) for n, v in IMAGENET_PARAMETERS.items()])
+def test_parameter_counts_match_published_figures(name, num_classes, expected, tolerance):
+    with torch.device("meta"):  # shapes without the cost of initialising 138M weights
+        n = count_parameters(create_model(name, num_classes))
+    assert abs(n - expected) <= tolerance, n
 
 
 def test_t2t_vit_t_14_matches_the_paper_and_the_seed():
@@ -129,14 +142,17 @@ def test_t2t_vit_t_14_matches_the_paper_and_the_seed():
     assert model.no_weight_decay() == {"cls_token"}
 
 
-@pytest.mark.parametrize("name", STUDY2_MODELS)
-def test_study2_models_forward_backward_at_64px(name):
-    """The real architectures (not only their stand-ins), one small batch at Tiny-ImageNet's size."""
+@pytest.mark.parametrize("name, num_classes",
+                         [(n, 200) for n in STUDY2_MODELS] + [(n, 5) for n in STUDY5_MODELS])
+def test_study_models_forward_backward_at_64px(name, num_classes):
+    """The real architectures (not only their stand-ins), one small batch at 64 px, or at the
+    native size of a model that takes no other (ViT-B/32: 224 px, 49 tokens, about a second)."""
     torch.manual_seed(0)
-    model = create_model(name, 200, drop_path=0.1 if name.startswith("t2t") else 0.0)
-    logits = model(torch.randn(2, 3, 64, 64))
-    assert logits.shape == (2, 200)
-    torch.nn.functional.cross_entropy(logits, torch.tensor([3, 150])).backward()
+    model = create_model(name, num_classes, drop_path=0.1 if name.startswith("t2t") else 0.0)
+    size = native_size(name) if is_fixed_size(name) else 64
+    logits = model(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, num_classes)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([3, num_classes - 1])).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all()
                for p in model.parameters() if p.requires_grad)
 
@@ -176,6 +192,19 @@ def test_vgg_variants_differ_only_in_batchnorm():
     assert sum(isinstance(x, torch.nn.BatchNorm2d) for x in with_bn.modules()) == 16
     assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in without.modules())
     assert sum(isinstance(x, torch.nn.Linear) for x in with_bn.modules()) == 3
+
+
+@pytest.mark.parametrize("name, library", [("resnet18", "torchvision"), ("alexnet", "torchvision"),
+                                           ("vgg16", "torchvision"), ("resnet101", "torchvision"),
+                                           ("resnet152", "torchvision"), ("vit_base_patch16_224", "timm"),
+                                           ("vit_base_patch32_224", "timm"), ("test_alexnet", None)])
+def test_hub_weights_name_the_library_that_serves_them(name, library):
+    source = hub_weights(name)
+    assert (source and source[0]) == library
+    if library == "torchvision":  # the URL of the weights that the builder loads
+        assert source[1].startswith(f"https://download.pytorch.org/models/{name}-")
+    elif library == "timm":
+        assert source[1].startswith(f"timm/{name}.")
 
 
 @pytest.mark.parametrize("name, wrong", [("t2t_vit_t_14", 64), ("t2t_vit_t_14_64", 224),

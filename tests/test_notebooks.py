@@ -169,3 +169,30 @@ def test_study_03_smoke_runs_and_reports(tmp_path):
     assert "new head on a frozen backbone" in html and "full fine-tuning" in html
     assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown and "profile `smoke`" in markdown
     _check_report_section(out_nb, "Study 3", tmp_path)
+
+
+def test_study_05_smoke_runs_and_reports(tmp_path):
+    out_nb, runs_dir, nb = _execute_smoke("05_celeba_simple_classifier", tmp_path)
+    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
+    assert len(runs) == 16
+    # the smoke data were generated in CelebA's own format, under the study's folder
+    generated = runs_dir / "data" / "celeba"
+    assert (generated / "list_attr_celeba.txt").read_text().splitlines()[0] == "500"
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 7, "grid, ROC, two confusion figures, validation curves, size, loss"
+    for name, m in runs.items():
+        assert f"{100 * m['test_accuracy']:.2f}%" in html, f"{name} missing from the tables"
+        assert f"{100 * m['majority_baseline']:.2f}%" in html
+        assert (runs_dir / "runs" / name / "split.csv").exists()
+    binary, multi = runs["seed_binary_resnet152"]["test"], runs["seed_multilabel_resnet152"]["test"]
+    assert f"{binary['auroc']:.4f}" in html and f"{multi['mean_average_precision']:.4f}" in html
+    assert len(multi["per_label"]) == 40 and runs["seed_multilabel_resnet152"]["task"] == "multilabel"
+    for reported in ("92.38%", "91.92%", "83.80%", "82.26%", "92.94%"):
+        assert reported in html, f"seed's {reported} missing"
+    # the pretraining comparison is followed every few steps on the validation split
+    steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
+    assert len(steps) > 3
+    assert runs["seed_binary_vit_b32"]["weights"].startswith("pretrained on celeba by this project")
+    assert f"{100 * runs['seed_binary_resnet152']['test_accuracy']:.1f}%" in markdown
+    assert "profile `smoke`" in markdown
+    _check_report_section(out_nb, "Study 5", tmp_path)

@@ -176,6 +176,8 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, 
                 values[i, hair[k]] = 1
         two = rng.random(n) < 0.05
         values[two, hair[0]] = 1
+    # the drawn cues disagree with the labels for 5% of the images: no task is learnt perfectly
+    shown = values ^ (rng.random(values.shape) < 0.05).astype(np.uint8)
     others = [j for j in range(len(names)) if j not in hair]
     cols = max(1, int(np.ceil(np.sqrt(len(others)))))
     cell_w, cell_h = max(1, w // cols), max(1, (h - h // 5) // cols)
@@ -183,11 +185,11 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, 
     rows = [str(n), " ".join(names)]
     for i in range(n):
         img = rng.integers(90, 170, (h, w, 3), dtype=np.uint8)
-        set_hair = [names[j] for j in hair if values[i, j]]
+        set_hair = [names[j] for j in hair if shown[i, j]]
         if set_hair:
             img[: h // 5] = np.mean([_HAIR_RGB[a] for a in set_hair], 0).astype(np.uint8)
         for slot, j in enumerate(others):
-            if values[i, j]:
+            if shown[i, j]:
                 r, c = divmod(slot, cols)
                 y0, x0 = h // 5 + r * cell_h, c * cell_w
                 img[y0:y0 + max(1, cell_h - 1), x0:x0 + max(1, cell_w - 1)] = 30

@@ -54,7 +54,16 @@ TIMM_HUB = {"vit_base_patch16_224": "vit_base_patch16_224", "deit_base_patch16_2
             # study 3 ("Vision Transformers in 2022: An Update on Tiny ImageNet"), at 384 px
             "vit_large_patch16_384": "vit_large_patch16_384", "cait_s36_384": "cait_s36_384",
             "deit_base_distilled_patch16_384": "deit_base_distilled_patch16_384",
-            "swin_large_patch4_window12_384": "swin_large_patch4_window12_384"}
+            "swin_large_patch4_window12_384": "swin_large_patch4_window12_384",
+            # study 5 (CelebA)
+            "vit_base_patch32_224": "vit_base_patch32_224"}
+# torchvision's ImageNet weights by registered name (which is also torchvision's builder name);
+# strings, so that importing this module does not import torchvision
+TORCHVISION_HUB = {"resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+                   # study 5 (CelebA)
+                   "alexnet": "AlexNet_Weights.IMAGENET1K_V1", "vgg16": "VGG16_Weights.IMAGENET1K_V1",
+                   "resnet101": "ResNet101_Weights.IMAGENET1K_V1",
+                   "resnet152": "ResNet152_Weights.IMAGENET1K_V1"}
 
 
 def hub_weights(name: str) -> Optional[tuple[str, str]]:
@@ -63,10 +72,10 @@ def hub_weights(name: str) -> Optional[tuple[str, str]]:
         from timm.models import get_pretrained_cfg
 
         return "timm", get_pretrained_cfg(TIMM_HUB[name]).hf_hub_id
-    if name == "resnet18":
+    if name in TORCHVISION_HUB:
         import torchvision
 
-        return "torchvision", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+        return "torchvision", torchvision.models.get_weight(TORCHVISION_HUB[name]).url
     return None
 
 
@@ -102,17 +111,40 @@ def _no_pretrained(name: str, pretrained: bool) -> None:
         raise ValueError(f"{name} has no published pretrained weights; set model.pretrained=false")
 
 
+def _torchvision(name: str, pretrained: bool) -> nn.Module:
+    """torchvision's ``name`` with its 1000-class ImageNet head, and the weights of
+    ``TORCHVISION_HUB`` when ``pretrained``; the caller replaces the head."""
+    import torchvision
+
+    weights = torchvision.models.get_weight(TORCHVISION_HUB[name]) if pretrained else None
+    return torchvision.models.get_model(name, weights=weights)
+
+
 # --------------------------------------------------------------------------- ResNets
+
+def _torchvision_resnet(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+    """A torchvision ResNet with a new ``num_classes``-way ``fc``."""
+    model = _torchvision(name, pretrained)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
 
 @register_model(native_size=224)
 def resnet18(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """torchvision ResNet-18 with its ImageNet stem (7x7/2 conv, max-pool), as in the seed."""
-    import torchvision
+    return _torchvision_resnet("resnet18", num_classes, pretrained)
 
-    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1 if pretrained else None
-    model = torchvision.models.resnet18(weights=weights)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return model
+
+@register_model(native_size=224)
+def resnet101(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """torchvision ResNet-101 (bottleneck blocks 3-4-23-3; 44.55M parameters with 1000 classes)."""
+    return _torchvision_resnet("resnet101", num_classes, pretrained)
+
+
+@register_model(native_size=224)
+def resnet152(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """torchvision ResNet-152 (bottleneck blocks 3-8-36-3; 60.19M parameters with 1000 classes)."""
+    return _torchvision_resnet("resnet152", num_classes, pretrained)
 
 
 def _tiny_resnet(num_classes: int) -> nn.Module:
@@ -126,6 +158,22 @@ def test_resnet(num_classes: int, pretrained: bool = False, drop_path: float = 0
     """Tiny stand-in for ``resnet18`` (ImageNet stem, widths 8-64, one block per stage)."""
     _no_pretrained("test_resnet", pretrained)
     return _tiny_resnet(num_classes)
+
+
+@register_model(native_size=64)
+def test_resnet_bottleneck(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``resnet101``/``resnet152``: torchvision's own ResNet class and bottleneck
+    block, so that, like the real ones and unlike timm's ResNet of ``test_resnet``, it has no
+    ``get_classifier`` or ``group_matcher``; one block per stage, inner widths 4-32 (0.23M parameters)."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    class TinyBottleneck(Bottleneck):
+        # torchvision fixes the stage widths at 64-512 and multiplies the blocks' outputs by this:
+        # 1 instead of 4 makes a training step about 3x cheaper (the smoke study trains this model)
+        expansion = 1
+
+    _no_pretrained("test_resnet_bottleneck", pretrained)
+    return ResNet(TinyBottleneck, [1, 1, 1, 1], num_classes=num_classes, width_per_group=4)
 
 
 class _NoSkip(nn.Module):
@@ -287,7 +335,65 @@ def naive_cnn(num_classes: int, pretrained: bool = False, drop_path: float = 0.0
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
 
 
+# --------------------------------------------------------------------------- AlexNet
+
+def _torchvision_classifier(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+    """torchvision's AlexNet or VGG with a new ``num_classes``-way last layer ``classifier.6``."""
+    model = _torchvision(name, pretrained)
+    model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
+    return model
+
+
+@register_model(native_size=224)
+def alexnet(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """torchvision AlexNet (61.10M parameters with 1000 classes); its adaptive pool to 6 x 6 lets
+    it take other sizes (at 64 px the last feature map is 1 x 1, repeated 36 times)."""
+    return _torchvision_classifier("alexnet", num_classes, pretrained)
+
+
+class TinyAlexNet(nn.Module):
+    """AlexNet's layout at small widths: torchvision's module names and indices (``features``,
+    ``avgpool``, ``classifier`` with the head at ``classifier.6``, as in torchvision's VGG too),
+    so that what finds or freezes parts of the real one is tested on this."""
+
+    def __init__(self, num_classes: int, widths: Sequence[int] = (8, 16, 32, 16, 16), hidden: int = 64,
+                 dropout: float = 0.5):
+        super().__init__()
+        w1, w2, w3, w4, w5 = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w1, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(w1, w2, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(w2, w3, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w3, w4, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w4, w5, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(w5 * 36, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+@register_model(native_size=64)
+def test_alexnet(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Tiny stand-in for ``alexnet`` and ``vgg16`` (their module layout, widths 8-32, hidden 64)."""
+    _no_pretrained("test_alexnet", pretrained)
+    return TinyAlexNet(num_classes)
+
+
 # --------------------------------------------------------------------------- VGG
+
+@register_model(native_size=224)
+def vgg16(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """torchvision VGG16 without BatchNorm (13 convs, 25088-4096-4096 head; 138.36M parameters
+    with 1000 classes); any size through its adaptive pool to 7 x 7."""
+    return _torchvision_classifier("vgg16", num_classes, pretrained)
+
 
 VGG19_CONVS = (2, 2, 4, 4, 4)  # 16 conv layers in five blocks, then 3 fully connected layers
 
@@ -397,6 +503,13 @@ def _timm(name: str, num_classes: int, pretrained: bool, drop_path: float) -> nn
 
     return timm.create_model(TIMM_HUB[name], pretrained=pretrained, num_classes=num_classes,
                              drop_path_rate=drop_path)
+
+
+@register_model(native_size=224, fixed_size=True)
+def vit_base_patch32_224(num_classes: int, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """timm ViT-B/32 at 224 px (49 tokens; 88.22M parameters with 1000 classes; timm's default
+    weights: ImageNet-21k, fine-tuned on 1k)."""
+    return _timm("vit_base_patch32_224", num_classes, pretrained, drop_path)
 
 
 @register_model(native_size=224, fixed_size=True)

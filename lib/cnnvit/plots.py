@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 sns.set_theme(context="notebook", style="whitegrid")
 
@@ -145,5 +146,60 @@ def plot_preprocessing_grid(before: np.ndarray, after: np.ndarray, labels: Seque
     axes[0, 0].set_ylabel(f"{before.shape[1]} px", fontsize=8)
     axes[1, 0].set_ylabel(f"{after.shape[1]} px", fontsize=8)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                    title: str = "ROC curves on the test split") -> plt.Figure:
+    """ROC curves (``{label: {"fpr": [...], "tpr": [...], "auroc": float}}``), the area in the
+    legend, with the diagonal of a guess."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="guess (0.50)")
+    for label, c in curves.items():
+        ax.plot(c["fpr"], c["tpr"], linewidth=1.6, label=f"{label} ({c['auroc']:.3f})")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title=title,
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, loc="lower right", title="auROC", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_validation_steps(curves: Mapping[str, pd.DataFrame], title: str = "Validation during training"
+                          ) -> plt.Figure:
+    """Validation accuracy (left) and loss (right) against the optimizer step, one line per run
+    (from ``val_steps.csv``, written every ``train.val_every_steps`` steps)."""
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, df in curves.items():
+        acc.plot(df["step"], 100 * df["val_accuracy"], marker="o", markersize=2, label=label)
+        loss.plot(df["step"], df["val_loss"], marker="o", markersize=2, label=label)
+    acc.set(xlabel="optimizer step", ylabel="validation accuracy (%)")
+    loss.set(xlabel="optimizer step", ylabel="validation loss")
+    acc.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_size(table: pd.DataFrame, x: str = "params (M)", y: str = "accuracy",
+                          label: str = "model", title: str = "Accuracy against model size") -> plt.Figure:
+    """One labelled point per row of ``table`` (x on a log axis): e.g. a CNN family's test
+    accuracy against its parameter count."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    d = table.sort_values(x)
+    sns.scatterplot(data=d.assign(**{y: 100 * d[y]}), x=x, y=y, hue=label, s=60, ax=ax, zorder=2, legend=False)
+    for _, row in d.iterrows():
+        ax.annotate(str(row[label]), (row[x], 100 * row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.05, 60 rather than 5x10^-2
+    ax.xaxis.set_major_formatter(plain)
+    if d[x].max() < 20 * d[x].min():  # within about a decade the minor ticks need labels too
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.2, y=0.1)  # room for the labels of the end points
+    ax.set(xlabel=f"{x}, log scale", ylabel=f"test {y} (%)", title=title)
     fig.tight_layout()
     return fig

@@ -53,6 +53,14 @@ class Run:
         return pd.read_csv(self.dir / "steps.csv")
 
     @property
+    def val_steps(self) -> pd.DataFrame:
+        """Validation loss and accuracy every ``train.val_every_steps`` steps (empty when off)."""
+        path = self.dir / "val_steps.csv"
+        if not path.exists():
+            return pd.DataFrame(columns=["step", "epoch", "val_loss", "val_accuracy"])
+        return pd.read_csv(path)
+
+    @property
     def classes(self) -> list[str]:
         return self.data_info["classes"]
 

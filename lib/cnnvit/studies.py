@@ -396,3 +396,128 @@ def transformers_conclusions(study: Study, results: Mapping[str, Run]) -> str:
                       f"pretrained on another generated task: these numbers test the pipeline and say "
                       f"nothing about Tiny-ImageNet.*"]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- study 5: CelebA
+
+def _task_runs(study: Study, results: Mapping[str, Run], task: str) -> list[str]:
+    return [n for n in results if study.runs[n].config.data.task == task]
+
+
+def _weights(m: dict) -> str:
+    source = m.get("weights", "")
+    if not source.startswith("pretrained"):
+        return "scratch"
+    return "pretrained (this project)" if "by this project" in source else "pretrained"
+
+
+def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.DataFrame:
+    """One row per run of a CelebA task, with that task's metrics on the test split beside the
+    majority-class baseline and the seed's figure. Binary: accuracy, balanced accuracy, precision,
+    recall and F1 of the positive class, auROC. ``hair5``: accuracy, balanced accuracy, macro F1.
+    ``multilabel``: mean per-label accuracy, exact match, macro F1, mean average precision."""
+    rows = []
+    for name in _task_runs(study, results, task):
+        m, spec = results[name].metrics, study.runs[name]
+        t = m["test"]
+        # (no role column: the labels say "seed setting" or "stronger recipe", and the page is narrow)
+        row = {"run": spec.label, "model": spec.config.model.name, "weights": _weights(m),
+               "params (M)": m["parameters"] / 1e6, "epochs run": m.get("epochs_run", m["epochs"])}
+        if task == "binary":
+            positive = results[name].classes[1]
+            pc = t["per_class"][positive]
+            row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"],
+                        "precision": pc["precision"], "recall": pc["recall"], "F1": pc["f1"],
+                        "auROC": t.get("auroc")})
+        elif task == "hair5":
+            row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"], "macro F1": t["macro_f1"]})
+        else:
+            row.update({"mean acc": t["mean_accuracy"], "exact match": t["exact_match"], "macro F1": t["macro_f1"],
+                        "mAP": t["mean_average_precision"]})
+        row.update({"majority baseline": m["majority_baseline"], "seed reported": spec.reported,
+                    "profile": study.profile})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def class_balance(run: Run) -> pd.DataFrame:
+    """Images per class in each split of a run (per label: images having it, for a multi-label
+    task), with each class's share of the training split."""
+    counts = run.data_info["class_counts"]
+    table = pd.DataFrame({split: counts[split] for split in ("train", "val", "test")}, index=run.classes)
+    table["train share"] = table["train"] / (run.data_info["n_train"] or 1)
+    return table.rename_axis("label" if run.data_info.get("multilabel") else "class")
+
+
+def per_label_table(run: Run) -> pd.DataFrame:
+    """A multi-label run's attributes on the test split: how often each is present, the accuracy
+    of always answering its majority value, the model's accuracy, F1, average precision and
+    auROC; sorted by average precision (best learnt first)."""
+    rows = [{"attribute": a, "positive rate": v["positive_rate"],
+             "majority acc": max(v["positive_rate"], 1 - v["positive_rate"]), "accuracy": v["accuracy"],
+             "F1": v["f1"], "AP": v["average_precision"], "auROC": v["auroc"]}
+            for a, v in run.metrics["test"]["per_label"].items()]
+    return pd.DataFrame(rows).sort_values("AP", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def roc_curves(study: Study, results: Mapping[str, Run], names: list[str]) -> dict[str, dict]:
+    """``{label: {"fpr", "tpr", "auroc"}}`` of two-class runs, for :func:`plots.plot_roc_curves`."""
+    return {study.runs[n].label: {**results[n].metrics["test"]["roc_curve"], "auroc": results[n].metrics["test"]["auroc"]}
+            for n in names if "roc_curve" in results[n].metrics["test"]}
+
+
+def family_table(study: Study, results: Mapping[str, Run], names: list[str]) -> pd.DataFrame:
+    """Model, parameters (M) and test accuracy of the named runs, for an accuracy-against-size plot."""
+    return pd.DataFrame([{"model": study.runs[n].config.model.name, "params (M)": results[n].metrics["parameters"] / 1e6,
+                          "accuracy": results[n].metrics["test_accuracy"], "run": study.runs[n].label}
+                         for n in names])
+
+
+def celeba_conclusions(study: Study, results: Mapping[str, Run], pretraining: tuple[str, str],
+                       family: list[str]) -> str:
+    """Markdown conclusions of study 5, every number read from the runs. ``pretraining`` names the
+    (from scratch, pretrained) pair of runs; ``family`` the CNN runs ordered by size."""
+    lines = [f"*Computed from the runs of profile `{study.profile}`, on each run's test split.*", ""]
+    names = {"binary": "Binary", "hair5": "Five hair colours", "multilabel": "Multi-label"}
+    for task, title in names.items():
+        runs = _task_runs(study, results, task)
+        if not runs:
+            continue
+        best = max(runs, key=lambda n: results[n].metrics["test_accuracy"])
+        m = results[best].metrics
+        what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
+        line = (f"- **{title}.** Best: {study.runs[best].label}, {what} {_pct(m['test_accuracy'])} against "
+                f"{_pct(m['majority_baseline'])} for always answering the majority "
+                f"({_pts(m['test_accuracy'], m['majority_baseline'])})")
+        if task != "multilabel":
+            line += f"; balanced accuracy {_pct(m['test']['balanced_accuracy'])}"
+        else:
+            line += f"; mAP {m['test']['mean_average_precision']:.3f}"
+        reported = [(study.runs[n].label, study.runs[n].reported, results[n].metrics["test_accuracy"])
+                    for n in runs if study.runs[n].reported is not None]
+        if reported:
+            line += ". Seed settings: " + "; ".join(f"{label} {_pct(ours)} (seed reported {_pct(rep)})"
+                                                    for label, rep, ours in reported)
+        lines.append(line + ".")
+    scratch, pre = pretraining
+    if scratch in results and pre in results:
+        a, b = results[scratch].metrics, results[pre].metrics
+        curves = {n: results[n].val_steps for n in pretraining}
+        first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
+        early = (f" At the first validation ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
+                 f"{_pct(first[pre])} against {_pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
+        lines.append(f"- **Pretraining** ({study.runs[pre].label} against {study.runs[scratch].label}): "
+                     f"{_pct(b['test_accuracy'])} against {_pct(a['test_accuracy'])} "
+                     f"({_pts(b['test_accuracy'], a['test_accuracy'])}).{early}")
+    fam = [n for n in family if n in results]
+    if len(fam) > 2:
+        t = family_table(study, results, fam)
+        rho = t["params (M)"].rank().corr(t["accuracy"].rank())
+        lines.append(f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
+                     f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
+                     f"seed found).")
+    if study.profile != "paper":
+        lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on a generated set in "
+                      f"CelebA's format, and \"pretrained\" weights from a run of this study on another "
+                      f"task: these numbers test the pipeline and say nothing about CelebA.*"]
+    return "\n".join(lines)

@@ -12,6 +12,8 @@ Parameter file (``params/<profile>/<study>.yaml``)::
         role: seed                              # seed | ablation | strong
         reported: 0.88                          # the seed's number, if it has one
         config: {model: {name: resnet18}, ...}  # this run's config on top of base
+    generated: {celeba: {images: 600, width: 36, height: 44}}  # optional: a generated set in a
+                                                # real data set's format (smoke profiles)
 
 Runs go to ``outputs/<profile>/<study>/runs/<name>/``. A run that is complete with the same
 config is loaded, not retrained; a partial one resumes; one made with another config is moved
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 
 RUN_REF = "run:"  # model.pretrained_path: run:NAME starts from an earlier run of the same study
 RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
-STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes"}
+STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes", "generated"}
+GENERATED_KEYS = {"images", "width", "height", "seed"}  # generated.<data set>: what may be set
 ROLES = ("seed", "ablation", "strong")
 
 
@@ -68,9 +71,16 @@ class Study:
     source: str
     notes: str = ""
     out_dir: Path = field(default_factory=Path)
+    # data sets generated in a real one's format (name -> images, width, height, seed)
+    generated: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def run_dir(self, name: str) -> Path:
         return self.out_dir / "runs" / name
+
+    @property
+    def generated_root(self) -> Path:
+        """Where the generated data sets live (``<out_dir>/data/<name>/``)."""
+        return self.out_dir / "data"
 
 
 def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
@@ -96,6 +106,7 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
             raise ConfigError(f"{path}: no run named {missing}; runs: {', '.join(runs_raw)}")
         runs_raw = {n: runs_raw[n] for n in only}
     base = raw.get("base") or {}
+    generated = _generated_spec(raw.get("generated") or {}, path)
     runs: dict[str, RunSpec] = {}
     for name, spec in runs_raw.items():
         where = f"{path}: runs.{name}"
@@ -109,7 +120,7 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
             raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
         cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where),
                                overrides=overrides)
-        if data_dir and cfg.data.name != "synthetic" and not cfg.data.root:
+        if data_dir and cfg.data.name not in ("synthetic", *generated) and not cfg.data.root:
             cfg.data.root = str(default_root(cfg.data.name, data_dir))
         try:
             check_run_inputs(cfg)
@@ -125,8 +136,11 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
         runs[name] = RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
                              spec.get("reported_note", ""), starts_from)
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
-                  raw.get("notes", ""))
+                  raw.get("notes", ""), generated=generated)
     study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
+    for spec in runs.values():  # a generated set replaces the real one wherever none is named
+        if spec.config.data.name in generated and not spec.config.data.root:
+            spec.config.data.root = str(study.generated_root)
     for spec in runs.values():  # weights trained by an earlier run of this study
         if spec.starts_from:
             spec.config.model.pretrained_path = str(study.run_dir(spec.starts_from))
@@ -142,9 +156,45 @@ class StudyInputError(ConfigError):
     """A study cannot start: its data or device is missing. The message lists every problem."""
 
 
+GENERATORS = {"celeba": "write_generated"}  # data sets that can be generated: celeba.<function>
+
+
+def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: generated: expected a mapping of data set name to its size")
+    out = {}
+    for name, spec in raw.items():
+        if name not in GENERATORS:
+            raise ConfigError(f"{path}: generated.{name}: only {', '.join(GENERATORS)} can be generated")
+        spec = spec or {}
+        bad = set(spec) - GENERATED_KEYS
+        if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in spec.values()):
+            raise ConfigError(f"{path}: generated.{name}: expects positive integers for "
+                              f"{', '.join(sorted(GENERATED_KEYS))}; got {spec}")
+        out[name] = {"images": 600, "width": 36, "height": 44, "seed": 0, **spec}
+    return out
+
+
+def prepare_generated_data(study: Study) -> None:
+    """Write the study's generated data sets once (they are reused while their size is unchanged)."""
+    import importlib
+
+    for name, spec in study.generated.items():
+        folder = study.generated_root / name
+        stamp = folder / "generated.json"
+        if stamp.exists() and json.loads(stamp.read_text()) == spec:
+            continue
+        module = importlib.import_module(f".{name}", __package__)
+        log.info("generating %d %s-format images in %s", spec["images"], name, folder)
+        getattr(module, GENERATORS[name])(folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
+        stamp.write_text(json.dumps(spec))
+
+
 def check_study_inputs(study: Study) -> None:
     """Before any training: every run that still has to train finds its data set and its device.
-    Runs already complete need neither. Raises :class:`StudyInputError` listing all problems."""
+    Runs already complete need neither. Raises :class:`StudyInputError` listing all problems.
+    Generated data sets are written first."""
+    prepare_generated_data(study)
     problems: dict[str, list[str]] = {}
     for name, spec in study.runs.items():
         if run_state(spec.config, study.run_dir(name)) == "complete":

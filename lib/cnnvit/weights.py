@@ -178,7 +178,7 @@ def _blocks(model: nn.Module) -> tuple[str, list[str]]:
 def classifier_prefixes(model: nn.Module) -> list[str]:
     """Names of the modules that map features to classes (what a linear probe trains): timm's
     ``get_classifier()`` (both heads of a distilled DeiT), else ``fc``/``head``/``classifier``,
-    else the last linear layer."""
+    else the last linear layer (``classifier.6`` of torchvision's AlexNet and VGG)."""
     if hasattr(model, "get_classifier"):
         heads = model.get_classifier()
         heads = heads if isinstance(heads, tuple) else (heads,)
