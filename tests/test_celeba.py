@@ -131,16 +131,16 @@ def test_multilabel_run_trains_one_sigmoid_per_attribute(tmp_path):
     import json
 
     out = _celeba_run(tmp_path, "multilabel", "data.attributes=Eyeglasses,Smiling,Black_Hair,Male",
-                      "train.val_every_steps=4", "train.class_weights=true")
+                      "train.val_every_steps=4", "train.class_weights=true", "train.epochs=6")
     m = json.loads((out / "metrics.json").read_text())
     assert m["task"] == "multilabel" and m["test_top5"] is None
     assert set(m["test"]["per_label"]) == {"Eyeglasses", "Smiling", "Black_Hair", "Male"}
     assert m["test"]["accuracy"] == pytest.approx(m["test"]["mean_accuracy"])
-    assert m["test"]["accuracy"] > m["majority_baseline"]  # the cues are learnt within three epochs
+    assert m["test"]["accuracy"] > m["majority_baseline"] + 0.04  # the cues are learnt in six epochs
     pred = np.load(out / "predictions.npz")
     assert pred["logits"].shape == (30, 4) and set(np.unique(pred["predictions"])) <= {0, 1}
     val_steps = (out / "val_steps.csv").read_text().splitlines()
-    assert val_steps[0] == "step,epoch,val_loss,val_accuracy" and len(val_steps) == 1 + 6  # 8 steps x 3 / 4
+    assert val_steps[0] == "step,epoch,val_loss,val_accuracy" and len(val_steps) == 1 + 12  # 8 steps x 6 / 4
     split = (out / "split.csv").read_text().splitlines()
     assert split[0] == "file,split" and len(split) == 301
     assert {ln.split(",")[1] for ln in split[1:]} == {"train", "val", "test"}
