@@ -150,9 +150,39 @@ def test_multilabel_run_trains_one_sigmoid_per_attribute(tmp_path):
 def test_hair5_run_with_balanced_sampling_records_class_counts(tmp_path):
     import json
 
-    out = _celeba_run(tmp_path, "hair5", "train.balanced_sampling=true")
+    out = _celeba_run(tmp_path, "hair5", "train.balanced_sampling=true", "train.keep_epoch_weights=true")
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == ["001.pt", "002.pt", "003.pt"]
     data = json.loads((out / "data.json").read_text())
     assert sum(data["class_counts"]["train"]) == 240 and len(data["class_counts"]["test"]) == 5
     m = json.loads((out / "metrics.json").read_text())
     assert m["task"] == "single-label" and 0 < m["majority_baseline"] < 1
     assert len(m["test"]["confusion_matrix"]) == 5
+
+
+def test_each_task_has_its_head_and_loss():
+    import math
+
+    import torch
+
+    from cnnvit.train import class_weights, task_accuracy, task_loss
+
+    # single-label (binary, hair5): softmax cross-entropy over C logits
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([0, 0])
+    expected = (-math.log(math.e ** 2 / (math.e ** 2 + 1)) - math.log(1 / (1 + math.e))) / 2
+    assert task_loss(logits, y).item() == pytest.approx(expected)
+    assert task_accuracy(logits, y) == pytest.approx(0.5)
+    # multi-label: one sigmoid per label, binary cross-entropy averaged over images and labels
+    labels = torch.tensor([[1.0, 0.0]])
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # p = 0.5 and 0.75
+    assert task_loss(logits, labels).item() == pytest.approx((math.log(2) + math.log(4)) / 2)
+    assert task_accuracy(logits, labels) == pytest.approx(0.5)  # label 1 predicted present: wrong
+    # pos_weight: negatives / positives per label, multiplying the positive term
+    matrix = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], dtype=np.float32)
+    np.testing.assert_allclose(class_weights(matrix, 2), [3.0, 3.0])
+    weighted = task_loss(logits, labels, torch.tensor([3.0, 3.0])).item()
+    assert weighted == pytest.approx((3 * math.log(2) + math.log(4)) / 2)
+    # the head has one output per class, or per attribute
+    from cnnvit.models import create_model
+
+    assert create_model("naive_cnn", 40)(torch.zeros(2, 3, 64, 64)).shape == (2, 40)

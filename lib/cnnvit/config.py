@@ -104,6 +104,8 @@ class TrainConfig:
     # (with replacement; single-label tasks)
     val_every_steps: Optional[int] = None  # also evaluate the validation split every N optimizer
     # steps (loss and accuracy, in val_steps.csv); None: once per evaluated epoch only
+    keep_epoch_weights: bool = False  # also keep each epoch's weights (<run>/epochs/NNN.pt);
+    # checkpoint.pt (for resuming) always holds the latest epoch only
     tensorboard: bool = True  # write TensorBoard event files into <run>/tensorboard
     wandb: bool = False  # also log to Weights & Biases, offline (needs the wandb package)
     model_ema: Optional[float] = None  # decay of an exponential moving average of the weights

@@ -40,9 +40,10 @@ from .weights import check_pretrained, layer_decay_groups, prepare_model
 log = logging.getLogger(__name__)
 
 # keys that may differ between the run on disk and the config asking for it: where the data and
-# a starting checkpoint lie (their folders move with the project), and how the work is executed
+# a starting checkpoint lie (their folders move with the project), how the work is executed, and
+# what is recorded beside the results
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size",
-                   "model.pretrained_path"}
+                   "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights"}
 NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
 DATA_NATIVE_SIZE = {"cifar10": 32, "tiny-imagenet": 64}  # image side of each real data set, in pixels
 
@@ -562,6 +563,9 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                           "config": cfg.to_dict(), "distributed": dist_info, "diverged": diverged,
                           "best": best, "ema": None if ema is None else ema.module.state_dict()},
                          ckpt_path)
+            if tc.keep_epoch_weights:  # the weights that epoch's evaluation used, for later study
+                (out / "epochs").mkdir(exist_ok=True)
+                _save_atomic(eval_model.state_dict(), out / "epochs" / f"{epoch + 1:03d}.pt")
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
             _write_csv(out / "val_steps.csv", val_log)
