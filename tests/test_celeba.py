@@ -186,3 +186,24 @@ def test_each_task_has_its_head_and_loss():
     from cnnvit.models import create_model
 
     assert create_model("naive_cnn", 40)(torch.zeros(2, 3, 64, 64)).shape == (2, 40)
+
+
+def test_every_task_uses_the_same_split(tmp_path):
+    write_celeba(tmp_path, n=80)
+    splits = {}
+    for task in ("binary", "hair5", "multilabel"):
+        cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", f"data.task={task}",
+                                          "data.attribute=Smiling"])
+        splits[task] = dataset_from_config(cfg.data, cfg.seed).split_files
+    assert splits["binary"] == splits["hair5"] == splits["multilabel"]
+
+
+def test_unknown_attribute_is_refused_before_images_are_read(tmp_path):
+    from cnnvit.data import locate_dataset
+
+    write_celeba(tmp_path)
+    for key in ("data.attribute=Blonde_Hair", "data.attributes=Smiling,Blonde_Hair"):
+        task = "binary" if "attribute=" in key else "multilabel"
+        cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", f"data.task={task}", key])
+        with pytest.raises(DatasetError, match="no attribute 'Blonde_Hair'; did you mean 'Blond_Hair'"):
+            locate_dataset(cfg.data)

@@ -89,6 +89,34 @@ def find_folder(root: Path) -> Optional[Path]:
     return find_marked_folder(root, ATTR_FILE, "celeba")
 
 
+def read_names(path: Path) -> list[str]:
+    """The attribute names of an attribute file (its header), without reading the rows."""
+    from .data import DatasetError
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+            header = f.readline() if first.strip().isdigit() else first
+    except OSError as exc:
+        raise DatasetError(f"CelebA attribute file unreadable: {path}: {exc}") from exc
+    return header.split()
+
+
+def check_config(folder: Path, data_cfg) -> None:
+    """Before any image is read: the attributes a task names exist in the attribute file."""
+    names = read_names(folder / ATTR_FILE)
+    attrs = Attributes(names, [], np.zeros((0, len(names)), np.uint8))
+    if data_cfg.task == "binary":
+        attrs.column(data_cfg.attribute)
+    elif data_cfg.task == "hair5":
+        for a in HAIR_ATTRIBUTES:
+            attrs.column(a)
+    elif data_cfg.attributes != "all":
+        for a in data_cfg.attributes.split(","):
+            if a.strip():
+                attrs.column(a.strip())
+
+
 def not_found_message(root: Path) -> str:
     return (f"CelebA not found under {root}: looked for {root}/{ATTR_FILE} and {root}/celeba/{ATTR_FILE} "
             f"(torchvision's format, with an image folder such as img_align_celeba/ beside it). Set "
@@ -133,8 +161,20 @@ def stratification_key(labels: np.ndarray) -> np.ndarray:
     return labels if labels.ndim == 1 else labels[:, 0].astype(np.int64)
 
 
+def split_key(attrs: Attributes) -> np.ndarray:
+    """What the 8:1:1 split is stratified on: the hair colour class (``hair5``) whatever the task,
+    so that every task of a seed uses the same images for training, validation and test (a
+    model pretrained on one task has never seen another task's test images), and hair colour,
+    the study's subject, keeps its shares in each split. Attribute files without the hair
+    columns are split on their first attribute."""
+    if all(a in attrs.names for a in HAIR_ATTRIBUTES):
+        return task_labels(attrs, "hair5")[0]
+    return attrs.values[:, 0].astype(np.int64)
+
+
 def split_811(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A reproducible 8:1:1 train/val/test split, stratified by :func:`stratification_key`."""
+    """A reproducible 8:1:1 train/val/test split, stratified by ``labels`` (class labels, or
+    the first column of a label matrix; see :func:`stratification_key`)."""
     from .data import stratified_indices
 
     key = stratification_key(labels)

@@ -349,8 +349,9 @@ def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
 
 def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
                 train_subset: Optional[int], test_subset: Optional[int], seed: int) -> Dataset:
-    """CelebA (torchvision's format) for one task, split 8:1:1 (stratified, by ``seed``): the
-    validation tenth is held out here already. Only the images kept are decoded."""
+    """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
+    ``seed``; the same split for every task): the validation tenth is held out here already.
+    Only the images kept are decoded."""
     from . import celeba
 
     root_path = Path(root).expanduser() if root else default_root("celeba")
@@ -369,7 +370,7 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
     attrs = celeba.parse_attributes(folder / celeba.ATTR_FILE)
     images = celeba.find_image_folder(folder, attrs.files)
     labels, classes = celeba.task_labels(attrs, task, attribute, attributes)
-    train, val, test = celeba.split_811(labels, seed)
+    train, val, test = celeba.split_811(celeba.split_key(attrs), seed)  # one split for every task
     key = celeba.stratification_key(labels)
     if train_subset:
         train = train[stratified_indices(key[train], train_subset, seed)]
@@ -438,6 +439,8 @@ def locate_dataset(data_cfg) -> str:
         module = importlib.import_module(f".{LAYOUT_MODULES[data_cfg.name]}", __package__)
         root = Path(data_cfg.root).expanduser() if data_cfg.root else default_root(data_cfg.name)
         folder = module.find_folder(root)
+        if folder and hasattr(module, "check_config"):  # what the config asks of the files
+            module.check_config(folder, data_cfg)
         if folder:
             return f"official layout in {folder}"
         if data_cfg.download:

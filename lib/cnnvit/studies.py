@@ -486,7 +486,7 @@ def celeba_conclusions(study: Study, results: Mapping[str, Run], pretraining: tu
         best = max(runs, key=lambda n: results[n].metrics["test_accuracy"])
         m = results[best].metrics
         what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
-        line = (f"- **{title}.** Best: {study.runs[best].label}, {what} {_pct(m['test_accuracy'])} against "
+        line = (f"- **{title}.** Highest test {what}: {study.runs[best].label}, {_pct(m['test_accuracy'])} against "
                 f"{_pct(m['majority_baseline'])} for always answering the majority "
                 f"({_pts(m['test_accuracy'], m['majority_baseline'])})")
         if task != "multilabel":
@@ -498,6 +498,11 @@ def celeba_conclusions(study: Study, results: Mapping[str, Run], pretraining: tu
         if reported:
             line += ". Seed settings: " + "; ".join(f"{label} {_pct(ours)} (seed reported {_pct(rep)})"
                                                     for label, rep, ours in reported)
+        if task == "binary" and reported:
+            test_counts = results[best].data_info["class_counts"]["test"]
+            line += (f". The seed's precision and recall imply about 50% positives (a balanced set); "
+                     f"{_pct(test_counts[1] / max(1, sum(test_counts)))} of this test split are "
+                     f"positive, so its accuracy compares with balanced accuracy here")
         lines.append(line + ".")
     scratch, pre = pretraining
     if scratch in results and pre in results:
@@ -513,9 +518,12 @@ def celeba_conclusions(study: Study, results: Mapping[str, Run], pretraining: tu
     if len(fam) > 2:
         t = family_table(study, results, fam)
         rho = t["params (M)"].rank().corr(t["accuracy"].rank())
+        kinds = {n: _weights(results[n].metrics) for n in fam}
+        mixed = "" if len(set(kinds.values())) == 1 else (" Their starting points differ (" + "; ".join(
+            f"{study.runs[n].config.model.name}: {k}" for n, k in kinds.items()) + "), which this comparison mixes in.")
         lines.append(f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
                      f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
-                     f"seed found).")
+                     f"seed found).{mixed}")
     if study.profile != "paper":
         lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on a generated set in "
                       f"CelebA's format, and \"pretrained\" weights from a run of this study on another "

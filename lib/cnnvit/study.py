@@ -168,9 +168,11 @@ def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
             raise ConfigError(f"{path}: generated.{name}: only {', '.join(GENERATORS)} can be generated")
         spec = spec or {}
         bad = set(spec) - GENERATED_KEYS
-        if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in spec.values()):
-            raise ConfigError(f"{path}: generated.{name}: expects positive integers for "
-                              f"{', '.join(sorted(GENERATED_KEYS))}; got {spec}")
+        if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "seed" else 1)
+                          for k, v in spec.items()):
+            raise ConfigError(f"{path}: generated.{name}: expects positive integers for images, width "
+                              f"and height, and a seed >= 0 (keys: {', '.join(sorted(GENERATED_KEYS))}); "
+                              f"got {spec}")
         out[name] = {"images": 600, "width": 36, "height": 44, "seed": 0, **spec}
     return out
 

@@ -416,6 +416,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         dist_info.setdefault("world_size", dist.world_size)
         dist_info.setdefault("backend", torch.distributed.get_backend())
         dist_info.setdefault("sync_bn", tc.sync_bn)
+        if sample_weights is not None:
+            dist_info.setdefault("sampling", "class-balanced, with replacement (no shard check)")
     fwd = torch.compile(ddp or model) if tc.compile else (ddp or model)
     eval_model = fwd if ddp is None else model  # rank 0 alone evaluates: no collective inside
     if ema is not None:
@@ -453,12 +455,13 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                    disable=not progress, mininterval=0.5 if interactive else 15, ncols=100,
                    ascii=not interactive)
         epoch_losses, done = [], 0  # done: micro-batches trained in this epoch
+        val_time = 0.0  # spent on train.val_every_steps evaluations: not training time
         for micro, idx in enumerate(batches):
             if micro >= steps_per_epoch * tc.grad_accum:
                 break
             done = micro + 1
-            if dist.active and not dist_info.get("shard_check"):
-                seen.append(idx)
+            if dist.active and not dist_info.get("shard_check") and sample_weights is None:
+                seen.append(idx)  # (weighted draws repeat images by design: nothing to check)
             x = prep.train(train_x[idx], gen)
             y = train_y[idx]
             accumulate = (micro + 1) % tc.grad_accum != 0
@@ -491,7 +494,11 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
             step += 1
             bar.update(1)
             if tc.val_every_steps and step % tc.val_every_steps == 0 and dist.main:
+                if on_cuda:  # the steps queued so far count as training, not validation
+                    torch.cuda.synchronize(device)
+                t_val = time.time()
                 _, v_loss, v_acc = _evaluate(eval_model, val_x, ds.val_labels, prep, tc, device)
+                val_time += time.time() - t_val
                 val_log.append({"step": step, "epoch": epoch + 1, "val_loss": v_loss, "val_accuracy": v_acc})
                 tracker.log(step, {"val/loss": v_loss, "val/accuracy": v_acc})
             if step % NAN_CHECK_EVERY == 0 or micro + 1 == steps_per_epoch * tc.grad_accum:
@@ -524,7 +531,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
         bar.close()
         if on_cuda:
             torch.cuda.synchronize(device)
-        epoch_time = time.time() - t_epoch
+        epoch_time = time.time() - t_epoch - val_time
         train_time += epoch_time
         if seen:
             dist_info["shard_check"] = {"epoch": epoch + 1, **distributed.shard_check(
@@ -565,7 +572,8 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
                          ckpt_path)
             if tc.keep_epoch_weights:  # the weights that epoch's evaluation used, for later study
                 (out / "epochs").mkdir(exist_ok=True)
-                _save_atomic(eval_model.state_dict(), out / "epochs" / f"{epoch + 1:03d}.pt")
+                _save_atomic((ema.module if ema is not None else model).state_dict(),
+                             out / "epochs" / f"{epoch + 1:03d}.pt")
             _write_csv(out / "steps.csv", steps_log)
             _write_csv(out / "epochs.csv", epochs_log)
             _write_csv(out / "val_steps.csv", val_log)
