@@ -33,3 +33,29 @@ def test_no_tracker_writes_nothing(tmp_path):
 def test_wandb_requested_but_missing_is_a_config_error():
     with pytest.raises(ConfigError, match="train.wandb: the wandb package is not installed"):
         check_tracking(tensorboard=False, wandb=True)
+
+
+def test_wandb_runs_offline_in_the_run_folder_and_resumes_the_same_run(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    class FakeRun:
+        def log(self, values, step):
+            calls.append(("log", values, step))
+
+        def finish(self):
+            calls.append(("finish",))
+
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kw: calls.append(("init", kw)) or FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    for _ in range(2):  # a resumed run logs to the same W&B run
+        tracker = Tracker(tmp_path, "r1", tensorboard=False, wandb=True, config={"seed": 0})
+        tracker.log(3, {"train/loss": 1.0, "val/accuracy": None})
+        tracker.close()
+    inits = [c[1] for c in calls if c[0] == "init"]
+    assert inits[0]["mode"] == "offline" and inits[0]["dir"] == str(tmp_path)
+    assert inits[0]["id"] == inits[1]["id"] and inits[0]["config"] == {"seed": 0}
+    assert ("log", {"train/loss": 1.0}, 3) in calls and calls[-1] == ("finish",)
