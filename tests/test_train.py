@@ -501,6 +501,8 @@ def test_efficiency_figures_are_recorded(tmp_path, train_mod, make_cfg, tiny_ds)
 
     lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 10))
     assert count_flops(lin, 4) == 2 * 48 * 10  # a multiply-add is 2 operations
+    wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 6, 10))
+    assert count_flops(wide, (4, 6)) == 2 * 72 * 10  # (height, width) of non-square data
     out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert m["gflops_per_image"] > 0 and m["peak_gpu_memory_gb"] is None  # CPU run

@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         m = json.loads((out / "metrics.json").read_text())
-        top5 = f"top-5 {m['test_top5']:.4f}" if m.get("test_top5") is not None else "mean over labels"
-        print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({top5}; majority baseline "
-              f"{m.get('majority_baseline', float('nan')):.4f}), {m['epochs']} epochs, "
+        notes = []
+        if m.get("test_top5") is None:
+            notes.append("mean over labels")
+        elif len(m["test"]["per_class"]) > 5:  # top-5 says nothing with five classes or fewer
+            notes.append(f"top-5 {m['test_top5']:.4f}")
+        notes.append(f"majority baseline {m.get('majority_baseline', float('nan')):.4f}")
+        print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({'; '.join(notes)}), {m['epochs']} epochs, "
               f"{m['wall_time_s']:.0f}s on {m['device']}")
         return 0
     except config_mod.CnnvitError as exc:

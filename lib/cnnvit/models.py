@@ -79,7 +79,8 @@ def hub_weights(name: str) -> Optional[tuple[str, str]]:
     return None
 
 
-def count_flops(model: nn.Module, image_size: int, device: torch.device | str = "cpu") -> Optional[float]:
+def count_flops(model: nn.Module, image_size: int | tuple[int, int],
+                device: torch.device | str = "cpu") -> Optional[float]:
     """Floating-point operations of one forward pass on one image (torch's FLOP counter: a
     multiply-add counts 2); None, with a warning, where the counter fails on a model."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -91,7 +92,8 @@ def count_flops(model: nn.Module, image_size: int, device: torch.device | str = 
         for p in model.parameters():  # the counter's module tracker hooks tensors that need grad
             p.requires_grad_(False)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, 3, image_size, image_size, device=device))
+            h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+            model(torch.zeros(1, 3, h, w, device=device))
         return float(counter.get_total_flops())
     except Exception as exc:  # an efficiency figure must never cost a finished run
         logging.getLogger(__name__).warning("could not count FLOPs of %s: %s", type(model).__name__, exc)

@@ -605,7 +605,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     np.savez_compressed(out / "predictions.npz", logits=logits.astype(np.float32), labels=test_y,
                         predictions=predictions)
     _save_atomic(result.state_dict(), out / "model.pt")
-    flops = count_flops(result, cfg.data.image_size or ds.image_size[0], device)
+    flops = count_flops(result, cfg.data.image_size or ds.image_size, device)  # (h, w) when not resized
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params,
