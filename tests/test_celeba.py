@@ -207,3 +207,13 @@ def test_unknown_attribute_is_refused_before_images_are_read(tmp_path):
         cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", f"data.task={task}", key])
         with pytest.raises(DatasetError, match="no attribute 'Blonde_Hair'; did you mean 'Blond_Hair'"):
             locate_dataset(cfg.data)
+
+
+def test_preprocessing_preview_of_a_multilabel_task(tmp_path):
+    from cnnvit.studies import preview_preprocessing
+
+    write_celeba(tmp_path / "celeba", n=80)
+    cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", "data.task=multilabel",
+                                      "data.image_size=32", "data.flip=true"])
+    before, after, names = preview_preprocessing(cfg, n=4)
+    assert before.shape[0] == after.shape[0] == len(names) == 4 and after.shape[1:] == (32, 32, 3)

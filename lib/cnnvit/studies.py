@@ -21,11 +21,16 @@ def preview_preprocessing(cfg: Config, n: int = 8, seed: int = 0) -> tuple[np.nd
     preprocessing: (uint8 N x H x W x 3, float N x H' x W' x 3, class names)."""
     data_cfg = dataclasses.replace(cfg.data, train_subset=10 * n, test_subset=10 * n)
     ds = dataset_from_config(data_cfg, cfg.seed)
-    picks = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in np.unique(ds.test_labels)][:n]
+    if ds.multilabel:  # no single class to show: the first images, titled by the labels they have
+        picks = list(range(min(n, len(ds.test_labels))))
+        names = [", ".join(c for c, v in zip(ds.classes, ds.test_labels[i]) if v)[:24] or "none" for i in picks]
+    else:
+        picks = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in np.unique(ds.test_labels)][:n]
+        names = [ds.classes[ds.test_labels[i]] for i in picks]
     before = ds.test_images[picks]
     prep = Preprocess.from_config(cfg.data, ds.mean, ds.std)
     after = prep.train(torch.from_numpy(before), make_generator(seed, torch.device("cpu")))
-    return before, after.permute(0, 2, 3, 1).numpy(), [ds.classes[ds.test_labels[i]] for i in picks]
+    return before, after.permute(0, 2, 3, 1).numpy(), names
 
 
 def per_class_table(results: Mapping[str, Run], labels: Mapping[str, str]) -> pd.DataFrame:
