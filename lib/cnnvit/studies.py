@@ -44,6 +44,15 @@ def per_class_table(results: Mapping[str, Run], labels: Mapping[str, str]) -> pd
 STRONG_TARGETS = {"strong_resnet18": 0.95, "strong_vit": 0.90}
 
 
+def _profile_caveat(study: Study, uses: str, about: str) -> list[str]:
+    """The closing line of a non-paper profile's conclusions: what it runs on, and that its
+    numbers test the pipeline only."""
+    if study.profile == "paper":
+        return []
+    return ["", f"*Profile `{study.profile}` uses {uses}: these numbers test the pipeline and say "
+                f"nothing about {about}.*"]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -213,9 +222,7 @@ def tiny_imagenet_conclusions(study: Study, results: Mapping[str, Run]) -> str:
             cmp = f", against {_pct(acc[base])} for its seed setting ({_pts(acc[name], acc[base])})" \
                 if base in acc else ""
             lines.append(f"- **Stronger recipe: {spec.label}.** {_pct(acc[name])}{cmp}.")
-    if study.profile != "paper":
-        lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on generated data: these "
-                      f"numbers test the pipeline and say nothing about Tiny-ImageNet.*"]
+    lines += _profile_caveat(study, "tiny stand-in models on generated data", "Tiny-ImageNet")
     return "\n".join(lines)
 
 
@@ -304,10 +311,8 @@ def finetune_conclusions(study: Study, results: Mapping[str, Run]) -> str:
             lines.append(f"- **Pretraining.** The same architecture from scratch reached {_pct(acc['scratch'])}; "
                          f"the best run from pretrained weights ({study.runs[best_pre].label}) "
                          f"{_pct(acc[best_pre])} ({_pts(acc[best_pre], acc['scratch'])}).")
-    if study.profile != "paper":
-        lines += ["", f"*Profile `{study.profile}` uses a tiny stand-in model, generated data and weights "
-                      f"pretrained by this project on another generated task: these numbers test the "
-                      f"pipeline and say nothing about DeiT on CIFAR-10.*"]
+    lines += _profile_caveat(study, "a tiny stand-in model, generated data and weights pretrained by this "
+                                    "project on another generated task", "DeiT on CIFAR-10")
     return "\n".join(lines)
 
 
@@ -396,10 +401,8 @@ def transformers_conclusions(study: Study, results: Mapping[str, Run]) -> str:
     if len(sizes) > 1:
         lines.append("- **Batch size** (DeiT, effective): " + ", ".join(
             f"{128 if n == 'deit' else n.split('_')[1]}: {_pct(acc[n])}" for n in sizes) + ".")
-    if study.profile != "paper":
-        lines += ["", f"*Profile `{study.profile}` uses tiny stand-ins, generated data and weights this study "
-                      f"pretrained on another generated task: these numbers test the pipeline and say "
-                      f"nothing about Tiny-ImageNet.*"]
+    lines += _profile_caveat(study, "tiny stand-ins, generated data and weights this study pretrained on "
+                                    "another generated task", "Tiny-ImageNet")
     return "\n".join(lines)
 
 
@@ -529,8 +532,6 @@ def celeba_conclusions(study: Study, results: Mapping[str, Run], pretraining: tu
         lines.append(f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
                      f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
                      f"seed found).{mixed}")
-    if study.profile != "paper":
-        lines += ["", f"*Profile `{study.profile}` uses tiny stand-in models on a generated set in "
-                      f"CelebA's format, and \"pretrained\" weights from a run of this study on another "
-                      f"task: these numbers test the pipeline and say nothing about CelebA.*"]
+    lines += _profile_caveat(study, "tiny stand-in models on a generated set in CelebA's format, and "
+                                    "\"pretrained\" weights from a run of this study on another task", "CelebA")
     return "\n".join(lines)
