@@ -42,15 +42,21 @@ class Attributes:
     values: np.ndarray
 
     def column(self, name: str) -> np.ndarray:
-        from .data import DatasetError
+        require_attributes(self.names, [name])
+        return self.values[:, self.names.index(name)]
 
-        if name not in self.names:
+
+def require_attributes(names: list[str], wanted: list[str]) -> None:
+    """Raise a DatasetError naming the first of ``wanted`` that is not among ``names``."""
+    from .data import DatasetError
+
+    for name in wanted:
+        if name not in names:
             import difflib
 
-            hint = difflib.get_close_matches(name, self.names, n=1)
+            hint = difflib.get_close_matches(name, names, n=1)
             raise DatasetError(f"CelebA has no attribute {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                               + f" (attributes: {', '.join(self.names)})")
-        return self.values[:, self.names.index(name)]
+                               + f" (attributes: {', '.join(names)})")
 
 
 def parse_attributes(path: str | Path) -> Attributes:
@@ -105,16 +111,7 @@ def read_names(path: Path) -> list[str]:
 def check_config(folder: Path, data_cfg) -> None:
     """Before any image is read: the attributes a task names exist in the attribute file."""
     names = read_names(folder / ATTR_FILE)
-    attrs = Attributes(names, [], np.zeros((0, len(names)), np.uint8))
-    if data_cfg.task == "binary":
-        attrs.column(data_cfg.attribute)
-    elif data_cfg.task == "hair5":
-        for a in HAIR_ATTRIBUTES:
-            attrs.column(a)
-    elif data_cfg.attributes != "all":
-        for a in data_cfg.attributes.split(","):
-            if a.strip():
-                attrs.column(a.strip())
+    require_attributes(names, task_attributes(names, data_cfg.task, data_cfg.attribute, data_cfg.attributes))
 
 
 def not_found_message(root: Path) -> str:
@@ -137,22 +134,31 @@ def find_image_folder(folder: Path, files: list[str]) -> Path:
                        f"(looked in: {', '.join(p.name for p in candidates) or 'no folders'})")
 
 
+def task_attributes(names: list[str], task: str, attribute: str, attributes: str) -> list[str]:
+    """The attribute columns a task reads (``attributes``: comma-separated names, or ``all``)."""
+    from .data import DatasetError
+
+    if task == "binary":
+        return [attribute]
+    if task == "hair5":
+        return list(HAIR_ATTRIBUTES)
+    if task == "multilabel":
+        return list(names) if attributes == "all" else [a.strip() for a in attributes.split(",") if a.strip()]
+    raise DatasetError(f"data.task: {task!r} is not one of {', '.join(TASKS)}")
+
+
 def task_labels(attrs: Attributes, task: str, attribute: str = "Eyeglasses",
                 attributes: str = "all") -> tuple[np.ndarray, list[str]]:
     """Labels and class names for a task: int labels for ``binary`` and ``hair5``, an N x K 0/1
     matrix for ``multilabel`` (``attributes``: comma-separated names, or ``all``)."""
-    from .data import DatasetError
-
+    wanted = task_attributes(attrs.names, task, attribute, attributes)
+    columns = np.stack([attrs.column(a) for a in wanted], 1)
     if task == "binary":
-        return attrs.column(attribute).astype(np.int64), [f"no {attribute}", attribute]
+        return columns[:, 0].astype(np.int64), [f"no {attribute}", attribute]
     if task == "hair5":
-        hair = np.stack([attrs.column(a) for a in HAIR_ATTRIBUTES], 1)
-        labels = np.where(hair.sum(1) == 1, hair.argmax(1), len(HAIR_ATTRIBUTES))
+        labels = np.where(columns.sum(1) == 1, columns.argmax(1), len(HAIR_ATTRIBUTES))
         return labels.astype(np.int64), list(HAIR_CLASSES)
-    if task == "multilabel":
-        names = attrs.names if attributes == "all" else [a.strip() for a in attributes.split(",") if a.strip()]
-        return np.stack([attrs.column(a) for a in names], 1).astype(np.float32), names
-    raise DatasetError(f"data.task: {task!r} is not one of {', '.join(TASKS)}")
+    return columns.astype(np.float32), wanted
 
 
 def stratification_key(labels: np.ndarray) -> np.ndarray:

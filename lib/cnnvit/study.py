@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from . import celeba
 from . import config as config_mod
 from .config import Config, ConfigError
 from .data import DatasetError, dataset_from_config, default_root, locate_dataset
@@ -42,7 +43,8 @@ log = logging.getLogger(__name__)
 RUN_REF = "run:"  # model.pretrained_path: run:NAME starts from an earlier run of the same study
 RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
 STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes", "generated"}
-GENERATED_KEYS = {"images", "width", "height", "seed"}  # generated.<data set>: what may be set
+# generated.<data set>: what may be set, and its default
+GENERATED_DEFAULTS = {"images": 600, "width": 36, "height": 44, "seed": 0}
 ROLES = ("seed", "ablation", "strong")
 
 
@@ -156,7 +158,7 @@ class StudyInputError(ConfigError):
     """A study cannot start: its data or device is missing. The message lists every problem."""
 
 
-GENERATORS = {"celeba": "write_generated"}  # data sets that can be generated: celeba.<function>
+GENERATORS = {"celeba": celeba.write_generated}  # data sets that can be generated in their format
 
 
 def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
@@ -167,28 +169,25 @@ def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
         if name not in GENERATORS:
             raise ConfigError(f"{path}: generated.{name}: only {', '.join(GENERATORS)} can be generated")
         spec = spec or {}
-        bad = set(spec) - GENERATED_KEYS
+        bad = set(spec) - set(GENERATED_DEFAULTS)
         if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "seed" else 1)
                           for k, v in spec.items()):
             raise ConfigError(f"{path}: generated.{name}: expects positive integers for images, width "
-                              f"and height, and a seed >= 0 (keys: {', '.join(sorted(GENERATED_KEYS))}); "
+                              f"and height, and a seed >= 0 (keys: {', '.join(GENERATED_DEFAULTS)}); "
                               f"got {spec}")
-        out[name] = {"images": 600, "width": 36, "height": 44, "seed": 0, **spec}
+        out[name] = {**GENERATED_DEFAULTS, **spec}
     return out
 
 
 def prepare_generated_data(study: Study) -> None:
     """Write the study's generated data sets once (they are reused while their size is unchanged)."""
-    import importlib
-
     for name, spec in study.generated.items():
         folder = study.generated_root / name
         stamp = folder / "generated.json"
         if stamp.exists() and json.loads(stamp.read_text()) == spec:
             continue
-        module = importlib.import_module(f".{name}", __package__)
         log.info("generating %d %s-format images in %s", spec["images"], name, folder)
-        getattr(module, GENERATORS[name])(folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
+        GENERATORS[name](folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
         stamp.write_text(json.dumps(spec))
 
 
