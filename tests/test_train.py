@@ -445,20 +445,24 @@ def test_run_saved_before_a_key_existed_is_still_complete(tmp_path, train_mod, m
     assert train_mod.run_state(make_cfg({"train": {"stop_on_nan": False}}), out) == "conflict"
 
 
-def test_grad_accum_makes_the_same_update_as_one_big_batch(tmp_path, train_mod, make_cfg, tiny_ds):
-    """2 micro-batches of 16 accumulate to the step of one batch of 32 (BN-free model, no
-    augmentation): the effective batch is what the recipes mean."""
-    base = {"model": {"name": "test_vit_cifar"}, "train": {"epochs": 2},
-            "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05}}
+@pytest.mark.parametrize("batch_size,grad_accum", [(16, 2), (8, 4)])
+def test_grad_accum_makes_the_same_update_as_one_big_batch(tmp_path, train_mod, make_cfg, tiny_ds,
+                                                           batch_size, grad_accum):
+    """K micro-batches accumulate to the step of one batch K times larger (BN-free model, no
+    augmentation). SGD, unlike Adam, is sensitive to the gradient's scale, so a loss not divided
+    by K (a K-times larger step) shows; measured difference about 2e-8, tolerance 1e-6."""
+    base = {"model": {"name": "test_vit_cifar"}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9}}
     big = make_cfg({**base, "train": {"epochs": 2, "batch_size": 32}})
-    accum = make_cfg({**base, "train": {"epochs": 2, "batch_size": 16, "grad_accum": 2}})
+    accum = make_cfg({**base, "train": {"epochs": 2, "batch_size": batch_size, "grad_accum": grad_accum}})
     a = train_mod.train(big, tmp_path / "big", dataset=tiny_ds, progress=False)
     b = train_mod.train(accum, tmp_path / "accum", dataset=tiny_ds, progress=False)
     la, lb = pd.read_csv(a / "steps.csv"), pd.read_csv(b / "steps.csv")
     assert len(la) == len(lb) == 6
-    np.testing.assert_allclose(lb["loss"], la["loss"], rtol=1e-4)
+    np.testing.assert_allclose(lb["loss"], la["loss"], rtol=1e-5)
+    np.testing.assert_allclose(lb["grad_norm"], la["grad_norm"], rtol=1e-5)
     wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (a, b))
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
+    assert worst < 1e-6, f"accumulated weights differ from the big batch's by up to {worst:.2e}"
 
 
 def test_early_stopping_tests_the_best_validation_epoch(tmp_path, train_mod, make_cfg, tiny_ds):
