@@ -437,8 +437,6 @@ def test_tiny_imagenet_labels_follow_wnids_and_val_annotations(tmp_path: Path) -
     check_tiny_imagenet(sub, wnid_of)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: the cache key of tiny_imagenet.load_arrays "
-                   "omits val/val_annotations.txt, so relabelled val images keep their cached labels")
 def test_tiny_imagenet_cache_follows_a_corrected_val_annotation(tmp_path: Path) -> None:
     """A val image relabelled in val_annotations.txt gets its new label, not the cached one."""
     import os

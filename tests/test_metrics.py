@@ -143,3 +143,22 @@ def test_majority_baseline_uses_the_training_split_majority():
     # per label: majority of a is 1, of b is 0; test agreement 1/2 and 2/2
     train = np.array([[1, 0], [1, 0], [0, 1]])
     assert majority_baseline(train, np.array([[1, 0], [0, 0]])) == pytest.approx(0.75)
+
+
+def test_multilabel_threshold_is_on_the_probability_as_in_training():
+    """A logit of 0.2 is p = 0.55: present. The test metrics must agree with the accuracy that
+    training and validation use (logit >= 0), including logits between 0 and 0.5."""
+    import torch
+
+    from cnnvit.metrics import multilabel_metrics
+    from cnnvit.train import task_accuracy
+
+    labels = np.array([[1, 0], [1, 1], [0, 1]])
+    logits = np.array([[0.2, -0.3], [0.45, 0.1], [-0.05, 0.3]])
+    m = multilabel_metrics(logits, labels, ["a", "b"])
+    assert m["accuracy"] == 1.0 and m["exact_match"] == 1.0, m["per_label"]
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 0.6, (200, 5))
+    labels = rng.integers(0, 2, (200, 5))
+    assert multilabel_metrics(logits, labels, list("abcde"))["accuracy"] == pytest.approx(
+        task_accuracy(torch.from_numpy(logits), torch.from_numpy(labels)), abs=1e-9)

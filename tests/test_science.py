@@ -390,3 +390,26 @@ def test_schedule_is_per_optimizer_step_under_grad_accum(tmp_path, train_mod, ma
     np.testing.assert_allclose(la["lr"], expected, rtol=1e-5,
                                err_msg="learning rates under grad_accum=4 are not the schedule's")
     np.testing.assert_allclose(la["lr"], lb["lr"], rtol=1e-6)
+
+
+def test_layer_decay_scales_each_groups_rate_at_every_step(tmp_path, train_mod, make_cfg, monkeypatch):
+    """With model.layer_decay, every optimizer step gives each parameter group the scheduled rate
+    times its depth scale (head 1, earlier blocks smaller), not the full rate."""
+    seen: list[list[tuple[float, float]]] = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        seen.append([(g["lr"], g["lr_scale"]) for g in self.param_groups])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    cfg = make_cfg({"model": {"name": "test_vit_cifar", "layer_decay": 0.5},
+                    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
+                    "sched": {"name": "cosine", "warmup_epochs": 1}, "train": {"epochs": 2}})
+    out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_dataset(), progress=False)
+    scheduled = pd.read_csv(out / "steps.csv")["lr"].tolist()
+    assert len(seen) == len(scheduled) == 12
+    assert min(scale for _, scale in seen[0]) <= 0.125, "no group is scaled down"
+    for lr, groups in zip(scheduled, seen):
+        for group_lr, scale in groups:
+            assert group_lr == pytest.approx(lr * scale, rel=1e-5), (group_lr, lr, scale)

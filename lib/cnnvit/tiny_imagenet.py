@@ -21,10 +21,10 @@ from typing import Optional
 
 import numpy as np
 
+from .fetch import FetchSpec, Source, extract_archive
+
 log = logging.getLogger(__name__)
 
-URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 IMAGE_SIZE = 64
 CACHE_DIR = ".cnnvit-cache"
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
@@ -40,15 +40,33 @@ def find_folder(root: Path) -> Optional[Path]:
 def not_found_message(root: Path) -> str:
     return (f"Tiny-ImageNet not found under {root}: looked for {root}/wnids.txt and "
             f"{root}/tiny-imagenet-200/wnids.txt (the official layout). Set data.root to the folder "
-            f"that holds it (or DATA_DIR to its parent), or data.download=true to fetch it from "
-            f"{URL} (needs internet).")
+            f"that holds it (or DATA_DIR to its parent), or fetch it from {FETCH.sources[0].url}: "
+            f"python -m cnnvit data fetch tiny-imagenet --to DATA_DIR (or data.download=true; needs "
+            f"internet).")
 
 
-def download(root: Path) -> None:
-    """Fetch and unpack the official archive into ``root``."""
-    from torchvision.datasets.utils import download_and_extract_archive
+def inspect_layout(root: Path) -> Optional[str]:
+    """What the loader would find in ``root`` (None: nothing); every listed image must exist."""
+    folder = find_folder(root)
+    if folder is None:
+        return None
+    wnids, train_files, _, val_files, _ = list_files(folder)
+    return (f"official layout in {folder}: {len(wnids)} classes, {len(train_files):,} train and "
+            f"{len(val_files):,} labelled val images")
 
-    download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+
+def _unpack(files: dict[str, Path], staging: Path, progress: bool) -> None:
+    # the archive's top folder is tiny-imagenet-200/: its contents become the data set's folder
+    extract_archive(files["tiny-imagenet-200.zip"], staging, progress, strip="tiny-imagenet-200")
+
+
+FETCH = FetchSpec(
+    name="tiny-imagenet", title="Tiny-ImageNet-200",
+    sources=(Source("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "tiny-imagenet-200.zip",
+                    "90528d7ca1a48142e341f4ef8d21d0de"),),  # the official archive
+    unpack=_unpack, inspect=inspect_layout,
+    layout="wnids.txt, words.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and "
+           "val/val_annotations.txt (the official layout)")
 
 
 def class_names(folder: Path, wnids: list[str]) -> list[str]:
@@ -125,7 +143,7 @@ def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | 
     from .data import decode_images
 
     wnids, train_files, train_y, val_files, val_y = list_files(folder)
-    key = source_key([folder / "wnids.txt", *train_files, *val_files])
+    key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
     cache = folder / CACHE_DIR / f"tiny-imagenet-{key}"
     if use_cache and (cache / "complete").exists():
         try:
