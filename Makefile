@@ -1,6 +1,7 @@
 # cnnvit: `make report` and `make test` are all a fresh clone needs (the environment is built
-# on first use). PROFILE=smoke|paper picks the parameter files; DATA_DIR is the folder holding the
-# data sets (cifar10/, ...); STUDIES=01,03 picks studies; FORCE=1 re-executes unchanged ones.
+# on first use); `make data` fetches the real data sets for PROFILE=paper. PROFILE=smoke|paper
+# picks the parameter files; DATA_DIR is the folder holding the data sets (cifar10/, ...);
+# STUDIES=01,03 picks studies; FORCE=1 re-executes unchanged ones.
 SHELL := /bin/bash
 PROFILE ?= smoke
 DATA_DIR ?=
@@ -10,12 +11,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 STUDIES ?=
 FORCE ?=
+DATASETS ?= all
 OUT := outputs/$(PROFILE)
+comma := ,
 
-.PHONY: env test report lab clean-smoke help
+.PHONY: env test report data lab clean-smoke help
 help:
 	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
 	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
+	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets"
 	@echo "make test                                          run the test suite"
 	@echo "make lab                                           JupyterLab with the project's environment"
 	@echo "make env                                           build .venv with pinned versions"
@@ -34,6 +38,9 @@ test: env
 report: env
 	$(PY) -m cnnvit report --profile $(PROFILE) $(if $(STUDIES),--studies "$(STUDIES)") \
 	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(filter 1 yes true,$(FORCE)),--force)
+
+data: env
+	$(PY) -m cnnvit data fetch $(subst $(comma), ,$(DATASETS)) $(if $(DATA_DIR),--to "$(DATA_DIR)")
 
 lab: env
 	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -159,30 +159,31 @@ def test_missing_dataset_default_root(tmp_path, monkeypatch):
 
 
 def test_download_path_fetches_then_loads(tmp_path, monkeypatch, cifar_pickles):
-    """data.download=true calls torchvision's downloader (faked here: no network) into root."""
-    import torchvision
+    """data.download=true fetches into root through cnnvit.fetch (faked here: no network; the
+    download itself is tested against a local server in test_fetch.py)."""
+    from cnnvit import fetch
 
     calls = []
 
-    def fake_cifar10(root, train, download):
-        calls.append((root, train, download))
-        cifar_pickles(tmp_path / "dl" / "cifar-10-batches-py", per_batch=10, n_test=10)
+    def fake_fetch_into(spec, folder, **kw):
+        calls.append((spec.name, folder))
+        cifar_pickles(folder / "cifar-10-batches-py", per_batch=10, n_test=10)
 
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    monkeypatch.setattr(fetch, "fetch_into", fake_fetch_into)
     ds = load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)
-    assert calls == [(str(tmp_path / "dl"), True, True)]
+    assert calls == [("cifar10", tmp_path / "dl")]
     assert len(ds.train_labels) == 50
     ds = load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)  # present: no fetch
     assert len(calls) == 1
 
 
 def test_failed_download_names_root(tmp_path, monkeypatch):
-    import torchvision
+    from cnnvit import fetch
 
-    def offline(root, train, download):
-        raise OSError("network unreachable")
+    def offline(spec, folder, **kw):
+        raise fetch.FetchError("could not reach https://example.org/x: network unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    monkeypatch.setattr(fetch, "fetch_into", offline)
     with pytest.raises(DatasetError) as exc:
         load_dataset("cifar10", root=str(tmp_path / "dl"), download=True)
     assert str(tmp_path / "dl") in str(exc.value) and "network unreachable" in str(exc.value)

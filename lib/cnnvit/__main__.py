@@ -10,6 +10,8 @@ from pathlib import Path
 from . import config as config_mod
 
 EPILOG = """examples:
+  python -m cnnvit data fetch all --to ~/.cache/cnnvit-data
+  python -m cnnvit data check ~/.cache/cnnvit-data
   python -m cnnvit data --set data.name=cifar10 data.root=~/.cache/cnnvit-data/cifar10
   python -m cnnvit train --set model.name=resnet18_cifar train.epochs=1 --out outputs/runs/try1
   python -m cnnvit train params/paper/01_cifar10_vit_vs_resnet.yaml --run strong_resnet18 --out RUN
@@ -37,7 +39,78 @@ def _config(args) -> config_mod.Config:
     return config_mod.build(overrides=args.set)
 
 
+DATA_ACTIONS = ("fetch", "check")
+
+
+def _data_action_parser() -> argparse.ArgumentParser:
+    from .fetch import CONNECT_TIMEOUT
+
+    parser = argparse.ArgumentParser(prog="python -m cnnvit data", description="Fetch the real data "
+                                     "sets into a data directory, or check what one holds.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p_fetch = sub.add_parser("fetch", help="download, verify and unpack data sets into a data directory "
+                             "(a data set already there is left alone)")
+    p_fetch.add_argument("names", nargs="+", metavar="NAME", help="cifar10, tiny-imagenet, celeba, or all")
+    p_fetch.add_argument("--to", type=Path, metavar="DIR", help="data directory (default ~/.cache/cnnvit-data)")
+    p_fetch.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
+                         help=f"seconds to wait for a server (default {CONNECT_TIMEOUT:g})")
+    p_fetch.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p_check = sub.add_parser("check", help="list each data set of a data directory as present, missing "
+                             "or corrupt, with what to do")
+    p_check.add_argument("dir", nargs="?", type=Path, help="data directory (default ~/.cache/cnnvit-data)")
+    p_check.add_argument("names", nargs="*", metavar="NAME", help="only these data sets (default all)")
+    return parser
+
+
+def _print_status(status) -> None:
+    print(f"{status.name:14s} {status.state:8s} {status.detail}")
+    if status.action:
+        print(f"{'':23s} -> {status.action}")
+
+
+def data_action(argv: list[str], quiet: bool = False) -> int:
+    """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
+    present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed."""
+    from . import fetch
+    from .data import default_data_dir
+
+    args = _data_action_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        if args.action == "check":
+            data_dir = (args.dir or default_data_dir()).expanduser()
+            statuses = [fetch.check_dataset(spec, data_dir) for spec in fetch.resolve(args.names)]
+            print(f"data directory: {data_dir}")
+            for status in statuses:
+                _print_status(status)
+            return 0 if all(s.state == "present" for s in statuses) else 1
+        data_dir = (args.to or default_data_dir()).expanduser()
+        failed = []
+        for spec in fetch.resolve(args.names):
+            try:
+                status = fetch.fetch_dataset(spec, data_dir, timeout=args.timeout,
+                                             progress=not (quiet or args.quiet))
+            except config_mod.CnnvitError as exc:  # say so and go on with the next data set
+                print(f"error: {exc}", file=sys.stderr)
+                failed.append(spec.name)
+                continue
+            _print_status(status)
+        if failed:
+            print(f"error: not fetched: {', '.join(failed)} (see above)", file=sys.stderr)
+            return 2
+        return 0
+    except config_mod.CnnvitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `data fetch|check` have their own arguments; `data [PARAMS] --set ...` describes a data set
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] == "data" and len(argv) > first + 1 and argv[first + 1] in DATA_ACTIONS:
+        return data_action(argv[first + 1:], quiet=bool({"-q", "--quiet"} & set(argv[:first])))
     parser = argparse.ArgumentParser(prog="python -m cnnvit", description="cnnvit: image-classification studies "
                                      "from CNNs to ViTs.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("--force", action="store_true", help="execute every study even if unchanged")
     p_report.add_argument("--out", type=Path, help="output folder (default outputs/<profile>)")
     p_report.add_argument("--no-pdf", action="store_true", help="HTML only")
-    p_data = sub.add_parser("data", help="load the configured data set and describe it")
+    p_data = sub.add_parser("data", help="load the configured data set and describe it; 'data fetch "
+                            "NAME|all --to DIR' downloads data sets, 'data check DIR' checks a data "
+                            "directory (see 'data fetch --help')",
+                            description="Load the configured data set and describe it. Also: "
+                            "'python -m cnnvit data fetch NAME|all --to DIR' and "
+                            "'python -m cnnvit data check DIR'.")
     common(p_data)
     sub.add_parser("models", help="list registered models")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -3,8 +3,8 @@
 The attribute file (official format): a count line, a line of attribute names, then one row per
 image, ``<file> v1 ... v40`` with values 1 / -1, columns separated by any run of spaces (CRLF
 line ends are accepted too). The image folder is found, not assumed: the official
-``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (the
-shared subset's ``img_align_celeba_89x109/``); images keep their size.
+``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (for
+example a downscaled subset's ``img_align_celeba_89x109/``); images keep their size.
 
 Tasks built from the attributes:
 * ``binary``: one attribute (e.g. ``Eyeglasses``), classes "no X" / "X";
@@ -14,11 +14,14 @@ Tasks built from the attributes:
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from .fetch import FetchSpec, Source, extract_archive, google_drive_url
 
 ATTR_FILE = "list_attr_celeba.txt"
 # the official 40 attributes, in the official file's order
@@ -117,8 +120,45 @@ def check_config(folder: Path, data_cfg) -> None:
 def not_found_message(root: Path) -> str:
     return (f"CelebA not found under {root}: looked for {root}/{ATTR_FILE} and {root}/celeba/{ATTR_FILE} "
             f"(torchvision's format, with an image folder such as img_align_celeba/ beside it). Set "
-            f"data.root to the folder that holds it (or DATA_DIR to its parent), or data.download=true "
-            f"to fetch it through torchvision (needs internet).")
+            f"data.root to the folder that holds it (or DATA_DIR to its parent), or fetch it: python -m "
+            f"cnnvit data fetch celeba --to DATA_DIR (or data.download=true; needs internet).")
+
+
+def inspect_layout(root: Path) -> Optional[str]:
+    """What the loader would find in ``root`` (None: nothing): the attribute file read through
+    and the image folder that holds its first and last images."""
+    folder = find_folder(root)
+    if folder is None:
+        return None
+    attrs = parse_attributes(folder / ATTR_FILE)
+    if not attrs.files:
+        from .data import DatasetError
+
+        raise DatasetError(f"{folder / ATTR_FILE} lists no images")
+    images = find_image_folder(folder, attrs.files)
+    return f"{len(attrs.files):,} images with {len(attrs.names)} attributes, images in {images}"
+
+
+def _unpack(files: dict[str, Path], staging: Path, progress: bool) -> None:
+    shutil.copyfile(files[ATTR_FILE], staging / ATTR_FILE)
+    extract_archive(files["img_align_celeba.zip"], staging, progress)  # img_align_celeba/*.jpg
+
+
+# torchvision's CelebA.file_list (Google Drive ids and MD5s): the aligned images and attributes
+FETCH = FetchSpec(
+    name="celeba", title="CelebA",
+    sources=(Source(google_drive_url("0B7EVK8r0v71pZjFTYXZWM3FlRnM"), "img_align_celeba.zip",
+                    "00d2c5bc6d35e252742224ab0c1e8fcb",
+                    page="https://drive.google.com/file/d/0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
+             Source(google_drive_url("0B7EVK8r0v71pblRyaVFSWGxPY0U"), ATTR_FILE,
+                    "75e246fa4810816ffd6ee81facbd244c",
+                    page="https://drive.google.com/file/d/0B7EVK8r0v71pblRyaVFSWGxPY0U")),
+    unpack=_unpack, inspect=inspect_layout,
+    layout=f"{ATTR_FILE} and beside it an image folder holding the images it lists "
+           f"(img_align_celeba/*.jpg, or any folder name and image size)",
+    note="CelebA is served from Google Drive, which often refuses automated downloads (a daily "
+         "quota per file); the project page https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html links "
+         "the same files (Align&Cropped Images: img_align_celeba.zip; Anno: list_attr_celeba.txt).")
 
 
 def find_image_folder(folder: Path, files: list[str]) -> Path:

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .config import CnnvitError
+from .fetch import FetchSpec, Source, extract_archive
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
 
 # --------------------------------------------------------------------------- CIFAR-10
 
-# each real data set's folder under a data directory (the layout ../shared/data/unpack.sh makes)
+# each real data set's folder under a data directory (the layout ``cnnvit data fetch`` makes)
 DATA_FOLDERS = {"cifar10": "cifar10", "tiny-imagenet": "tiny-imagenet-200", "celeba": "celeba"}
 
 
@@ -170,10 +171,15 @@ def find_marked_folder(root: Path, marker: str, subfolder: str) -> Optional[Path
     return None
 
 
+def default_data_dir() -> Path:
+    """The folder holding the data sets when none is given: ``~/.cache/cnnvit-data``."""
+    return Path.home() / ".cache" / "cnnvit-data"
+
+
 def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
     """Where data set ``name`` is looked for when ``data.root`` is unset: its folder under
-    ``data_dir`` (default ``~/.cache/cnnvit-data``)."""
-    parent = Path(data_dir).expanduser() if data_dir else Path.home() / ".cache" / "cnnvit-data"
+    ``data_dir`` (default :func:`default_data_dir`)."""
+    parent = Path(data_dir).expanduser() if data_dir else default_data_dir()
     return parent / DATA_FOLDERS.get(name, name)
 
 
@@ -263,8 +269,42 @@ def _cifar_not_found(root: Path) -> DatasetError:
         f"CIFAR-10 not found under {root}: looked for {root}/cifar-10-batches-py/"
         f"data_batch_1, {root}/data_batch_1 (torchvision's format) and "
         f"{root}/train/<class>/, {root}/test/<class>/ (image folders). "
-        f"Set data.root to the folder that holds it (or DATA_DIR to its parent), or "
-        f"data.download=true to fetch it (needs internet).")
+        f"Set data.root to the folder that holds it (or DATA_DIR to its parent), or fetch it: "
+        f"python -m cnnvit data fetch cifar10 --to DATA_DIR (or data.download=true; needs internet).")
+
+
+def inspect_cifar10(root: Path) -> Optional[str]:
+    """What :func:`load_cifar10` would find in ``root`` (None: nothing), reading the pickles
+    through and listing the image folders; raises :class:`DatasetError` where they are unreadable."""
+    found = _find_cifar_format(root)
+    if found is None:
+        return None
+    fmt, folder = found
+    if fmt == "pickle":
+        train_x, _, test_x, _, classes = _load_cifar_pickles(folder)
+        return (f"torchvision's format in {folder}: {len(classes)} classes, {len(train_x):,} train "
+                f"and {len(test_x):,} test images")
+    train_files, train_y, classes = _list_image_folder(folder / "train")
+    test_files, _, test_classes = _list_image_folder(folder / "test")
+    if test_classes != classes:
+        raise DatasetError(f"class folders differ between {folder / 'train'} and {folder / 'test'}")
+    # one image per class decoded: a folder of broken files fails here, not an hour into a run
+    decode_images([train_files[int(i)] for i in np.unique(train_y, return_index=True)[1]])
+    return (f"image folders in {folder}: {len(classes)} classes, {len(train_files):,} train and "
+            f"{len(test_files):,} test images")
+
+
+def _unpack_cifar10(files: dict[str, Path], staging: Path, progress: bool) -> None:
+    extract_archive(files["cifar-10-python.tar.gz"], staging, progress)  # cifar-10-batches-py/
+
+
+CIFAR10_FETCH = FetchSpec(
+    name="cifar10", title="CIFAR-10",
+    sources=(Source("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
+                    "c58f30108f718f92721af3b95e74349a"),),  # torchvision's archive and MD5
+    unpack=_unpack_cifar10, inspect=inspect_cifar10,
+    layout="cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (torchvision's format) "
+           "or train/<class>/*, test/<class>/* (image folders, e.g. PNG or JPEG)")
 
 
 def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int],
@@ -273,13 +313,7 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     root_path = Path(root).expanduser() if root else default_root("cifar10")
     found = _find_cifar_format(root_path)
     if found is None and download:
-        import torchvision
-
-        log.info("downloading CIFAR-10 into %s", root_path)
-        try:
-            torchvision.datasets.CIFAR10(str(root_path), train=True, download=True)
-        except Exception as exc:
-            raise DatasetError(f"CIFAR-10 download into {root_path} failed: {exc}") from exc
+        fetch_for_loader(CIFAR10_FETCH, root_path)
         found = _find_cifar_format(root_path)
     if found is None:
         raise _cifar_not_found(root_path)
@@ -308,6 +342,17 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     return Dataset("cifar10", classes, train_x, train_y, test_x, test_y, source, mean, std)
 
 
+def fetch_for_loader(spec: FetchSpec, root: Path) -> None:
+    """``data.download=true``: fetch a missing data set into the folder its loader reads."""
+    from . import fetch
+
+    log.info("downloading %s into %s", spec.title, root)
+    try:
+        fetch.fetch_into(spec, root, again="it again")
+    except fetch.FetchError as exc:
+        raise DatasetError(f"{spec.title} download into {root} failed: {exc}") from exc
+
+
 # ----------------------------------------------------------------------- Tiny-ImageNet-200
 
 def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],
@@ -320,11 +365,7 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
     root_path = Path(root).expanduser() if root else default_root("tiny-imagenet")
     folder = tin.find_folder(root_path)
     if folder is None and download:
-        log.info("downloading Tiny-ImageNet into %s", root_path)
-        try:
-            tin.download(root_path)
-        except Exception as exc:
-            raise DatasetError(f"Tiny-ImageNet download into {root_path} failed: {exc}") from exc
+        fetch_for_loader(tin.FETCH, root_path)
         folder = tin.find_folder(root_path)
     if folder is None:
         raise DatasetError(tin.not_found_message(root_path))
@@ -357,13 +398,7 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
     root_path = Path(root).expanduser() if root else default_root("celeba")
     folder = celeba.find_folder(root_path)
     if folder is None and download:
-        import torchvision
-
-        log.info("downloading CelebA into %s", root_path)
-        try:
-            torchvision.datasets.CelebA(str(root_path), split="all", target_type="attr", download=True)
-        except Exception as exc:
-            raise DatasetError(f"CelebA download into {root_path} failed: {exc}") from exc
+        fetch_for_loader(celeba.FETCH, root_path)
         folder = celeba.find_folder(root_path)
     if folder is None:
         raise DatasetError(celeba.not_found_message(root_path))

@@ -285,9 +285,24 @@ def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
     return '<table class="summary">' + "\n".join(rows) + "</table>"
 
 
+def references_html(path: Path) -> str:
+    """The references document (Markdown, ``docs/references.md``) as the report's closing
+    section, so that a reader of the report alone can see what each study reproduces; empty
+    when there is none."""
+    if not path.is_file():
+        return ""
+    import mistune  # nbconvert's Markdown renderer
+
+    text = re.sub(r"\A# [^\n]*\n", "", path.read_text(encoding="utf-8"))  # the section has its own
+    return (f'<section class="references" id="references"><h1>References</h1>\n'
+            f'{mistune.html(text)}</section>')
+
+
 def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, str, str, list]],
-                  summary: pd.DataFrame, title: str = "cnnvit: image classification from CNNs to ViTs") -> str:
-    """The whole report as one self-contained HTML page (no scripts, images inline)."""
+                  summary: pd.DataFrame, title: str = "cnnvit: image classification from CNNs to ViTs",
+                  references: str = "") -> str:
+    """The whole report as one self-contained HTML page (no scripts, images inline);
+    ``references``: the closing section from :func:`references_html`."""
     toc = []
     for outcome, _, sec_title, subs in sections:
         flag = "" if outcome.status == "ok" else ' <span class="status status-failed">FAILED</span>'
@@ -295,8 +310,11 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
         toc.append(f'<li><a class="toc-link" href="#{outcome.anchor}">{html.escape(sec_title)}</a>{flag}'
                    + (f"<ol>{sub}</ol>" if sub else "") + "</li>")
     toc.append('<li><a class="toc-link" href="#summary">Summary across studies</a></li>')
+    if references:
+        toc.append('<li><a class="toc-link" href="#references">References</a></li>')
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items())
     profile = facts.get("Profile", "")
+    seeds = ' (the seeds are described under <a href="#references">References</a>)' if references else ""
     caveat = ("" if profile == "paper" else
               f'<p class="caveat">Profile <b>{html.escape(profile)}</b>: small stand-in models on '
               f'generated data, to check the pipeline. These numbers are not results about the '
@@ -317,10 +335,11 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
 {''.join(section for _, section, _, _ in sections)}
 <section class="summary" id="summary"><h1>Summary across studies</h1>
 <p>Every run's test accuracy (computed by the code that ran, on the run's test split) beside the
-number the seed reported for that setting, with the profile, epochs and wall time that produced
-it. Runs not completed show no number.</p>
+number the seed reported for that setting{seeds}, with the profile, epochs and wall time that
+produced it. Runs not completed show no number.</p>
 {summary_html(summary, [o for o, _, _, _ in sections])}
 </section>
+{references}
 </body></html>
 """
 
@@ -388,7 +407,8 @@ table.facts th, table.facts td { text-align: left; font-size: .85rem; }
 table.facts th { width: 9rem; white-space: nowrap; }
 .caveat { border-left: 4px solid #d9a400; background: #fff8e1; padding: .5rem .8rem; }
 .toc ol { padding-left: 1.4rem; } .toc li { margin: .15rem 0; }
-.study, .summary { border-top: 2px solid var(--line); margin-top: 2rem; }
+.study, .summary, .references { border-top: 2px solid var(--line); margin-top: 2rem; }
+.references { overflow-wrap: anywhere; }
 .study-meta { color: var(--muted); font-size: .8rem; margin: .2rem 0 .8rem; }
 .status { font-weight: bold; padding: 0 .35rem; border-radius: 3px; font-size: .75rem; }
 .status-ok { background: #e3f4e6; color: #1e6b2e; }

@@ -248,7 +248,9 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
     summary = summary_frame(entries, outcomes, profile, out_dir)
     facts = render.title_facts(git, profile, outcomes, time.time() - t_start)
     report = out_dir / "report.html"
-    report.write_text(render.assemble_html(facts, sections, summary), encoding="utf-8")
+    references = render.references_html(root / "docs" / "references.md")
+    report.write_text(render.assemble_html(facts, sections, summary, references=references),
+                      encoding="utf-8")
     log.info("wrote %s", report)
     if pdf:
         render.write_pdf(report, out_dir / "report.pdf")
