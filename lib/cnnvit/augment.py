@@ -7,6 +7,8 @@ draw from the global RNGs, which the trainer reseeds at every epoch.
 """
 from __future__ import annotations
 
+from .errors import ConfigError
+
 import math
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -148,7 +150,7 @@ def apply_policy(x: torch.Tensor, policy: str, group: int) -> torch.Tensor:
     elif policy == "randaugment":
         op = v2.RandAugment(num_ops=2, magnitude=9)
     else:
-        raise ValueError(f"unknown augmentation policy {policy!r}")
+        raise ConfigError(f"data.policy: unknown augmentation policy {policy!r}")
     return torch.cat([op(chunk) for chunk in x.split(group)])
 
 

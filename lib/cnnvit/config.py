@@ -6,6 +6,8 @@ the key (and the file it came from) before any data is loaded or any model is bu
 """
 from __future__ import annotations
 
+from .errors import CnnvitError, ConfigError  # noqa: F401 (re-exported)
+
 import dataclasses
 import re
 import typing
@@ -30,12 +32,8 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-class CnnvitError(Exception):
-    """An error the user can fix (input, data, a run folder): the CLI prints its message, no traceback."""
 
 
-class ConfigError(CnnvitError, ValueError):
-    """A parameter file or override names an unknown key or gives a value of the wrong type."""
 
 
 @dataclass

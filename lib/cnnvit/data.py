@@ -3,6 +3,8 @@ generated synthetic set. Everything is held in memory (N x H x W x 3 uint8) so t
 put it on the GPU once and augment there."""
 from __future__ import annotations
 
+from .errors import DatasetError
+
 import logging
 import pickle
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +25,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 SYNTHETIC_SEED = 20241123  # fixed: the synthetic set is the same everywhere, whatever the run seed
 
 
-class DatasetError(CnnvitError, RuntimeError):
-    """A data set is missing, incomplete or unreadable; the message says where and what to do."""
 
 
 @dataclass

@@ -9,6 +9,8 @@ averages the gradients; only rank 0 writes the run folder.
 """
 from __future__ import annotations
 
+from .errors import DistributedRunError
+
 import logging
 import os
 import re
@@ -34,8 +36,6 @@ ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(error: |(?![\w.]*ChildFailedError)
                         r"[\w.]*(Error|Exception|Diverged|Conflict)\b[:(])")
 
 
-class DistributedRunError(CnnvitError, RuntimeError):
-    """A torchrun launch failed; the message carries the end of its output."""
 
 
 @dataclass(frozen=True)

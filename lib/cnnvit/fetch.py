@@ -15,6 +15,8 @@ how to tell whether a folder holds it. This module does the rest, the same for e
 """
 from __future__ import annotations
 
+from .errors import FetchError
+
 import hashlib
 import http.client
 import logging
@@ -43,8 +45,6 @@ CHUNK = 1 << 20
 USER_AGENT = "cnnvit-data-fetch"
 
 
-class FetchError(CnnvitError, RuntimeError):
-    """A data set could not be fetched; the message says what was tried and what to do."""
 
 
 class _Interrupted(Exception):

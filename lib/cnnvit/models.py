@@ -6,6 +6,8 @@ backward on the CPU in milliseconds.
 """
 from __future__ import annotations
 
+from .errors import ModelError
+
 import logging
 from typing import Callable, Optional, Sequence
 
@@ -43,7 +45,7 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False,
                  drop_path: float = 0.0) -> nn.Module:
     """Build a registered model with a ``num_classes``-way head."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return _REGISTRY[name](num_classes=num_classes, pretrained=pretrained, drop_path=drop_path)
 
 
@@ -110,7 +112,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def _no_pretrained(name: str, pretrained: bool) -> None:
     if pretrained:
-        raise ValueError(f"{name} has no published pretrained weights; set model.pretrained=false")
+        raise ModelError(f"{name} has no published pretrained weights; set model.pretrained=false")
 
 
 def _torchvision(name: str, pretrained: bool) -> nn.Module:
@@ -627,7 +629,7 @@ def is_fixed_size(name: str) -> bool:
 def check_input_size(name: str, image_size: int) -> None:
     """ViTs fix their input size through the position embedding: fail before training starts."""
     if name in _FIXED_SIZE and image_size != native_size(name):
-        raise ValueError(f"model {name} takes {native_size(name)} px inputs but the data arrive at "
+        raise ModelError(f"model {name} takes {native_size(name)} px inputs but the data arrive at "
                          f"{image_size} px; set data.image_size={native_size(name)}")
 
 

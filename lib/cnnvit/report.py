@@ -12,6 +12,8 @@ Files under ``outputs/<profile>/``: ``<study>.ipynb`` (executed), ``<study>.html
 """
 from __future__ import annotations
 
+from .errors import ReportError
+
 import hashlib
 import json
 import logging
@@ -34,8 +36,6 @@ from .study import check_study_inputs, completed_metrics, load_study
 log = logging.getLogger(__name__)
 
 
-class ReportError(CnnvitError, ValueError):
-    """The report cannot start: an unknown profile or study, or a missing parameter file."""
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Learning-rate schedules as pure functions of the optimizer step."""
 from __future__ import annotations
 
+from .errors import ConfigError
+
 import math
 
 
@@ -30,4 +32,4 @@ def lr_at(step: int, total_steps: int, base_lr: float, name: str, *, warmup_step
         t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
         floor = min_lr_ratio * base_lr
         return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
-    raise ValueError(f"unknown schedule {name!r}")
+    raise ConfigError(f"sched.name: unknown schedule {name!r}")

@@ -21,6 +21,8 @@ aside (never deleted) and trained again.
 """
 from __future__ import annotations
 
+from .errors import StudyInputError
+
 import json
 import logging
 import time
@@ -154,8 +156,6 @@ def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) 
     return load_study(path, overrides, only=[run]).runs[run].config
 
 
-class StudyInputError(ConfigError):
-    """A study cannot start: its data or device is missing. The message lists every problem."""
 
 
 GENERATORS = {"celeba": celeba.write_generated}  # data sets that can be generated in their format

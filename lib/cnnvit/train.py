@@ -7,6 +7,8 @@ epoch k replays epochs k+1.. exactly as the uninterrupted run would (bit for bit
 """
 from __future__ import annotations
 
+from .errors import RunConflict, TrainingDiverged
+
 import contextlib
 import json
 import logging
@@ -48,12 +50,8 @@ NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs th
 DATA_NATIVE_SIZE = {"cifar10": 32, "tiny-imagenet": 64}  # image side of each real data set, in pixels
 
 
-class TrainingDiverged(CnnvitError, RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class RunConflict(CnnvitError, RuntimeError):
-    """The output folder holds a run made with a different config."""
 
 
 def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:

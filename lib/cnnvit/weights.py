@@ -9,6 +9,8 @@ head for the task's classes.
 """
 from __future__ import annotations
 
+from .errors import WeightsError
+
 import logging
 import os
 import socket
@@ -28,8 +30,6 @@ FREEZE_POLICIES = ("none", "head", "last_k")  # full fine-tuning, linear probe, 
 HUB_HOSTS = {"timm": ("huggingface.co", 443), "torchvision": ("download.pytorch.org", 443)}
 
 
-class WeightsError(CnnvitError, RuntimeError):
-    """Pretrained weights are unavailable or do not fit the model; the message says what to do."""
 
 
 @dataclass
