@@ -3,8 +3,10 @@ the PDF, on a small fixture project whose notebooks train nothing."""
 from __future__ import annotations
 
 import base64
+import html as html_mod
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from cnnvit import config as config_mod
 from cnnvit import render, report
-from cnnvit.study import load_study
+from cnnvit.study import load_study, project_root
 
 from conftest import open_in_chromium
 
@@ -173,6 +175,8 @@ def test_study_section_hides_code_and_logs_and_keeps_figures(tmp_path):
     assert "plot()" not in section and "params_file" not in section, "code is hidden"
     assert "epoch 1 log line" not in section, "logs and progress bars stay in the notebook page"
     assert 'href="03_gamma.html"' in section and "1m 05s" in section
+    assert '<span class="status status-ok">ok</span>' in section
+    assert "FAILED" not in section and "This study failed" not in section, "a study that ran is not flagged"
     selectors = re.findall(r"#(T_[A-Za-z0-9_]+)", section)
     assert selectors and all(f'id="{s}"' in section for s in selectors), \
         "a styled table keeps the ids its CSS refers to (its colours)"
@@ -183,7 +187,8 @@ def test_failed_study_section_shows_error_and_notebook_up_to_the_failing_cell(tm
     outcome = render.StudyOutcome("04_delta", "Delta title", "failed", notebook=nb,
                                   error="DatasetError: CIFAR-10 not found under /nowhere")
     section, _, subs = render.study_section(outcome, "paper")
-    assert "FAILED" in section and "This study failed" in section
+    assert '<span class="status status-failed">FAILED</span>' in section and "This study failed" in section
+    assert "status-ok" not in section
     assert "DatasetError: CIFAR-10 not found under /nowhere" in section
     assert "load_data(&#x27;/nowhere&#x27;)" in section or "load_data('/nowhere')" in section, \
         "the failing cell's code is shown"
@@ -265,9 +270,90 @@ def test_summary_table_puts_each_run_beside_the_seed(project):
     assert seed["vs seed (points)"] == pytest.approx(0.0325) and seed["profile"] == "smoke"
     assert pd.isna(table.iloc[1]["test accuracy"]), "a run not completed shows no number"
     assert table.iloc[2]["device"] == "study failed"
-    html = render.summary_html(table, outcomes)
-    assert "91.2%" in html and "88.0%" in html and "+3.2" in html and "2m 05s" in html
-    assert "01_alpha: Alpha title" in html and "02_beta: Beta title" in html and "FAILED" in html
+    # each run in its own study's group, formatted: a substring check would pass with the rows
+    # under the wrong heading or FAILED on the wrong study
+    assert summary_groups(render.summary_html(table, outcomes)) == [
+        ("01_alpha: Alpha title", [
+            ["Alpha title seed setting", "seed", "test_resnet_cifar", "7", "91.2%", "88.0%", "+3.2", "smoke",
+             "2m 05s", "cpu (test)"],
+            ["Alpha title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "smoke", "", ""]]),
+        ("02_beta: Beta title FAILED", [
+            ["Beta title seed setting", "seed", "test_resnet_cifar", "", "", "88.0%", "", "smoke", "", "study failed"],
+            ["Beta title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "smoke", "", "study failed"]]),
+    ]
+
+
+def _cells(row: str) -> list[str]:
+    return [html_mod.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<t[hd]\b[^>]*>(.*?)</t[hd]>", row, flags=re.S)]
+
+
+def summary_groups(page: str) -> list[tuple[str, list[list[str]]]]:
+    """The summary table as (study heading, [cells of each row under it]), in page order."""
+    table = re.search(r'<table class="summary">(.*?)</table>', page, flags=re.S).group(1)
+    groups: list[tuple[str, list[list[str]]]] = []
+    rows = re.findall(r'<tr( class="group")?>(.*?)</tr>', table, flags=re.S)
+    assert _cells(rows[0][1]) == list(render.SUMMARY_COLUMNS), "the column header comes first"
+    for group, row in rows[1:]:
+        if group:
+            groups.append((" ".join(_cells(row)), []))
+        else:
+            assert groups, "a run row before any study heading"
+            groups[-1][1].append(_cells(row))
+    return groups
+
+
+def test_summary_rows_sit_under_their_own_study_in_study_order() -> None:
+    """Rows come in any order; each lands under its study's heading, the headings in the
+    studies' order, a study without runs says so."""
+    rows = [{"study": "02_beta", "run": "b1", "test accuracy": 0.5},
+            {"study": "01_alpha", "run": "a1", "test accuracy": 0.25, "seed reported": 0.5, "vs seed (points)": -0.25},
+            {"study": "01_alpha", "run": "a2", "test accuracy": 0.125}]
+    outcomes = [render.StudyOutcome("01_alpha", "Alpha", "ok"), render.StudyOutcome("02_beta", "Beta", "failed"),
+                render.StudyOutcome("03_gamma", "Gamma", "ok")]
+    groups = summary_groups(render.summary_html(pd.DataFrame(rows), outcomes))
+    assert [(heading, [r[0] for r in runs]) for heading, runs in groups] == [
+        ("01_alpha: Alpha", ["a1", "a2"]), ("02_beta: Beta FAILED", ["b1"]), ("03_gamma: Gamma", ["no runs"])]
+    assert groups[0][1][0][4:7] == ["25.0%", "50.0%", "-25.0"], "accuracy, the seed's, signed points"
+    assert summary_groups(render.summary_html(pd.DataFrame(), outcomes[:1])) == [("01_alpha: Alpha", [["no runs"]])]
+
+
+def _title_page(page: str) -> str:
+    return re.search(r'<section class="title-page">(.*?)</section>', page, flags=re.S).group(1)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_title_page_caveat_only_outside_the_paper_profile(profile: str) -> None:
+    """Numbers of stand-in models must not read as results: every profile but paper says so
+    on the title page, before anything else; paper says nothing of the kind."""
+    page = render.assemble_html({"Profile": profile, "Date": "2026-11-23"}, [], pd.DataFrame())
+    caveats = re.findall(r'<p class="caveat">(.*?)</p>', page, flags=re.S)
+    if profile == "paper":
+        assert caveats == [] and "stand-in" not in page and "check the pipeline" not in page
+        return
+    assert len(caveats) == 1 and caveats[0] in _title_page(page), "one caveat, on the title page"
+    assert _title_page(page).index('class="caveat"') < _title_page(page).index('class="facts"')
+    text = html_mod.unescape(re.sub(r"<[^>]+>", "", caveats[0]))
+    assert text.startswith(f"Profile {profile}: small stand-in models on generated data, to check the pipeline.")
+    assert "These numbers are not results about the data sets" in text
+    assert text.endswith("the paper profile runs the real studies.")
+
+
+def test_title_page_escapes_the_profile() -> None:
+    page = render.assemble_html({"Profile": "<b>x</b>"}, [], pd.DataFrame())
+    assert "<b>x</b>" not in page and "Profile <b>&lt;b&gt;x&lt;/b&gt;</b>:" in _title_page(page)
+
+
+def test_contents_flag_only_the_failed_study() -> None:
+    ok = render.StudyOutcome("01_alpha", "Alpha", "ok")
+    bad = render.StudyOutcome("02_beta", "Beta", "failed", error="E: x")
+    sections = [(o, *render.study_section(o, "smoke")) for o in (ok, bad)]
+    toc = re.search(r'<nav class="toc">(.*?)</nav>', render.assemble_html({"Profile": "smoke"}, sections,
+                                                                          pd.DataFrame()), flags=re.S).group(1)
+    entries = re.findall(r'<li><a class="toc-link" href="#([^"]+)">([^<]*)</a>(.*?)</li>', toc, flags=re.S)
+    assert [(anchor, title, "FAILED" in rest) for anchor, title, rest in entries] == [
+        ("study-01_alpha", "Alpha", False), ("study-02_beta", "Beta", True),
+        ("summary", "Summary across studies", False)]
 
 
 def test_assembled_page_is_self_contained_and_prints_to_pdf(tmp_path):
@@ -317,6 +403,8 @@ def test_build_runs_studies_reuses_unchanged_ones_and_keeps_failures(project, ca
     assert "FileNotFoundError: beta data not found at /nowhere/beta" == outcomes[1].error
     page = report_path.read_text()
     assert "alpha result <strong>42</strong>" in page
+    assert re.findall(r'<p class="caveat">Profile <b>(\w+)</b>: small stand-in', page) == ["smoke"], "smoke says so"
+    assert [h for h, _ in summary_groups(page)] == ["01_alpha: Alpha title", "02_beta: Beta title FAILED"]
     assert "beta starts" in page and "never printed" not in page and "beta results heading" not in page
     assert (out / "01_alpha.html").exists() and "alpha log line" in (out / "01_alpha.html").read_text(), \
         "the notebook page with code keeps the log"
@@ -387,10 +475,19 @@ def test_cli_report_names_the_missing_dataset_and_exits_nonzero(tmp_path, python
     assert "1 of 1 studies failed: 01_cifar10_vit_vs_resnet" in res.stderr
     page = (out / "report.html").read_text()
     assert f"CIFAR-10 not found under {tmp_path / 'nonexistent' / 'cifar10'}: looked for" in page
-    assert "FAILED" in page and "Study 1" in page
+    assert 'class="caveat"' not in page, "the paper profile's report carries no smoke caveat"
+    title = load_study(project_root() / "params" / "paper" / "01_cifar10_vit_vs_resnet.yaml").title
+    [(heading, rows)] = summary_groups(page)
+    assert heading == f"01_cifar10_vit_vs_resnet: {title} FAILED"
+    assert re.search(r'<section class="study" id="study-01_cifar10_vit_vs_resnet">.*?<h1[^>]*>Study 1.*?'
+                     r'status-failed">FAILED<', page, flags=re.S), "the notebook's own title, then FAILED"
+    assert len(rows) == 5 and all(r[4] == "" and r[-1] == "study failed" for r in rows), \
+        "no run finished: no number, and why"
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+# CI (.ci/run) installs Chromium and sets CNNVIT_REQUIRE_CHROMIUM: there the check must run, not skip
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CNNVIT_REQUIRE_CHROMIUM"),
+                    reason="Debian's chromium is not installed")
 def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
     ok = render.StudyOutcome("03_gamma", "Gamma title", "ok",
                              notebook=executed_notebook(tmp_path / "03_gamma.ipynb", fail=False))

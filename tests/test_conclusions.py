@@ -1,0 +1,936 @@
+"""The conclusion logic of the five studies (:mod:`cnnvit.studies`) on synthetic results.
+
+The notebooks only run the smoke profile, so without these tests the paper profile's branches
+(targets met or not, no caveat) never execute. Each test feeds hand-made results to a
+conclusion function with the study's real parameter file (smoke or paper) and checks what the
+text *says*: which run won, the right numbers with their sign, the caveat exactly when the
+profile is not ``paper``. The numbers are chosen so that picking the wrong run, flipping a
+comparison or a difference, or rounding differently gives other text.
+
+The last part checks that every run name the conclusions (and the notebooks) spell out exists
+in both profiles' parameter files, so that renaming a run cannot silently drop a conclusion.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import functools
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnnvit import studies
+from cnnvit.study import Study, load_study, project_root, summary_table
+
+# the checkout of the imported package (not of this file): a scratch copy of lib/, params/ and
+# notebooks/ put first on PYTHONPATH is then tested as a whole
+ROOT = project_root()
+CIFAR, TINY, TRANSFORMERS, FINETUNE, CELEBA = (
+    "01_cifar10_vit_vs_resnet", "02_tiny_imagenet_cnn_ablations", "03_tiny_imagenet_transformers",
+    "04_cifar10_finetune", "05_celeba_simple_classifier")
+STUDY_NAMES = (CIFAR, TINY, TRANSFORMERS, FINETUNE, CELEBA)
+PROFILES = ("smoke", "paper")
+CAVEAT_MARK = "these numbers test the pipeline and say nothing about"
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+@functools.lru_cache(maxsize=None)
+def _load(name: str, profile: str) -> Study:
+    return load_study(ROOT / "params" / profile / f"{name}.yaml")
+
+
+def study_of(name: str, profile: str = "paper") -> Study:
+    """The study as its notebook loads it (a copy: tests may edit it)."""
+    return copy.deepcopy(_load(name, profile))
+
+
+def as_profile(study: Study, profile: str) -> Study:
+    """The same study under another profile name (e.g. a user's own ``dev`` profile)."""
+    return dataclasses.replace(study, profile=profile)
+
+
+@dataclass
+class FakeRun:
+    """What the conclusions read of a :class:`cnnvit.run.Run`, without a run folder."""
+
+    metrics: dict
+    classes: list[str]
+    epochs: pd.DataFrame
+    steps: pd.DataFrame
+    data_info: dict
+    val_steps: pd.DataFrame
+    preds: np.ndarray = field(repr=False)
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        return {"predictions": self.preds}
+
+
+def fake_run(acc: float, *, epochs: int = 10, n_test: int = 10_000, n_classes: int = 10,
+             train_loss: Sequence[float] = (2.0, 1.0), val_loss: Optional[Sequence[float]] = None,
+             grad_norms: Optional[Sequence[float]] = None, preds: Optional[np.ndarray] = None,
+             test: Optional[dict] = None, test_counts: Optional[list[int]] = None,
+             val_steps: Optional[pd.DataFrame] = None, **metrics) -> FakeRun:
+    """A finished run with test accuracy ``acc``; ``metrics`` replace or add metrics.json keys."""
+    n_ep = len(train_loss)
+    epoch_log = pd.DataFrame({"epoch": range(1, n_ep + 1), "train_loss": list(train_loss),
+                              "val_loss": list(val_loss) if val_loss is not None else [float("nan")] * n_ep})
+    steps = pd.DataFrame({"step": range(1, (len(grad_norms) if grad_norms is not None else 4) + 1)})
+    if grad_norms is not None:
+        steps["grad_norm"] = list(grad_norms)
+    m = {"test_accuracy": acc, "epochs": epochs, "dataset": {"name": "fake", "n_test": n_test},
+         "test": {"accuracy": acc, "balanced_accuracy": acc, "macro_f1": acc, **(test or {})},
+         "parameters": 1e6, "weights": "trained from scratch", "majority_baseline": 0.5,
+         "diverged": None, **metrics}
+    counts = test_counts if test_counts is not None else [n_test // n_classes] * n_classes
+    return FakeRun(m, [f"c{i}" for i in range(n_classes)], epoch_log, steps,
+                   {"class_counts": {"test": counts}},
+                   val_steps if val_steps is not None else pd.DataFrame(columns=["step", "val_accuracy"]),
+                   preds if preds is not None else np.arange(200) % n_classes)
+
+
+def bullets(md: str) -> list[str]:
+    """The bold lead of every bullet, in order."""
+    return re.findall(r"^- \*\*(.+?)\*\*", md, flags=re.M)
+
+
+def bullet(md: str, lead: str) -> str:
+    """The one bullet that starts with ``lead`` in bold."""
+    found = [line for line in md.splitlines() if line.startswith(f"- **{lead}")]
+    assert len(found) == 1, f"expected one bullet {lead!r}, got {found} in:\n{md}"
+    return found[0]
+
+
+def caveat_lines(md: str) -> list[str]:
+    return [line for line in md.splitlines() if CAVEAT_MARK in line]
+
+
+def assert_caveat(md: str, profile: str, about: str) -> None:
+    """Paper: no caveat at all. Otherwise: the closing line, naming the profile and the data set."""
+    lines = md.splitlines()
+    if profile == "paper":
+        assert caveat_lines(md) == [], md
+        assert not lines[-1].startswith("*Profile"), md
+    else:
+        assert caveat_lines(md) == [lines[-1]], "one caveat, as the last line"
+        assert lines[-1].startswith(f"*Profile `{profile}` uses ") and lines[-1].endswith("*")
+        assert f"say nothing about {about}" in lines[-1]
+        assert lines[-2] == "", "the caveat is a paragraph of its own"
+
+
+# --------------------------------------------------------------------------- _pct, _pts, caveat
+
+@pytest.mark.parametrize("x, text", [(0.8812, "88.1%"), (0.005, "0.5%"), (1.0, "100.0%"), (0.0, "0.0%")])
+def test_pct_is_a_percentage_with_one_decimal(x: float, text: str) -> None:
+    assert studies._pct(x) == text
+
+
+@pytest.mark.parametrize("a, b, text", [(0.9, 0.8, "+10.0 points"), (0.8, 0.9, "-10.0 points"),
+                                        (0.5, 0.5, "+0.0 points")])
+def test_pts_is_a_signed_difference_in_points(a: float, b: float, text: str) -> None:
+    assert studies._pts(a, b) == text
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_profile_caveat_only_outside_the_paper_profile(profile: str) -> None:
+    study = as_profile(study_of(TINY, "smoke"), profile)
+    lines = studies._profile_caveat(study, "tiny stand-ins", "Tiny-ImageNet")
+    if profile == "paper":
+        assert lines == []
+    else:
+        assert lines == ["", f"*Profile `{profile}` uses tiny stand-ins: these numbers test the pipeline "
+                             f"and say nothing about Tiny-ImageNet.*"]
+
+
+# ----------------------------------------------------------------------------- study 1: CIFAR-10
+
+def cifar_results(**acc: float) -> dict[str, FakeRun]:
+    """All five runs of study 1 (seed CNN ahead, as the seed found); ``acc`` overrides, None drops."""
+    base = {"seed_resnet18": 0.8812, "seed_vit_b16": 0.6543, "ablation_vit_b16_no_preprocessing": 0.6011,
+            "strong_resnet18": 0.9534, "strong_vit": 0.9021}
+    epochs = {"seed_resnet18": 20, "seed_vit_b16": 30, "ablation_vit_b16_no_preprocessing": 31,
+              "strong_resnet18": 200, "strong_vit": 300}
+    base.update(acc)
+    return {n: fake_run(a, epochs=epochs[n]) for n, a in base.items() if a is not None}
+
+
+def test_cifar10_header_names_profile_and_test_split_size() -> None:
+    results = cifar_results()
+    results["seed_resnet18"].metrics["dataset"]["n_test"] = 9876
+    md = studies.cifar10_conclusions(study_of(CIFAR), results)
+    assert md.splitlines()[0].startswith("*Computed from the runs of profile `paper`; ")
+    assert "full test split (9876 images)" in md.splitlines()[0]
+
+
+@pytest.mark.parametrize("resnet, vit, lead", [(0.8812, 0.6543, "+22.7"), (0.6011, 0.7023, "-10.1")])
+def test_cifar10_seed_settings_give_each_models_number_and_the_cnns_signed_lead(
+        resnet: float, vit: float, lead: str) -> None:
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=resnet, seed_vit_b16=vit))
+    line = bullet(md, "Seed settings.")
+    assert f"ResNet-18 (`resnet18`) reached {100 * resnet:.1f}% in 20 epochs" in line
+    assert f"ViT-B/16 (`vit_base_patch16_224`) {100 * vit:.1f}% in 30 epochs" in line
+    assert f"the CNN leads by {lead} points" in line
+
+
+@pytest.mark.parametrize("with_pre, without, verdict, diff", [
+    (0.6543, 0.6011, "helped", "+5.3"),
+    (0.6011, 0.6543, "did not help", "-5.3"),
+    (0.6200, 0.6200, "did not help", "+0.0"),  # a tie is no evidence that it helps
+])
+def test_cifar10_preprocessing_verdict_follows_the_comparison(with_pre: float, without: float, verdict: str,
+                                                             diff: str) -> None:
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(
+        seed_vit_b16=with_pre, ablation_vit_b16_no_preprocessing=without))
+    line = bullet(md, "Preprocessing ablation.")
+    assert (f"With the seed's flip and normalisation ViT-B/16 reached {100 * with_pre:.1f}%, without them "
+            f"{100 * without:.1f}%: preprocessing {verdict} here ({diff} points;") in line
+
+
+def test_cifar10_strong_recipes_compare_with_their_own_seed_run_and_meet_paper_targets() -> None:
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results())
+    resnet = bullet(md, "ResNet-18, strong recipe")
+    assert resnet == ("- **ResNet-18, strong recipe** (`resnet18_cifar`). 95.3% after 200 epochs at 32 px, "
+                      "against 88.1% for the seed setting (+7.2 points). Target at least 95.0%: met.")
+    vit = bullet(md, "ViT, strong recipe")
+    assert vit == ("- **ViT, strong recipe** (`vit_small_cifar`). 90.2% after 300 epochs at 32 px, "
+                   "against 65.4% for the seed setting (+24.8 points). Target at least 90.0%: met.")
+
+
+@pytest.mark.parametrize("resnet, met", [(0.95, "met"), (0.9499, "not met"), (0.8, "not met")])
+def test_cifar10_target_met_at_or_above_it(resnet: float, met: str) -> None:
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(strong_resnet18=resnet))
+    assert bullet(md, "ResNet-18, strong recipe").endswith(f"Target at least 95.0%: {met}.")
+    assert bullet(md, "ViT, strong recipe").endswith("Target at least 90.0%: met.")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_cifar10_targets_and_caveat_by_profile(profile: str) -> None:
+    """The published targets only mean something for the paper profile; the caveat is the
+    converse."""
+    study = as_profile(study_of(CIFAR, "paper" if profile == "paper" else "smoke"), profile)
+    md = studies.cifar10_conclusions(study, cifar_results())
+    strong = [bullet(md, "ResNet-18, strong recipe"), bullet(md, "ViT, strong recipe")]
+    assert all(("Target at least" in line) == (profile == "paper") for line in strong)
+    assert_caveat(md, profile, "CIFAR-10")
+    if profile != "paper":
+        assert md.splitlines()[-1].endswith("See the `paper` profile for the study.*")
+
+
+def test_cifar10_missing_runs_drop_only_their_bullets() -> None:
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=None, strong_vit=None))
+    assert bullets(md) == ["Preprocessing ablation."], "the ResNet bullets need seed_resnet18, ViT's strong_vit"
+    md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(ablation_vit_b16_no_preprocessing=None))
+    assert bullets(md) == ["Seed settings.", "ResNet-18, strong recipe", "ViT, strong recipe"]
+
+
+# ------------------------------------------------------------------------- study 2: Tiny-ImageNet
+
+TINY_ACC = {"vgg19_bn": 0.5201, "vgg19": 0.4102, "resnet18": 0.5511, "resnet34": 0.5622, "resnet50": 0.5933,
+            "resnet50_noskip": 0.5012, "resnext50": 0.6044, "t2t_vit": 0.4511, "t2t_vit_64": 0.4822,
+            "strong_resnet50": 0.6311}
+
+
+def tiny_results(vgg19_run: Optional[FakeRun] = None, **acc: Optional[float]) -> dict[str, FakeRun]:
+    """Study 2's paper runs (200 classes; every model learned); ``acc`` overrides, None drops."""
+    base = {**TINY_ACC, **acc}
+    out = {n: fake_run(a, n_classes=200, train_loss=(4.0, 2.0)) for n, a in base.items() if a is not None}
+    if vgg19_run is not None:
+        out["vgg19"] = vgg19_run
+    return out
+
+
+def stalled_vgg19() -> FakeRun:
+    """VGG19 without BatchNorm as the seed saw it: loss at ln 200, one class predicted, gradients gone."""
+    return fake_run(0.005, n_classes=200, train_loss=(5.3, 5.2960), preds=np.full(200, 7),
+                    grad_norms=[1.5] * 20 + [0.01] * 160 + [0.0002] * 20)
+
+
+def test_tiny_imagenet_batchnorm_names_a_stall_with_its_evidence() -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(vgg19_run=stalled_vgg19()))
+    assert bullet(md, "BatchNorm.") == (
+        "- **BatchNorm.** VGG19 with BatchNorm reached 52.0% (seed 52.8%), without it 0.5% (seed 0.5%): "
+        "it **stalled**: its training loss ended at 5.296, against ln C = 5.298 for a uniform guess, and it "
+        "predicts 1 distinct class(es) on the test split; its gradient norm went from 1.5 to 0.0002.")
+
+
+def test_tiny_imagenet_batchnorm_says_when_vgg19_learned_or_diverged() -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results())
+    assert bullet(md, "BatchNorm.").endswith("without it 41.0% (seed 0.5%): it **did learn** here, unlike in the seed.")
+    diverged = fake_run(0.005, n_classes=200, train_loss=(5.3, float("nan")), preds=np.full(200, 3),
+                        diverged={"epoch": 2, "step": 123, "loss": "nan"})
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(vgg19_run=diverged))
+    assert bullet(md, "BatchNorm.").endswith(": it **diverged**: the loss became nan at step 123.")
+
+
+@pytest.mark.parametrize("loss_share, acc, status", [
+    (0.98, 0.005, "stalled"),   # loss within 3% of ln C and accuracy under 2/C
+    (0.96, 0.005, "learned"),   # the loss fell more than 3% below ln C
+    (0.98, 0.012, "learned"),   # accuracy above 2/C: it learnt something
+    (0.20, 0.001, "learned"),
+])
+def test_training_diagnosis_stalled_needs_both_a_chance_loss_and_chance_accuracy(
+        loss_share: float, acc: float, status: str) -> None:
+    run = fake_run(acc, n_classes=200, train_loss=(5.3, loss_share * np.log(200)))
+    assert studies.training_diagnosis(run)["status"] == status
+
+
+def test_training_diagnosis_reports_its_evidence() -> None:
+    d = studies.training_diagnosis(stalled_vgg19())
+    assert d["status"] == "stalled" and d["final train loss"] == pytest.approx(5.296)
+    assert d["chance loss (ln C)"] == pytest.approx(np.log(200)) and d["chance acc (1/C)"] == 1 / 200
+    assert d["grad norm, first steps"] == 1.5 and d["grad norm, last steps"] == 0.0002
+    assert d["distinct predicted classes"] == 1 and d["share of the most predicted class"] == 1.0
+    # diverged wins over stalled, and the last finite loss is the one reported
+    run = fake_run(0.005, n_classes=200, train_loss=(5.0, 5.29, float("nan")), diverged={"step": 9, "loss": "nan"})
+    d = studies.training_diagnosis(run)
+    assert d["status"] == "diverged" and d["final train loss"] == pytest.approx(5.29)
+    assert d["grad norm, first steps"] is None, "no gradient norms logged: none claimed"
+
+
+@pytest.mark.parametrize("accs, trend", [((0.5511, 0.5622, 0.5933), "rises with depth"),
+                                         ((0.5511, 0.5933, 0.5622), "does not rise monotonically with depth"),
+                                         ((0.5933, 0.5622, 0.5511), "does not rise monotonically with depth")])
+def test_tiny_imagenet_depth_trend(accs: tuple[float, float, float], trend: str) -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(
+        resnet18=accs[0], resnet34=accs[1], resnet50=accs[2]))
+    r18, r34, r50 = (f"{100 * a:.1f}%" for a in accs)
+    assert bullet(md, "Depth.") == (f"- **Depth.** ResNet-18 {r18} (seed 55.1%), ResNet-34 {r34} (seed 56.0%), "
+                                    f"ResNet-50 {r50} (seed 59.0%): accuracy {trend} here.")
+
+
+def test_tiny_imagenet_skip_and_cardinality_are_signed_against_resnet50_and_the_seeds_gap() -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results())
+    assert bullet(md, "Skip connections.") == (
+        "- **Skip connections.** Removing them from ResNet-50 changes top-1 by -9.2 points "
+        "(the seed: -4.9 points); ResNet-34, of similar size, 56.2%.")
+    assert bullet(md, "Cardinality.") == (
+        "- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: +1.1 points "
+        "(the seed: +0.3 points).")
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnet34=None, resnet50_noskip=0.6101))
+    assert bullet(md, "Skip connections.").endswith("changes top-1 by +1.7 points (the seed: -4.9 points).")
+
+
+def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_run() -> None:
+    results = tiny_results()
+    # validation only every other epoch: the gap is read at the last epoch that has one
+    results["resnext50"] = fake_run(0.6044, n_classes=200, train_loss=(3.0, 1.1, 0.7),
+                                    val_loss=(3.2, 2.4, float("nan")))
+    results["t2t_vit"] = fake_run(0.4511, n_classes=200, train_loss=(3.5, 2.7), val_loss=(3.6, 2.9))
+    line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), results), "CNN vs T2T-ViT.")
+    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points; "
+                    "validation minus training loss at the end: ResNeXt-50 32x4d (SGD 0.1, batch 128) +1.30, "
+                    "T2T-ViT-t-14 at 224 px (AdamW, its paper's recipe) +0.20; at the native 64 px (16 tokens) "
+                    "T2T-ViT-t-14 reached 48.2%.")
+    line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(t2t_vit_64=None)), "CNN vs T2T-ViT.")
+    assert line == "- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points."
+
+
+def test_tiny_imagenet_stronger_recipe_compares_with_its_own_seed_run() -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results())
+    label = study_of(TINY).runs["strong_resnet50"].label
+    assert bullet(md, "Stronger recipe") == (f"- **Stronger recipe: {label}.** 63.1%, against 59.3% for its seed "
+                                             f"setting (+3.8 points).")
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnet50=None))
+    assert bullet(md, "Stronger recipe") == f"- **Stronger recipe: {label}.** 63.1%."
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_tiny_imagenet_caveat_by_profile(profile: str) -> None:
+    study = as_profile(study_of(TINY, "paper" if profile == "paper" else "smoke"), profile)
+    md = studies.tiny_imagenet_conclusions(study, tiny_results())
+    assert md.splitlines()[0].startswith(f"*Computed from the runs of profile `{profile}`: top-1 accuracy on the "
+                                         f"10000-image test split")
+    assert_caveat(md, profile, "Tiny-ImageNet")
+
+
+def test_tiny_imagenet_missing_runs_drop_only_their_bullets() -> None:
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(
+        vgg19=None, resnet34=None, t2t_vit=None))
+    strong = study_of(TINY).runs["strong_resnet50"].label
+    assert bullets(md) == ["Skip connections.", "Cardinality.", f"Stronger recipe: {strong}."]
+    assert "ResNet-34" not in bullet(md, "Skip connections.")
+
+
+def test_effect_panels_hold_each_effects_own_runs_and_skip_incomplete_effects() -> None:
+    study, results = study_of(TINY), tiny_results(resnet50_noskip=None)
+    panels = studies.effect_panels(study, results)
+    assert list(panels) == ["BatchNorm (VGG19)", "Depth (ResNet)", "Cardinality", "CNN vs T2T-ViT"]
+    for effect, panel in panels.items():
+        names = studies.TINY_IMAGENET_EFFECTS[effect]
+        assert list(panel) == [study.runs[n].label for n in names]
+        assert all(panel[study.runs[n].label] is results[n].epochs for n in names)
+
+
+def test_best_run_and_class_extremes_pick_the_highest() -> None:
+    results = tiny_results()
+    assert studies.best_run(results) == "strong_resnet50"
+    run = fake_run(0.5)
+    run.metrics["test"]["per_class"] = {c: {"recall": r} for c, r in zip("abcde", (0.5, 0.9, 0.1, 0.7, 0.3))}
+    ext = studies.class_accuracy_extremes(run, k=2)
+    assert list(ext["best class"]) == ["b", "d"] and list(ext["worst class"]) == ["c", "e"]
+    assert list(ext["recall"]) == [0.9, 0.7] and list(ext["recall "]) == [0.1, 0.3]
+
+
+# ---------------------------------------------------------------------- study 3: transformers
+
+TRANSFORMER_ACC = {"swin": 0.8811, "vit_l": 0.8512, "cait": 0.8677, "deit": 0.8733, "deit_head_only": 0.7012,
+                   "opt_sgd": 0.7801, "opt_sgd_nesterov": 0.7911, "aug_no_mixup": 0.8801, "aug_ema": 0.8702,
+                   "aug_no_randaugment": 0.8102, "bs_32": 0.8411, "bs_64": 0.8523}
+
+
+def transformer_results(**acc: Optional[float]) -> dict[str, FakeRun]:
+    base = {**TRANSFORMER_ACC, **acc}
+    return {n: fake_run(a, n_classes=200) for n, a in base.items() if a is not None}
+
+
+def test_transformers_rank_models_best_first_with_the_papers_number() -> None:
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results())
+    assert bullet(md, "Models") == (
+        "- **Models** (full fine-tuning): Swin-L/4 88.1% (paper 91.3%), DeiT-B/16 distilled 87.3% (paper 87.3%), "
+        "CaiT-S/36 86.8% (paper 86.7%), ViT-L/16 85.1% (paper 86.4%). Best: Swin-L/4.")
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(vit_l=0.9001, swin=None))
+    assert bullet(md, "Models").endswith("Best: ViT-L/16.")
+    assert "Swin" not in bullet(md, "Models")
+
+
+def test_transformers_frozen_backbone_optimizers_and_batch_size() -> None:
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results())
+    assert bullet(md, "Frozen backbone vs fine-tuning") == (
+        "- **Frozen backbone vs fine-tuning** (DeiT): new head only 70.1%, everything fine-tuned 87.3% (+17.2 points).")
+    assert bullet(md, "Optimizers") == ("- **Optimizers** (DeiT): AdamW 87.3%, SGD (momentum 0.9), lr 0.01 78.0%, "
+                                        "SGD with Nesterov momentum, lr 0.01 79.1%.")
+    assert bullet(md, "Batch size") == "- **Batch size** (DeiT, effective): 32: 84.1%, 64: 85.2%, 128: 87.3%."
+
+
+def _effective_batches(line: str) -> list[tuple[int, float]]:
+    """``[(32, 0.841), ...]`` from the batch-size bullet, in its order."""
+    return [(int(b), float(p) / 100) for b, p in re.findall(r"(\d+): ([\d.]+)%", line.split("effective):", 1)[1])]
+
+
+@pytest.mark.parametrize("profile", [
+    pytest.param("smoke", marks=pytest.mark.xfail(strict=True, reason=(
+        "real bug: smoke's deit run has an effective batch of 16 x 4 = 64, but the conclusions credit its "
+        "number to 128 (hard-coded for 'deit'); remove this mark once the batch is read from the config"))),
+    "paper"])
+def test_transformers_batch_sizes_are_each_runs_effective_batch(profile: str) -> None:
+    """Each number is credited to its run's own batch_size x grad_accum."""
+    study = study_of(TRANSFORMERS, profile)
+    md = studies.transformers_conclusions(study, transformer_results())
+    expected = [(study.runs[n].config.train.batch_size * study.runs[n].config.train.grad_accum,
+                 round(TRANSFORMER_ACC[n], 3)) for n in studies.BATCH_RUNS]
+    assert [(b, round(a, 3)) for b, a in _effective_batches(bullet(md, "Batch size"))] == expected
+
+
+def test_transformers_augmentation_ablation_names_best_and_worst_against_the_default() -> None:
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results())
+    assert bullet(md, "Augmentation ablation") == (
+        '- **Augmentation ablation** (DeiT, 3 variants): best "without Mixup" 88.0%, worst "without RandAugment" '
+        "81.0% (-6.3 points against the default).")
+    # no variant beats the default recipe: the default is the best
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(aug_no_mixup=0.8601))
+    assert bullet(md, "Augmentation ablation").startswith(
+        '- **Augmentation ablation** (DeiT, 3 variants): best "default recipe" 87.3%, worst "without RandAugment"')
+
+
+def test_ablation_table_is_best_first_with_signed_points() -> None:
+    table = studies.ablation_table(study_of(TRANSFORMERS), transformer_results())
+    assert list(table["variant"]) == ["without Mixup", "default recipe", "with model EMA (decay 0.9998)",
+                                      "without RandAugment"]
+    assert list(table["vs default (points)"].round(2)) == [0.68, 0.0, -0.31, -6.31]
+    assert studies.ablation_table(study_of(TRANSFORMERS), transformer_results(deit=None)).empty
+
+
+def test_transformer_table_sets_each_model_beside_the_paper() -> None:
+    results = transformer_results()
+    for run in results.values():
+        run.metrics.update(test_top5=0.97, weights="pretrained: hub deit")
+    table = studies.transformer_table(study_of(TRANSFORMERS), results).set_index("run")
+    deit, head = table.loc["DeiT-B/16 distilled, full fine-tuning"], table.loc[
+        "DeiT-B/16 distilled: new head on the frozen backbone (the paper's code)"]
+    assert deit["setting"] == "full fine-tuning" and deit["weights"] == "pretrained"
+    assert deit["vs paper (points)"] == pytest.approx(100 * (0.8733 - 0.8729))
+    assert head["setting"] == "new head on a frozen backbone" and pd.isna(head["vs paper (points)"])
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_transformers_caveat_by_profile(profile: str) -> None:
+    study = as_profile(study_of(TRANSFORMERS, "paper" if profile == "paper" else "smoke"), profile)
+    assert_caveat(studies.transformers_conclusions(study, transformer_results()), profile, "Tiny-ImageNet")
+
+
+def test_transformers_missing_runs_drop_only_their_bullets() -> None:
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(
+        deit_head_only=None, opt_sgd=None, opt_sgd_nesterov=None, bs_32=None, bs_64=None))
+    assert bullets(md) == ["Models", "Augmentation ablation"]
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), {"opt_sgd": fake_run(0.5)})
+    assert bullets(md) == [], "one optimizer alone compares nothing"
+
+
+# ----------------------------------------------------------------------- study 4: fine-tuning
+
+def finetune_results(**acc: Optional[float]) -> dict[str, FakeRun]:
+    base = {"seed_linear_probe": 0.8611, "partial_finetune": 0.9312, "full_finetune": 0.9761, "scratch": 0.7023,
+            **acc}
+    out = {n: fake_run(a, test={"macro_f1": a - 0.0011}, weights="pretrained: ImageNet-1k (torch.hub)")
+           for n, a in base.items() if a is not None}
+    if "scratch" in out:
+        out["scratch"].metrics["weights"] = "trained from scratch"
+    return out
+
+
+def test_finetune_seed_setting_against_the_seeds_figures() -> None:
+    md = studies.finetune_conclusions(study_of(FINETUNE), finetune_results())
+    assert bullet(md, "Seed setting") == (
+        "- **Seed setting** (frozen backbone, new head): accuracy 86.1%, macro F1 0.8600, against the seed's "
+        "85.2% / 0.8510. Its weights: pretrained.")
+
+
+def test_finetune_each_finetuning_is_signed_against_the_frozen_backbone() -> None:
+    study = study_of(FINETUNE)
+    md = studies.finetune_conclusions(study, finetune_results())
+    assert bullet(md, study.runs["partial_finetune"].label) == (
+        f"- **{study.runs['partial_finetune'].label}**: 93.1% (+7.0 points against the frozen backbone).")
+    md = studies.finetune_conclusions(study, finetune_results(full_finetune=0.8011))
+    assert bullet(md, study.runs["full_finetune"].label) == (
+        f"- **{study.runs['full_finetune'].label}**: 80.1% (-6.0 points against the frozen backbone).")
+    md = studies.finetune_conclusions(study, finetune_results(seed_linear_probe=None))
+    assert bullets(md) == ["Pretraining."], "without the frozen backbone there is nothing to compare with"
+
+
+def test_finetune_pretraining_compares_scratch_with_the_best_pretrained_run() -> None:
+    study = study_of(FINETUNE)
+    md = studies.finetune_conclusions(study, finetune_results())
+    assert bullet(md, "Pretraining.") == (
+        f"- **Pretraining.** The same architecture from scratch reached 70.2%; the best run from pretrained "
+        f"weights ({study.runs['full_finetune'].label}) 97.6% (+27.4 points).")
+    # scratch ahead of everything: still compared with the best *pretrained* run
+    md = studies.finetune_conclusions(study, finetune_results(scratch=0.9901, partial_finetune=0.9801))
+    assert bullet(md, "Pretraining.").endswith(
+        f"({study.runs['partial_finetune'].label}) 98.0% (-1.0 points).")
+    assert bullets(studies.finetune_conclusions(study, finetune_results(
+        seed_linear_probe=None, partial_finetune=None, full_finetune=None))) == []
+
+
+def test_finetune_smoke_pretraining_run_is_not_a_pretrained_contender() -> None:
+    study = study_of(FINETUNE, "smoke")
+    results = finetune_results()
+    results["pretrain"] = fake_run(0.9911)  # on another (generated) task: not comparable
+    line = bullet(studies.finetune_conclusions(study, results), "Pretraining.")
+    assert f"({study.runs['full_finetune'].label}) 97.6%" in line
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_finetune_caveat_by_profile(profile: str) -> None:
+    study = as_profile(study_of(FINETUNE, "paper" if profile == "paper" else "smoke"), profile)
+    assert_caveat(studies.finetune_conclusions(study, finetune_results()), profile, "DeiT on CIFAR-10")
+
+
+# ----------------------------------------------------------------------------- study 5: CelebA
+
+CELEBA_PRETRAINING = ("binary_vit_b32_scratch", "seed_binary_vit_b32")
+CELEBA_FAMILY = ["cnn_naive", "cnn_alexnet", "cnn_vgg16", "cnn_resnet101", "seed_binary_resnet152"]
+CELEBA_PARAMS = {"cnn_naive": 0.2e6, "cnn_alexnet": 57e6, "cnn_vgg16": 134e6, "cnn_resnet101": 42.5e6,
+                 "seed_binary_resnet152": 58e6}
+
+
+def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
+    """Study 5's paper runs: the best binary run is strong_binary_resnet152, the CNN family's
+    accuracy follows its size, every CNN but the naive one pretrained."""
+    base = {"seed_binary_resnet152": 0.9311, "seed_binary_vit_b32": 0.9102, "binary_vit_b32_scratch": 0.8012,
+            "cnn_naive": 0.8811, "cnn_alexnet": 0.9122, "cnn_vgg16": 0.9401, "cnn_resnet101": 0.9211,
+            "strong_binary_resnet152": 0.9512, "strong_binary_vit_b32": 0.9403,
+            "seed_hair5_resnet152": 0.8302, "seed_hair5_vit_b32": 0.8411, "strong_hair5_resnet152": 0.8512,
+            "strong_hair5_vit_b32": 0.8623, "seed_multilabel_resnet152": 0.9011, "strong_multilabel_vit_b32": 0.9102,
+            **acc}
+    out = {}
+    for n, a in base.items():
+        if a is None:
+            continue
+        if "multilabel" in n:
+            run = fake_run(a, n_classes=40, majority_baseline=0.8734, test={"mean_average_precision": 0.6123})
+        elif "hair5" in n:
+            run = fake_run(a, n_classes=5, majority_baseline=0.3512, test={"balanced_accuracy": a - 0.1})
+        else:
+            run = fake_run(a, n_classes=2, majority_baseline=0.8521, test_counts=[17000, 2962],
+                           test={"balanced_accuracy": a - 0.0501})
+        run.metrics["parameters"] = CELEBA_PARAMS.get(n, 88e6)
+        run.metrics["weights"] = ("trained from scratch" if n in ("cnn_naive", "binary_vit_b32_scratch")
+                                  else "pretrained: torchvision IMAGENET1K_V1")
+        out[n] = run
+    for n, first in zip(CELEBA_PRETRAINING, (0.6, 0.85)):
+        if n in out:
+            out[n].val_steps = pd.DataFrame({"step": [50, 100], "val_accuracy": [first, first + 0.05]})
+    return out
+
+
+def celeba_md(results: dict[str, FakeRun], profile: str = "paper") -> str:
+    return studies.celeba_conclusions(study_of(CELEBA, profile), results, CELEBA_PRETRAINING, CELEBA_FAMILY)
+
+
+def test_celeba_binary_best_run_against_majority_and_the_seeds_balanced_set() -> None:
+    assert bullet(celeba_md(celeba_results()), "Binary.") == (
+        "- **Binary.** Highest test accuracy: ResNet-152, pretrained, stronger recipe, 95.1% against 85.2% for "
+        "always answering the majority (+9.9 points); balanced accuracy 90.1%. Seed settings: ResNet-152, "
+        "pretrained (seed setting) 93.1% (seed reported 92.4%); ViT-B/32, pretrained (seed setting) 91.0% "
+        "(seed reported 91.9%). The seed's precision and recall imply about 50% positives (a balanced set); "
+        "14.8% of this test split are positive, so its accuracy compares with balanced accuracy here.")
+
+
+def test_celeba_hair5_and_multilabel_report_their_own_measures() -> None:
+    md = celeba_md(celeba_results())
+    assert bullet(md, "Five hair colours.") == (
+        "- **Five hair colours.** Highest test accuracy: ViT-B/32, 5 hair colours, stronger recipe, balanced "
+        "sampling, 86.2% against 35.1% for always answering the majority (+51.1 points); balanced accuracy 76.2%. "
+        "Seed settings: ResNet-152, pretrained, 5 hair colours (seed setting) 83.0% (seed reported 83.8%); "
+        "ViT-B/32, pretrained, 5 hair colours (seed setting) 84.1% (seed reported 82.3%).")
+    assert bullet(md, "Multi-label.") == (
+        "- **Multi-label.** Highest test mean per-label accuracy: ViT-B/32, pretrained, 40 attributes, stronger "
+        "recipe, 91.0% against 87.3% for always answering the majority (+3.7 points); mAP 0.612. Seed settings: "
+        "ResNet-152, pretrained, 40 attributes (seed setting; model not named by the seed) 90.1% (seed reported "
+        "92.9%).")
+
+
+def test_celeba_best_follows_the_numbers_and_missing_tasks_drop_out() -> None:
+    md = celeba_md(celeba_results(seed_binary_vit_b32=0.9611, **{n: None for n in (
+        "seed_hair5_resnet152", "seed_hair5_vit_b32", "strong_hair5_resnet152", "strong_hair5_vit_b32")}))
+    assert bullet(md, "Binary.").startswith("- **Binary.** Highest test accuracy: ViT-B/32, pretrained (seed "
+                                            "setting), 96.1% against 85.2%")
+    assert "Five hair colours." not in bullets(md)
+    # no seed setting among the binary runs: no seed numbers, so no remark on the seed's balanced set
+    md = celeba_md({n: r for n, r in celeba_results().items() if not n.startswith("seed_binary")})
+    assert "Seed settings" not in bullet(md, "Binary.") and "balanced set" not in md
+
+
+def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_validation() -> None:
+    md = celeba_md(celeba_results())
+    assert bullet(md, "Pretraining") == (
+        "- **Pretraining** (ViT-B/32, pretrained (seed setting) against ViT-B/32 from scratch (effect of "
+        "pretraining)): 91.0% against 80.1% (+10.9 points). At the first validation (50 steps) it stood at "
+        "85.0% against 60.0%.")
+    results = celeba_results()
+    results["binary_vit_b32_scratch"].val_steps = pd.DataFrame(columns=["step", "val_accuracy"])
+    assert bullet(celeba_md(results), "Pretraining").endswith("(+10.9 points).")
+    assert "Pretraining" not in bullets(celeba_md(celeba_results(binary_vit_b32_scratch=None)))
+
+
+@pytest.mark.parametrize("reverse, rho", [(False, "+1.00"), (True, "-1.00")])
+def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: bool, rho: str) -> None:
+    by_size = sorted(CELEBA_FAMILY, key=CELEBA_PARAMS.get)
+    accs = [0.80, 0.85, 0.90, 0.92, 0.95][::-1 if reverse else 1]
+    md = celeba_md(celeba_results(**dict(zip(by_size, accs))))
+    assert bullet(md, "CNN size.") == (
+        f"- **CNN size.** Over 5 CNNs (naive_cnn, alexnet, vgg16, resnet101, resnet152), the rank correlation of "
+        f"parameters and accuracy is {rho} (+1: the larger, the more accurate, as the seed found). Their starting "
+        f"points differ (naive_cnn: scratch; alexnet: pretrained; vgg16: pretrained; resnet101: pretrained; "
+        f"resnet152: pretrained), which this comparison mixes in.")
+
+
+def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
+    results = celeba_results()
+    results["cnn_naive"].metrics["weights"] = "pretrained: torchvision IMAGENET1K_V1"
+    assert bullet(celeba_md(results), "CNN size.").endswith("as the seed found).")
+    three = celeba_results(cnn_naive=None, cnn_alexnet=None)
+    assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")
+    assert "CNN size." not in bullets(celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None, cnn_vgg16=None)))
+
+
+@pytest.mark.parametrize("source, kind", [("trained from scratch", "scratch"), ("", "scratch"),
+                                          ("pretrained: torchvision IMAGENET1K_V1", "pretrained"),
+                                          ("pretrained on celeba by this project (run pretrain)",
+                                           "pretrained (this project)")])
+def test_weights_kind(source: str, kind: str) -> None:
+    assert studies._weights({"weights": source}) == kind
+
+
+@pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
+def test_celeba_caveat_by_profile(profile: str) -> None:
+    study = as_profile(study_of(CELEBA, "paper" if profile == "paper" else "smoke"), profile)
+    md = studies.celeba_conclusions(study, celeba_results(), CELEBA_PRETRAINING, CELEBA_FAMILY)
+    assert_caveat(md, profile, "CelebA")
+
+
+# ----------------------------------------------------------- a diverged run in the summary table
+
+def test_summary_table_marks_a_diverged_run_and_keeps_its_number() -> None:
+    study = study_of(CIFAR)
+    results = cifar_results()
+    for run in results.values():
+        run.metrics.update(test_top5=0.99, wall_time_s=10.0, train_images_per_s=100.0, device="cpu",
+                           epochs_run=run.metrics["epochs"])
+        run.metrics["dataset"].update(n_train=50_000, n_val=0)
+        run.data_info["native_size"] = [32, 32]
+    results["seed_vit_b16"].metrics.update(diverged={"epoch": 4, "step": 900, "loss": "nan"}, epochs_run=4)
+    table = summary_table(study, results).set_index("run")
+    assert table.loc[study.runs["seed_vit_b16"].label, "epochs"] == "4 of 30 (diverged)"
+    assert table.loc[study.runs["seed_resnet18"].label, "epochs"] == 20
+    assert table.loc[study.runs["seed_vit_b16"].label, "test acc"] == 0.6543
+
+
+# ------------------------------------------ every study's bullets with every run of each profile
+
+def notebook_code(name: str) -> str:
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def notebook_constant(name: str, variable: str):
+    """The literal a notebook assigns to ``variable`` (what it passes to the conclusions)."""
+    for node in ast.walk(ast.parse(notebook_code(name))):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} assigns no {variable}")
+
+
+def all_runs(name: str, profile: str) -> dict[str, FakeRun]:
+    """A plausible finished run for every run of the study's parameter file."""
+    study = study_of(name, profile)
+    n_classes = {"binary": 2, "hair5": 5, "multilabel": 40}
+    out = {}
+    for i, (run, spec) in enumerate(study.runs.items()):
+        classes = n_classes[spec.config.data.task] if spec.config.data.name == "celeba" else 10
+        out[run] = fake_run(0.5 + 0.01 * i, n_classes=classes, test={"mean_average_precision": 0.5},
+                            val_loss=(2.0, 1.5), val_steps=pd.DataFrame({"step": [10], "val_accuracy": [0.5]}))
+    return out
+
+
+def conclusions_of(name: str, profile: str, results: dict[str, FakeRun]) -> str:
+    """The study's conclusions as its notebook computes them."""
+    study = study_of(name, profile)
+    if name == CELEBA:
+        return studies.celeba_conclusions(study, results, notebook_constant(CELEBA, "PRETRAINING"),
+                                          notebook_constant(CELEBA, "FAMILY"))
+    fn: Callable[[Study, dict], str] = {CIFAR: studies.cifar10_conclusions,
+                                        TINY: studies.tiny_imagenet_conclusions,
+                                        TRANSFORMERS: studies.transformers_conclusions,
+                                        FINETUNE: studies.finetune_conclusions}[name]
+    return fn(study, results)
+
+
+def expected_bullets(name: str, profile: str) -> list[str]:
+    label = study_of(name, profile).runs
+    if name == TINY:
+        return ["BatchNorm.", "Depth.", "Skip connections.", "Cardinality.", "CNN vs T2T-ViT.",
+                f"Stronger recipe: {label['strong_resnet50'].label}."]
+    if name == FINETUNE:
+        return ["Seed setting", label["partial_finetune"].label, label["full_finetune"].label, "Pretraining."]
+    return {CIFAR: ["Seed settings.", "Preprocessing ablation.", "ResNet-18, strong recipe", "ViT, strong recipe"],
+            TRANSFORMERS: ["Models", "Frozen backbone vs fine-tuning", "Optimizers", "Augmentation ablation",
+                           "Batch size"],
+            CELEBA: ["Binary.", "Five hair colours.", "Multi-label.", "Pretraining", "CNN size."]}[name]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_every_conclusion_is_drawn_from_each_profiles_full_set_of_runs(name: str, profile: str) -> None:
+    """With every run of the parameter file finished, no bullet is missing: a run renamed in
+    params/ (or in a conclusion) would silently drop its bullet."""
+    md = conclusions_of(name, profile, all_runs(name, profile))
+    assert bullets(md) == expected_bullets(name, profile)
+    assert (caveat_lines(md) == []) == (profile == "paper")
+    if name == TINY:  # the optional clauses of runs that exist in the profile
+        assert ("at the native 64 px" in md) == ("t2t_vit_64" in study_of(name, profile).runs)
+        assert "for its seed setting" in bullet(md, "Stronger recipe")
+
+
+# --------------------------------------------- run names the code spells out exist in params/
+
+RUN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
+# dicts keyed by run name (not study 1's ``ep``: efficiency_table's ``ep`` is an epoch log)
+RUN_MAPS = {"acc", "results", "seed", "model", "f1", "src", "labels"}
+LOOP_VARS = {"n", "name"}  # variables that hold a run name
+# module constants of cnnvit.studies that list run names, and how; every other constant must be
+# named in NOT_RUN_NAMES, so that a new one is a decision, not an oversight
+RUN_NAME_CONSTANTS: dict[str, Callable[[object], set[str]]] = {
+    "STRONG_TARGETS": lambda v: set(v),
+    "TINY_IMAGENET_EFFECTS": lambda v: {n for names in v.values() for n in names},
+    "TRANSFORMER_MODELS": set, "OPTIMIZER_RUNS": set, "BATCH_RUNS": set,
+}
+NOT_RUN_NAMES = {"FINETUNE_SEED"}  # the seed's figures, keyed by metric
+# the functions that state a study's findings (the ones they call are followed)
+CONCLUSION_FUNCTIONS = {
+    CIFAR: ["cifar10_conclusions"],
+    TINY: ["tiny_imagenet_conclusions", "effect_panels"],
+    TRANSFORMERS: ["transformers_conclusions", "transformer_table", "efficiency_table"],
+    FINETUNE: ["finetune_conclusions"],
+    CELEBA: ["celeba_conclusions"],
+}
+# names used on purpose in one profile only: each must stay in exactly that one profile
+ONE_PROFILE_ONLY = {
+    (TINY, "t2t_vit_64"): "paper",  # the native-resolution clause is added only where the run exists
+    (FINETUNE, "pretrain"): "smoke",  # smoke's stand-in pretraining, kept out of the pretrained ranking
+}
+
+
+def _is_run_map(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Name) and node.id in RUN_MAPS) or (
+        isinstance(node, ast.Attribute) and node.attr == "runs")
+
+
+def _str(node: ast.AST) -> Optional[str]:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _run_strings(node: ast.AST) -> set[str]:
+    """Every string literal under ``node`` that is spelled like a run name."""
+    return {s for n in ast.walk(node) if (s := _str(n)) is not None and RUN_NAME.match(s)}
+
+
+class RunNames(ast.NodeVisitor):
+    """String literals used where a run name goes: ``acc["x"]``, ``"x" in acc``,
+    ``{"x", "y"} <= acc.keys()``, ``have("x")``, ``n == "x"``, ``for n in ("x", "y")``, a tuple
+    or list of names assigned to a variable; plus the module functions called and the names read."""
+
+    def __init__(self) -> None:
+        self.found: set[str] = set()
+        self.called: set[str] = set()
+        self.read: set[str] = set()
+
+    def _add(self, node: ast.AST) -> None:
+        s = _str(node)
+        if s is not None and RUN_NAME.match(s):
+            self.found.add(s)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if _is_run_map(node.value):
+            self._add(node.slice)
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        operands = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            keys = (isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute)
+                    and right.func.attr == "keys" and _is_run_map(right.func.value))
+            loop_var = isinstance(left, ast.Name) and left.id in LOOP_VARS
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if _is_run_map(right) or keys:
+                    self._add(left)
+                if loop_var and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+                    self.found |= _run_strings(right)
+            elif isinstance(op, ast.LtE) and isinstance(left, ast.Set) and keys:
+                self.found |= _run_strings(left)
+            elif isinstance(op, (ast.Eq, ast.NotEq)) and loop_var:
+                self._add(right)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name):
+            self.called.add(node.func.id)
+            if node.func.id == "have":
+                for arg in node.args:
+                    self._add(arg)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "get" and _is_run_map(node.func.value):
+            if node.args:
+                self._add(node.args[0])
+        self.generic_visit(node)
+
+    def _iterated(self, it: ast.AST) -> None:
+        if isinstance(it, (ast.Tuple, ast.List)):
+            self.found |= _run_strings(it)
+
+    def visit_For(self, node: ast.For) -> None:
+        self._iterated(node.iter)
+        self.generic_visit(node)
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self._iterated(node.iter)
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        value = node.value
+        if isinstance(value, (ast.Tuple, ast.List)) and value.elts and all(
+                (s := _str(e)) is not None and RUN_NAME.match(s) for e in value.elts):
+            self.found |= _run_strings(value)
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self.read.add(node.id)
+
+
+@functools.lru_cache(maxsize=None)
+def _studies_module() -> tuple[dict[str, ast.FunctionDef], dict[str, object]]:
+    """The functions and the literal module constants of the imported cnnvit.studies."""
+    tree = ast.parse(Path(inspect.getfile(studies)).read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id.isupper():
+            constants[node.targets[0].id] = ast.literal_eval(node.value)
+    return functions, constants
+
+
+def conclusion_run_names(name: str) -> set[str]:
+    """Every run name that the study's conclusion functions (and what they call) spell out."""
+    functions, constants = _studies_module()
+    todo, seen, found = list(CONCLUSION_FUNCTIONS[name]), set(), set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        visitor = RunNames()
+        visitor.visit(functions[fn])
+        found |= visitor.found
+        found |= {n for c in visitor.read & RUN_NAME_CONSTANTS.keys() for n in RUN_NAME_CONSTANTS[c](constants[c])}
+        todo += [c for c in visitor.called if c in functions]
+    return found
+
+
+def notebook_run_names(name: str) -> set[str]:
+    visitor = RunNames()
+    visitor.visit(ast.parse(notebook_code(name)))
+    return visitor.found
+
+
+def params_runs(name: str, profile: str) -> set[str]:
+    return set(_load(name, profile).runs)
+
+
+def test_every_module_constant_is_classified() -> None:
+    _, constants = _studies_module()
+    assert set(constants) == RUN_NAME_CONSTANTS.keys() | NOT_RUN_NAMES
+
+
+def test_the_run_name_scan_finds_what_the_conclusions_read() -> None:
+    """The scan is not vacuous: on code whose names are known, it finds exactly them."""
+    assert conclusion_run_names(CIFAR) == {"seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessing",
+                                           "strong_resnet18", "strong_vit"}
+    assert conclusion_run_names(FINETUNE) == {"seed_linear_probe", "partial_finetune", "full_finetune",
+                                              "scratch", "pretrain"}
+    assert {"vgg19", "vgg19_bn", "resnet34", "resnext50", "t2t_vit", "t2t_vit_64", "resnet50_noskip"} \
+        <= conclusion_run_names(TINY)
+    assert {"swin", "deit", "deit_head_only", "opt_sgd", "bs_32"} <= conclusion_run_names(TRANSFORMERS)
+    assert set(notebook_constant(CELEBA, "FAMILY")) | set(notebook_constant(CELEBA, "PRETRAINING")) \
+        <= notebook_run_names(CELEBA)
+    assert {"vgg19_bn", "resnet50_noskip"} <= notebook_run_names(TINY)
+
+
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_every_run_name_in_the_conclusions_and_notebook_exists_in_both_profiles(name: str) -> None:
+    names = conclusion_run_names(name) | notebook_run_names(name)
+    smoke, paper = params_runs(name, "smoke"), params_runs(name, "paper")
+    missing = {n: [p for p, runs in (("smoke", smoke), ("paper", paper)) if n not in runs]
+               for n in sorted(names) if (name, n) not in ONE_PROFILE_ONLY}
+    assert {n: p for n, p in missing.items() if p} == {}, \
+        "run names in cnnvit/studies.py or the notebook that a parameter file lacks"
+    for (study, run), profile in ONE_PROFILE_ONLY.items():
+        if study == name:
+            assert run in names, f"{run} is no longer used: drop it from ONE_PROFILE_ONLY"
+            assert (run in smoke, run in paper) == (profile == "smoke", profile == "paper"), \
+                f"{run} should exist in the {profile} profile only"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_strong_run_has_its_seed_run(profile: str) -> None:
+    """Study 2 compares ``strong_X`` with ``X``: a strong run whose base is renamed would lose it."""
+    runs = params_runs(TINY, profile)
+    strong = [n for n, s in _load(TINY, profile).runs.items() if s.role == "strong"]
+    assert strong and all(n.removeprefix("strong_") in runs for n in strong)
