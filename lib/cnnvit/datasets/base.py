@@ -18,14 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import DatasetError
-
-if TYPE_CHECKING:  # annotations only: fetch.py imports this module
-    from .fetch import FetchSpec
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +228,37 @@ def locate_folder(data_cfg: Any, find_folder: Callable[[Path], Optional[Path]],
 
 # --------------------------------------------------------------------------- the registry
 
+@dataclass(frozen=True)
+class Source:
+    """One file to download: its URL, its name on disk, its MD5, and (if the URL is not one a
+    person would open) the page to get it from by hand."""
+
+    url: str
+    filename: str
+    md5: Optional[str]
+    page: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FetchSpec:
+    """What a data set says about itself to be fetched and checked (by :mod:`.fetch`).
+
+    ``unpack(files, staging, progress)`` turns the downloaded files (by file name) into the
+    contents of the data set's folder, written into ``staging``. ``inspect(folder)`` looks at a
+    data set's folder the way its loader does: None when the data set is not there, a short
+    description when it is, :class:`~cnnvit.errors.DatasetError` when it is there but unreadable.
+    """
+
+    name: str  # data.name
+    title: str
+    sources: tuple[Source, ...]
+    unpack: Callable[[dict[str, Path], Path, bool], None]
+    inspect: Callable[[Path], Optional[str]]
+    layout: str  # what the folder holds, for messages
+    note: str = ""  # anything else a person placing the files by hand should know
+
+
+
 def _no_rules(data_cfg: Any) -> None:
     return None
 
@@ -257,7 +285,7 @@ class DatasetSpec:
     own_validation: bool = False  # its loader holds out a validation split of its own
     # (data_cfg) -> None: download if asked and missing, fill a cache; once per machine
     prepare: Optional[Callable[[Any], None]] = None
-    fetch: Optional["FetchSpec"] = None  # sources, unpacking and the check of `cnnvit data check`
+    fetch: Optional[FetchSpec] = None  # sources, unpacking and the check of `cnnvit data check`
     # (folder, images, seed, (width, height)) -> writes a small generated copy in its format
     generate: Optional[Callable[..., Any]] = None
     validate: Callable[[Any], None] = _no_rules  # its own config rules; raises ConfigError
@@ -360,3 +388,8 @@ def prepare_dataset(data_cfg: Any) -> None:
     spec = get_dataset(data_cfg.name)
     if spec.prepare is not None:
         spec.prepare(data_cfg)
+
+
+def describe(data_cfg: Any, seed: int) -> str:
+    """What ``cnnvit data`` prints: the loaded data set's splits, class counts and image size."""
+    return dataset_from_config(data_cfg, seed).describe()

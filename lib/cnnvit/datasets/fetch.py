@@ -29,12 +29,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from tqdm import tqdm  # plain text, as the training bars: readable in logs
 
 from ..errors import DatasetError, FetchError
-from .base import default_root, registered
+from .base import FetchSpec, Source, default_root, registered  # noqa: F401 (FetchSpec, Source: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +47,6 @@ USER_AGENT = "cnnvit-data-fetch"
 
 class _Interrupted(Exception):
     """A transfer stopped before its end: resumable."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """One file to download: its URL, its name on disk, its MD5, and (if the URL is not one a
-    person would open) the page to get it from by hand."""
-
-    url: str
-    filename: str
-    md5: Optional[str]
-    page: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class FetchSpec:
-    """What a data set says about itself to be fetched and checked.
-
-    ``unpack(files, staging, progress)`` turns the downloaded files (by file name) into the
-    contents of the data set's folder, written into ``staging``. ``inspect(folder)`` looks at a
-    data set's folder the way its loader does: None when the data set is not there, a short
-    description when it is, :class:`~cnnvit.errors.DatasetError` when it is there but unreadable.
-    """
-
-    name: str  # data.name
-    title: str
-    sources: tuple[Source, ...]
-    unpack: Callable[[dict[str, Path], Path, bool], None]
-    inspect: Callable[[Path], Optional[str]]
-    layout: str  # what the folder holds, for messages
-    note: str = ""  # anything else a person placing the files by hand should know
 
 
 @dataclass(frozen=True)
