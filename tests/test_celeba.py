@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnvit import celeba
+from cnnvit.datasets import celeba
 from cnnvit import config as config_mod
-from cnnvit.data import DatasetError, dataset_from_config
+from cnnvit.datasets import DatasetError, dataset_from_config
 
 NAMES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair", "Smiling"]
 
@@ -199,7 +199,7 @@ def test_every_task_uses_the_same_split(tmp_path):
 
 
 def test_unknown_attribute_is_refused_before_images_are_read(tmp_path):
-    from cnnvit.data import locate_dataset
+    from cnnvit.datasets import locate_dataset
 
     write_celeba(tmp_path)
     for key in ("data.attribute=Blonde_Hair", "data.attributes=Smiling,Blonde_Hair"):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from cnnvit import config
-from cnnvit.data import (CIFAR10_CLASSES, DatasetError, decode_images, load_dataset,
-                         stratified_indices, synthetic)
+from cnnvit.datasets import DatasetError, decode_images, load_dataset, stratified_indices
+from cnnvit.datasets.cifar10 import CLASSES as CIFAR10_CLASSES
+from cnnvit.datasets.synthetic import synthetic
 
 NAMES = [f"kind_{i}" for i in range(10)]
 
@@ -133,7 +134,7 @@ def test_root_with_tilde_and_config_route(tmp_path, monkeypatch, cifar_pickles):
     monkeypatch.setenv("HOME", str(tmp_path))
     cifar_pickles(tmp_path / "stuff" / "cifar-10-batches-py", per_batch=10, n_test=10)
     cfg = config.build(overrides=["data.name=cifar10", "data.root=~/stuff", "device=cpu"])
-    from cnnvit.data import dataset_from_config
+    from cnnvit.datasets import dataset_from_config
 
     ds = dataset_from_config(cfg.data, cfg.seed)
     assert len(ds.train_labels) == 50
@@ -159,9 +160,9 @@ def test_missing_dataset_default_root(tmp_path, monkeypatch):
 
 
 def test_download_path_fetches_then_loads(tmp_path, monkeypatch, cifar_pickles):
-    """data.download=true fetches into root through cnnvit.fetch (faked here: no network; the
+    """data.download=true fetches into root through cnnvit.datasets.fetch (faked here: no network; the
     download itself is tested against a local server in test_fetch.py)."""
-    from cnnvit import fetch
+    from cnnvit.datasets import fetch
 
     calls = []
 
@@ -178,7 +179,7 @@ def test_download_path_fetches_then_loads(tmp_path, monkeypatch, cifar_pickles):
 
 
 def test_failed_download_names_root(tmp_path, monkeypatch):
-    from cnnvit import fetch
+    from cnnvit.datasets import fetch
 
     def offline(spec, folder, **kw):
         raise fetch.FetchError("could not reach https://example.org/x: network unreachable")
@@ -350,7 +351,7 @@ def test_synthetic_is_learnable(tmp_path, train_mod):
 
 
 def test_locate_dataset_checks_without_reading(tmp_path, cifar_pickles, image_folder):
-    from cnnvit.data import default_root, locate_dataset
+    from cnnvit.datasets import default_root, locate_dataset
 
     cfg = config.build(overrides=["data.name=cifar10", f"data.root={tmp_path / 'none'}"])
     with pytest.raises(DatasetError, match=f"CIFAR-10 not found under {tmp_path / 'none'}: looked for"):

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnvit import celeba, fetch
-from cnnvit import tiny_imagenet as tin
-from cnnvit.data import CIFAR10_FETCH, default_root, load_dataset
-from cnnvit.fetch import FetchError, Source
+from cnnvit.datasets import celeba, cifar10, fetch
+from cnnvit.datasets import tiny_imagenet as tin
+from cnnvit.datasets import default_root, load_dataset
+from cnnvit.datasets.fetch import FetchError, Source
 from conftest import write_cifar_pickles
 from test_celeba import write_celeba
 from test_tiny_imagenet import write_tiny_imagenet
@@ -129,7 +129,7 @@ def cifar_archive(tmp_path):
 def cifar_spec(server: FileServer, data: bytes, md5: str | None = "auto"):
     server.files["/cifar-10-python.tar.gz"] = data
     src = server.source("/cifar-10-python.tar.gz", "cifar-10-python.tar.gz", md5)
-    return dataclasses.replace(CIFAR10_FETCH, sources=(src,))
+    return dataclasses.replace(cifar10.FETCH, sources=(src,))
 
 
 def leftovers(data_dir: Path) -> list[str]:
@@ -231,7 +231,7 @@ def test_unreachable_host_fails_fast_naming_the_url_and_the_manual_way(tmp_path)
     with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as s:
         port = s.server_address[1]  # closed again below: nothing listens there
     url = f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
-    spec = dataclasses.replace(CIFAR10_FETCH, sources=(Source(url, "cifar-10-python.tar.gz", "0" * 32),))
+    spec = dataclasses.replace(cifar10.FETCH, sources=(Source(url, "cifar-10-python.tar.gz", "0" * 32),))
     t = time.monotonic()
     with pytest.raises(FetchError) as exc:
         fetch.fetch_dataset(spec, tmp_path / "data", timeout=2, progress=False)
@@ -277,10 +277,8 @@ def test_tiny_imagenet_and_celeba_archives_unpack_into_their_layouts(tmp_path, s
 
 
 def test_download_setting_fetches_through_the_same_code(tmp_path, server, cifar_archive, monkeypatch):
-    import cnnvit.data as data_mod
-
     data, _ = cifar_archive
-    monkeypatch.setattr(data_mod, "CIFAR10_FETCH", cifar_spec(server, data))
+    monkeypatch.setattr(cifar10, "FETCH", cifar_spec(server, data))
     ds = load_dataset("cifar10", root=str(tmp_path / "mine"), download=True)
     assert len(ds.train_labels) == 50 and (tmp_path / "mine" / "cifar-10-batches-py").is_dir()
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from cnnvit import config as config_mod
-from cnnvit.data import Dataset, dataset_from_config
+from cnnvit.datasets import Dataset, dataset_from_config
 
 # torchvision's CIFAR-10 order (written out, not imported: a changed library list must fail here)
 TORCHVISION_CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from cnnvit import config
-from cnnvit import tiny_imagenet as tin
-from cnnvit.data import DatasetError, dataset_from_config, load_dataset, locate_dataset
+from cnnvit.datasets import tiny_imagenet as tin
+from cnnvit.datasets import DatasetError, dataset_from_config, load_dataset, locate_dataset
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
 WORDS = {"n01443537": "goldfish, Carassius auratus", "n01629819": "European fire salamander",
@@ -83,9 +83,7 @@ def test_cache_is_used_then_invalidated_by_a_changed_source(tmp_path, monkeypatc
     def no_decoding(*a, **k):
         raise AssertionError("decoded although the cache is valid")
 
-    import cnnvit.data as data_mod
-
-    monkeypatch.setattr(data_mod, "decode_images", no_decoding)
+    monkeypatch.setattr(tin, "decode_images", no_decoding)
     cached = load_dataset("tiny-imagenet", root=str(tmp_path))
     assert np.array_equal(cached.train_images, first.train_images)
     assert cached.source.startswith("cache ")
@@ -131,6 +129,6 @@ def test_locate_and_default_folder(tmp_path):
         locate_dataset(cfg.data)
     write_tiny_imagenet(tmp_path)
     assert locate_dataset(cfg.data).startswith("official layout in")
-    from cnnvit.data import default_root
+    from cnnvit.datasets import default_root
 
     assert default_root("tiny-imagenet", tmp_path) == tmp_path / "tiny-imagenet-200"

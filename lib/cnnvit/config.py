@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import yaml
 
+from . import datasets
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and people do."""
@@ -38,13 +40,13 @@ def _yaml_load(text: str) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # synthetic | cifar10 | tiny-imagenet | celeba
+    name: str = "synthetic"  # a registered data set: synthetic | cifar10 | tiny-imagenet | celeba
     root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
     # stratified share of the training split held out as validation; None: the data set's own
-    # protocol (DATASET_VAL_FRACTION), resolved when the config is built
+    # protocol (its DatasetSpec.val_fraction), resolved when the config is built
     val_fraction: Optional[float] = None
     synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
     synthetic_test: int = 500
@@ -64,10 +66,6 @@ class DataConfig:
     policy_group: int = 16  # images sharing one sampled policy op or jitter (device batching)
     color_jitter: float = 0.0  # torchvision ColorJitter(s, s, s, s/2) strength (0: off)
     random_erasing: float = 0.0  # probability of timm's per-image random erasing
-
-
-# validation share of data sets whose study protocol holds one out (the seed's 20% of Tiny-ImageNet)
-DATASET_VAL_FRACTION = {"tiny-imagenet": 0.2}
 
 
 @dataclass
@@ -266,12 +264,11 @@ def build(*layers: dict[str, Any] | tuple[dict[str, Any], str], overrides: list[
 def resolve_data_defaults(cfg: Config) -> Config:
     """Fill the data keys whose default depends on the data set (``data.val_fraction``)."""
     if cfg.data.val_fraction is None:
-        cfg.data.val_fraction = DATASET_VAL_FRACTION.get(cfg.data.name, 0.0)
+        cfg.data.val_fraction = datasets.default_val_fraction(cfg.data.name)
     return cfg
 
 
-CHOICES = {
-    "data.name": ("synthetic", "cifar10", "tiny-imagenet", "celeba"),
+CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
     "data.task": ("binary", "hair5", "multilabel"),
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
@@ -286,7 +283,7 @@ def validate(cfg: Config) -> None:
     from .models import list_models
 
     flat = flatten(cfg.to_dict())
-    for key, choices in CHOICES.items():
+    for key, choices in {"data.name": tuple(datasets.names()), **CHOICES}.items():
         if flat[key] not in choices:
             raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(choices)}")
     if cfg.model.name not in list_models():
@@ -310,7 +307,7 @@ def validate(cfg: Config) -> None:
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
-    if cfg.data.name == "celeba" and cfg.data.task == "multilabel":
+    if datasets.get_dataset(cfg.data.name).multilabel(cfg.data):
         for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling"):
             if flat[key]:
                 raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
@@ -322,9 +319,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.val_every_steps: needs a positive number of steps and a validation "
                           f"split (data.val_fraction > 0, or CelebA's own); got {flat['train.val_every_steps']} "
                           f"with data.val_fraction={flat['data.val_fraction']}")
-    if cfg.data.name == "celeba" and flat["data.val_fraction"]:
-        raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
-                          "leave data.val_fraction at 0")
+    datasets.get_dataset(cfg.data.name).validate(cfg.data)  # the data set's own rules
     if not 0.0 <= flat["data.color_jitter"] <= 0.5:
         raise ConfigError(f"data.color_jitter: must lie in [0, 0.5], got {flat['data.color_jitter']}")
     patience = flat["train.early_stop_patience"]
@@ -356,7 +351,7 @@ def validate(cfg: Config) -> None:
 
 
 def _has_val_split(cfg: Config) -> bool:
-    return cfg.data.name == "celeba" or bool(cfg.data.val_fraction)
+    return datasets.get_dataset(cfg.data.name).own_validation or bool(cfg.data.val_fraction)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

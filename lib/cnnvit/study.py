@@ -32,10 +32,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from . import celeba
 from . import config as config_mod
 from .config import Config, ConfigError
 from .data import DatasetError, dataset_from_config, default_root, locate_dataset
+from .datasets import generators, get_dataset
 from .run import Run, load_run
 from .train import check_device, check_run_inputs, run_state, train
 from .weights import WeightsError, check_pretrained
@@ -124,7 +124,8 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
             raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
         cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where),
                                overrides=overrides)
-        if data_dir and cfg.data.name not in ("synthetic", *generated) and not cfg.data.root:
+        if data_dir and get_dataset(cfg.data.name).folder and cfg.data.name not in generated \
+                and not cfg.data.root:
             cfg.data.root = str(default_root(cfg.data.name, data_dir))
         try:
             check_run_inputs(cfg)
@@ -158,16 +159,13 @@ def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) 
 
 
 
-GENERATORS = {"celeba": celeba.write_generated}  # data sets that can be generated in their format
-
-
 def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: generated: expected a mapping of data set name to its size")
     out = {}
     for name, spec in raw.items():
-        if name not in GENERATORS:
-            raise ConfigError(f"{path}: generated.{name}: only {', '.join(GENERATORS)} can be generated")
+        if name not in generators():  # data sets that can be generated in their format
+            raise ConfigError(f"{path}: generated.{name}: only {', '.join(generators())} can be generated")
         spec = spec or {}
         bad = set(spec) - set(GENERATED_DEFAULTS)
         if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "seed" else 1)
@@ -187,7 +185,7 @@ def prepare_generated_data(study: Study) -> None:
         if stamp.exists() and json.loads(stamp.read_text()) == spec:
             continue
         log.info("generating %d %s-format images in %s", spec["images"], name, folder)
-        GENERATORS[name](folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
+        generators()[name](folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
         stamp.write_text(json.dumps(spec))
 
 

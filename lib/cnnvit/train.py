@@ -32,6 +32,7 @@ from . import distributed
 from .augment import Preprocess, batch_indices, make_generator
 from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config, prepare_dataset
+from .datasets import get_dataset
 from .metrics import classification_metrics, majority_baseline, multilabel_metrics
 from .models import (check_input_size, count_flops, count_parameters, create_model, is_fixed_size,
                      native_size, set_memory_format)
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size",
                    "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights"}
 NAN_CHECK_EVERY = 50  # optimizer steps between loss checks (each check syncs the GPU)
-DATA_NATIVE_SIZE = {"cifar10": 32, "tiny-imagenet": 64}  # image side of each real data set, in pixels
 
 
 
@@ -186,7 +186,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, prep: Preproces
 
 def check_run_inputs(cfg: Config) -> None:
     """Everything that can be checked before data are read: fail fast, before long work."""
-    native = cfg.data.synthetic_size if cfg.data.name == "synthetic" else DATA_NATIVE_SIZE.get(cfg.data.name)
+    native = get_dataset(cfg.data.name).image_side(cfg.data)
     size = cfg.data.image_size or native
     if size is None and is_fixed_size(cfg.model.name):  # a data set of any image size (CelebA)
         raise ConfigError(f"model {cfg.model.name} takes {native_size(cfg.model.name)} px inputs: set "

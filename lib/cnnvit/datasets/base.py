@@ -1,0 +1,395 @@
+"""What every data set shares: the :class:`Dataset` arrays, the primitives the loaders are built
+from (stratified subsets, the validation share, channel statistics, image decoding, where a data
+set's folder lies), and the registry of data sets.
+
+A data set is described once, by a :class:`DatasetSpec` registered from its own module
+(``synthetic``, ``cifar10``, ``tiny_imagenet``, ``celeba``): its name, folder, image size,
+default validation share, how to locate, load, prepare, fetch and generate it, and the config
+rules it adds. The functions at the end (:func:`dataset_from_config`, :func:`locate_dataset`,
+...) dispatch through the registry; nothing outside a data set's module names it.
+
+Everything is held in memory (N x H x W x 3 uint8) so that a loader can put it on the GPU once
+and augment there. No torch here: a config is built and validated without it.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+STATS_MAX_IMAGES = 20000  # more moves the statistics by less than 1e-3 and costs seconds
+
+
+@dataclass
+class Dataset:
+    """Train and test splits as uint8 N x H x W x 3 arrays with integer labels (or, for a
+    multi-label task, N x K float 0/1 label matrices; ``classes`` then names the K labels)."""
+
+    name: str
+    classes: list[str]
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # where the images came from, for the record
+    mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
+    std: tuple[float, float, float]
+    # held out from the training split (data.val_fraction); empty when none is
+    val_images: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
+    val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # the image files of each split, where the data set has files (saved with every run)
+    split_files: Optional[dict[str, list[str]]] = None
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:3])
+
+    @property
+    def multilabel(self) -> bool:
+        return self.train_labels.ndim == 2
+
+    def class_counts(self, labels: np.ndarray) -> np.ndarray:
+        """Images per class (per label: images having it, for a multi-label task)."""
+        if self.multilabel:
+            return np.asarray(labels).sum(0).astype(np.int64) if len(labels) else np.zeros(len(self.classes), np.int64)
+        return np.bincount(labels, minlength=len(self.classes))
+
+    def describe(self) -> str:
+        """A short human-readable account: splits, class counts and image size."""
+        h, w = self.image_size
+        kind = "labels (multi-label: images having each)" if self.multilabel else "classes"
+        lines = [f"data set: {self.name}  ({self.source})",
+                 f"image size: {h}x{w}x3 uint8, {len(self.classes)} {kind}",
+                 f"mean: {fmt3(self.mean)}  std: {fmt3(self.std)}"]
+        splits = [("train", self.train_labels), ("validation", self.val_labels), ("test", self.test_labels)]
+        for split, labels in [(n, y) for n, y in splits if n != "validation" or len(y)]:
+            counts = self.class_counts(labels)
+            lines.append(f"{split}: {len(labels)} images")
+            lines.extend(f"  {i:3d} {c:<20s} {n}" for i, (c, n) in enumerate(zip(self.classes, counts)))
+        return "\n".join(lines)
+
+
+def fmt3(v) -> str:
+    return "(" + ", ".join(f"{x:.4f}" for x in v) + ")"
+
+
+# --------------------------------------------------------------------------- subsets and splits
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a subset of size ``n`` with the class proportions of ``labels`` (largest remainder)."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / len(labels)
+    take = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def take_subsets(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                 train_subset: Optional[int], test_subset: Optional[int], seed: int):
+    """Stratified subsets of both splits (None: the whole split), chosen by ``seed``."""
+    if train_subset:
+        keep = stratified_indices(train_y, train_subset, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if test_subset:
+        keep = stratified_indices(test_y, test_subset, seed + 1)
+        test_x, test_y = test_x[keep], test_y[keep]
+    return train_x, train_y, test_x, test_y
+
+
+def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
+    """Move a stratified ``fraction`` of the training split into ``val_images``."""
+    n_val = int(round(fraction * len(ds.train_labels)))
+    if n_val == 0:
+        return ds
+    val = stratified_indices(ds.train_labels, n_val, seed + 2)
+    keep = np.setdiff1d(np.arange(len(ds.train_labels)), val)
+    ds.val_images, ds.val_labels = ds.train_images[val], ds.train_labels[val]
+    ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
+    return ds
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] from a histogram of the uint8 values, over at most
+    :data:`STATS_MAX_IMAGES` evenly spaced images (all of them for smaller sets)."""
+    images = images[::-(-len(images) // STATS_MAX_IMAGES) or 1]
+    hist = np.zeros((3, 256), np.int64)
+    for start in range(0, len(images), 2048):
+        chunk = np.asarray(images[start:start + 2048])
+        for c in range(3):  # bincount of one channel's uint8 values: no widening of the batch
+            hist[c] += np.bincount(chunk[..., c].ravel(), minlength=256)
+    hist = hist.astype(np.float64)
+    values = np.arange(256) / 255.0
+    count = hist.sum(1)
+    mean = (hist * values).sum(1) / count
+    std = np.sqrt(np.maximum((hist * values ** 2).sum(1) / count - mean ** 2, 1e-12))
+    return tuple(float(x) for x in mean), tuple(float(x) for x in std)
+
+
+# --------------------------------------------------------------------------- image files
+
+def list_image_folder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The images of a ``<split_dir>/<class>/*`` tree: files (classes sorted, then files
+    sorted), their labels, and the class names."""
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    files, labels = [], []
+    for i, c in enumerate(classes):
+        found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += found
+        labels += [i] * len(found)
+    if not files:
+        raise DatasetError(f"no images found under {split_dir}/<class>/")
+    return files, np.asarray(labels, dtype=np.int64), classes
+
+
+def decode_images(files: list[Path], size: Optional[tuple[int, int]] = None, workers: int = 8) -> np.ndarray:
+    """Decode image files to one uint8 N x H x W x 3 array; a bad file raises naming the file.
+    Grayscale and palette images are converted to RGB. All images must share one size."""
+    from PIL import Image
+
+    def one(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except Exception as exc:
+            raise DatasetError(f"unreadable image: {path}: {exc}") from exc
+        return arr
+
+    if not files:
+        return np.zeros((0, *(size or (32, 32)), 3), np.uint8)
+    with ThreadPoolExecutor(workers) as pool:
+        arrays = list(pool.map(one, files))
+    first = size or arrays[0].shape[:2]
+    for path, a in zip(files, arrays):
+        if a.shape[:2] != tuple(first):
+            raise DatasetError(f"image {path} is {a.shape[1]}x{a.shape[0]}, expected "
+                               f"{first[1]}x{first[0]} like the others")
+    return np.stack(arrays)
+
+
+# --------------------------------------------------------------------------- where data sets lie
+
+def find_marked_folder(root: Path, marker: str, subfolder: str) -> Optional[Path]:
+    """``root`` or ``root/subfolder``, whichever holds the file ``marker`` (a data set's index)."""
+    for folder in (root, root / subfolder):
+        if (folder / marker).is_file():
+            return folder
+    return None
+
+
+def default_data_dir() -> Path:
+    """The folder holding the data sets when none is given: ``~/.cache/cnnvit-data``."""
+    return Path.home() / ".cache" / "cnnvit-data"
+
+
+def default_root(name: str, data_dir: Optional[str | Path] = None) -> Path:
+    """Where data set ``name`` is looked for when ``data.root`` is unset: its folder under
+    ``data_dir`` (default :func:`default_data_dir`)."""
+    parent = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    spec = _REGISTRY.get(name)
+    return parent / (spec.folder if spec and spec.folder else name)
+
+
+def root_of(name: str, root: Optional[str | Path]) -> Path:
+    """``data.root`` as a path (``~`` expanded), or the data set's :func:`default_root`."""
+    return Path(root).expanduser() if root else default_root(name)
+
+
+def locate_folder(data_cfg: Any, find_folder: Callable[[Path], Optional[Path]],
+                  not_found: Callable[[Path], str],
+                  check: Optional[Callable[[Path, Any], None]] = None) -> str:
+    """:attr:`DatasetSpec.locate` for a data set found by its folder's index file: where it will
+    come from, after ``check(folder, data_cfg)`` of what the config asks of the files."""
+    root = root_of(data_cfg.name, data_cfg.root)
+    folder = find_folder(root)
+    if folder and check:
+        check(folder, data_cfg)
+    if folder:
+        return f"official layout in {folder}"
+    if data_cfg.download:
+        return f"to be downloaded into {root}"
+    raise DatasetError(not_found(root))
+
+
+# --------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Source:
+    """One file to download: its URL, its name on disk, its MD5, and (if the URL is not one a
+    person would open) the page to get it from by hand."""
+
+    url: str
+    filename: str
+    md5: Optional[str]
+    page: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FetchSpec:
+    """What a data set says about itself to be fetched and checked (by :mod:`.fetch`).
+
+    ``unpack(files, staging, progress)`` turns the downloaded files (by file name) into the
+    contents of the data set's folder, written into ``staging``. ``inspect(folder)`` looks at a
+    data set's folder the way its loader does: None when the data set is not there, a short
+    description when it is, :class:`~cnnvit.errors.DatasetError` when it is there but unreadable.
+    """
+
+    name: str  # data.name
+    title: str
+    sources: tuple[Source, ...]
+    unpack: Callable[[dict[str, Path], Path, bool], None]
+    inspect: Callable[[Path], Optional[str]]
+    layout: str  # what the folder holds, for messages
+    note: str = ""  # anything else a person placing the files by hand should know
+
+
+
+def _no_rules(data_cfg: Any) -> None:
+    return None
+
+
+def _single_label(data_cfg: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data set, described once. ``data_cfg`` is a :class:`~cnnvit.config.DataConfig` (or
+    any object with its fields)."""
+
+    name: str  # data.name
+    # (data_cfg, seed) -> Dataset with data.train_subset / test_subset taken (stratified, by the
+    # seed); the validation share, the statistics and the copy out of a memory map follow
+    load: Callable[[Any, int], Dataset]
+    # (data_cfg) -> where it will come from, without reading an image; DatasetError if it cannot
+    locate: Callable[[Any], str]
+    folder: Optional[str] = None  # its folder under a data directory; None: none on disk
+    native_size: Optional[int] = None  # image side in pixels; None: any size (or see size_of)
+    size_of: Optional[Callable[[Any], int]] = None  # image side set by the config (generated sets)
+    val_fraction: float = 0.0  # default data.val_fraction (the study protocol's share)
+    own_validation: bool = False  # its loader holds out a validation split of its own
+    # (data_cfg) -> None: download if asked and missing, fill a cache; once per machine
+    prepare: Optional[Callable[[Any], None]] = None
+    fetch: Optional[FetchSpec] = None  # sources, unpacking and the check of `cnnvit data check`
+    # (folder, images, seed, (width, height)) -> writes a small generated copy in its format
+    generate: Optional[Callable[..., Any]] = None
+    validate: Callable[[Any], None] = _no_rules  # its own config rules; raises ConfigError
+    multilabel: Callable[[Any], bool] = _single_label  # whether data_cfg asks for a multi-label task
+
+    def image_side(self, data_cfg: Any) -> Optional[int]:
+        """The side in pixels of the images ``data_cfg`` loads (None: they keep their own sizes)."""
+        return self.size_of(data_cfg) if self.size_of else self.native_size
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Make ``spec`` known under ``spec.name`` (as a ``data.name`` choice, to the loaders, the
+    CLI and the studies); returns it, so a module can keep it as ``SPEC = register_dataset(...)``."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"data set {spec.name!r} is registered already")
+    if spec.fetch is not None and spec.fetch.name != spec.name:
+        raise ValueError(f"data set {spec.name!r}: its fetch spec is named {spec.fetch.name!r}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_dataset(name: str) -> None:
+    """Forget a registered data set (tests register their own for a while)."""
+    _REGISTRY.pop(name, None)
+
+
+def names() -> list[str]:
+    """Every registered ``data.name``, in the order registered."""
+    return list(_REGISTRY)
+
+
+def registered() -> list[DatasetSpec]:
+    """Every registered data set's spec, in the order registered."""
+    return list(_REGISTRY.values())
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The spec of data set ``name``; :class:`DatasetError` for an unknown name."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DatasetError(f"unknown data set {name!r} (known: {', '.join(_REGISTRY)})") from None
+
+
+def default_val_fraction(name: str) -> float:
+    """The data set's default ``data.val_fraction`` (0 for an unknown name: refused later)."""
+    spec = _REGISTRY.get(name)
+    return spec.val_fraction if spec else 0.0
+
+
+def generators() -> dict[str, Callable[..., Any]]:
+    """``{name: generate}`` of the data sets that can be generated in their own format."""
+    return {s.name: s.generate for s in _REGISTRY.values() if s.generate is not None}
+
+
+# --------------------------------------------------------------------------- loading by name
+
+def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
+    """The data set of a :class:`~cnnvit.config.DataConfig`. Subsets and the validation split
+    are stratified and chosen by ``seed`` (the subset is taken first, the validation share from
+    it). Mean and std are those of the images left to train on."""
+    ds = get_dataset(data_cfg.name).load(data_cfg, seed)
+    ds = hold_out_validation(ds, data_cfg.val_fraction, seed)
+    for attr in ("train_images", "train_labels", "test_images", "test_labels", "val_images",
+                 "val_labels"):  # read what is still memory-mapped (torch wants writable arrays)
+        if isinstance(getattr(ds, attr), np.memmap):
+            setattr(ds, attr, np.array(getattr(ds, attr)))
+    ds.mean, ds.std = channel_stats(ds.train_images)
+    return ds
+
+
+def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
+                 train_subset: Optional[int] = None, test_subset: Optional[int] = None,
+                 seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
+                 val_fraction: float = 0.0, synthetic_size: int = 32,
+                 synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
+                 attributes: str = "all") -> Dataset:
+    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests)."""
+    data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
+                               test_subset=test_subset, val_fraction=val_fraction,
+                               synthetic_train=synthetic_train, synthetic_test=synthetic_test,
+                               synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
+                               task=task, attribute=attribute, attributes=attributes)
+    return dataset_from_config(data_cfg, seed)
+
+
+def locate_dataset(data_cfg: Any) -> str:
+    """Check, without reading any image, that the data set of a
+    :class:`~cnnvit.config.DataConfig` can be loaded; return where it will come from, or raise
+    :class:`DatasetError` naming where it looked."""
+    return get_dataset(data_cfg.name).locate(data_cfg)
+
+
+def prepare_dataset(data_cfg: Any) -> None:
+    """Download the data set if asked and missing, and fill its decoded cache, without loading it:
+    done by one process before several start reading."""
+    spec = get_dataset(data_cfg.name)
+    if spec.prepare is not None:
+        spec.prepare(data_cfg)
+
+
+def describe(data_cfg: Any, seed: int) -> str:
+    """What ``cnnvit data`` prints: the loaded data set's splits, class counts and image size."""
+    return dataset_from_config(data_cfg, seed).describe()

@@ -1,0 +1,335 @@
+"""CelebA face attributes in torchvision's format: ``list_attr_celeba.txt`` and an image folder.
+
+The attribute file (official format): a count line, a line of attribute names, then one row per
+image, ``<file> v1 ... v40`` with values 1 / -1, columns separated by any run of spaces (CRLF
+line ends are accepted too). The image folder is found, not assumed: the official
+``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (for
+example a downscaled subset's ``img_align_celeba_89x109/``); images keep their size.
+
+Tasks built from the attributes:
+* ``binary``: one attribute (e.g. ``Eyeglasses``), classes "no X" / "X";
+* ``hair5``: hair colour, Black / Blond / Brown / Gray when exactly one of those attributes is
+  set, and Others for none or several (the seed's 5-class task);
+* ``multilabel``: several attributes at once (all 40 by default), one sigmoid per attribute.
+"""
+from __future__ import annotations
+
+import difflib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+from .base import (Dataset, DatasetSpec, decode_images, find_marked_folder, locate_folder,
+                   register_dataset, root_of, stratified_indices)
+from .fetch import FetchSpec, Source, extract_archive, fetch_for_loader, google_drive_url
+
+NAME = "celeba"
+FOLDER = "celeba"  # under a data directory
+ATTR_FILE = "list_attr_celeba.txt"
+# the official 40 attributes, in the official file's order
+ATTRIBUTE_NAMES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
+HAIR_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+HAIR_CLASSES = ["Black", "Blond", "Brown", "Gray", "Others"]
+TASKS = ("binary", "hair5", "multilabel")
+
+
+@dataclass
+class Attributes:
+    """The parsed attribute file: names (40), image files (N), and an N x 40 array of 0/1."""
+
+    names: list[str]
+    files: list[str]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        require_attributes(self.names, [name])
+        return self.values[:, self.names.index(name)]
+
+
+def require_attributes(names: list[str], wanted: list[str]) -> None:
+    """Raise a DatasetError naming the first of ``wanted`` that is not among ``names``."""
+    for name in wanted:
+        if name not in names:
+            hint = difflib.get_close_matches(name, names, n=1)
+            raise DatasetError(f"CelebA has no attribute {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                               + f" (attributes: {', '.join(names)})")
+
+
+def parse_attributes(path: str | Path) -> Attributes:
+    """Read an attribute file in the official format; errors name the file and the line."""
+    path = Path(path)
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError as exc:
+        raise DatasetError(f"CelebA attribute file unreadable: {path}: {exc}") from exc
+    if len(lines) < 2:
+        raise DatasetError(f"{path}: expected a count line and a header line of attribute names")
+    start, count = 0, None
+    if lines[0].strip().isdigit():
+        count, start = int(lines[0]), 1
+    names = lines[start].split()
+    files, rows = [], []
+    for n, line in enumerate(lines[start + 1:], start + 2):
+        parts = line.split()
+        if len(parts) != len(names) + 1 or any(v not in ("1", "-1") for v in parts[1:]):
+            raise DatasetError(f"{path}:{n}: expected '<file>' and {len(names)} values of 1 or -1, "
+                               f"got {line[:80]!r}")
+        files.append(parts[0])
+        rows.append([v == "1" for v in parts[1:]])
+    if count is not None and count != len(files):
+        raise DatasetError(f"{path}: its first line announces {count} images but {len(files)} rows follow "
+                           f"(a truncated file?)")
+    return Attributes(names, files, np.asarray(rows, dtype=np.uint8).reshape(len(files), len(names)))
+
+
+def find_folder(root: Path) -> Optional[Path]:
+    """The folder holding the attribute file: ``root`` or ``root/celeba``."""
+    return find_marked_folder(root, ATTR_FILE, FOLDER)
+
+
+def read_names(path: Path) -> list[str]:
+    """The attribute names of an attribute file (its header), without reading the rows."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+            header = f.readline() if first.strip().isdigit() else first
+    except OSError as exc:
+        raise DatasetError(f"CelebA attribute file unreadable: {path}: {exc}") from exc
+    return header.split()
+
+
+def check_config(folder: Path, data_cfg) -> None:
+    """Before any image is read: the attributes a task names exist in the attribute file."""
+    names = read_names(folder / ATTR_FILE)
+    require_attributes(names, task_attributes(names, data_cfg.task, data_cfg.attribute, data_cfg.attributes))
+
+
+def not_found_message(root: Path) -> str:
+    return (f"CelebA not found under {root}: looked for {root}/{ATTR_FILE} and {root}/celeba/{ATTR_FILE} "
+            f"(torchvision's format, with an image folder such as img_align_celeba/ beside it). Set "
+            f"data.root to the folder that holds it (or DATA_DIR to its parent), or fetch it: python -m "
+            f"cnnvit data fetch celeba --to DATA_DIR (or data.download=true; needs internet).")
+
+
+def inspect_layout(root: Path) -> Optional[str]:
+    """What the loader would find in ``root`` (None: nothing): the attribute file read through
+    and the image folder that holds its first and last images."""
+    folder = find_folder(root)
+    if folder is None:
+        return None
+    attrs = parse_attributes(folder / ATTR_FILE)
+    if not attrs.files:
+        raise DatasetError(f"{folder / ATTR_FILE} lists no images")
+    images = find_image_folder(folder, attrs.files)
+    return f"{len(attrs.files):,} images with {len(attrs.names)} attributes, images in {images}"
+
+
+def _unpack(files: dict[str, Path], staging: Path, progress: bool) -> None:
+    shutil.copyfile(files[ATTR_FILE], staging / ATTR_FILE)
+    extract_archive(files["img_align_celeba.zip"], staging, progress)  # img_align_celeba/*.jpg
+
+
+# torchvision's CelebA.file_list (Google Drive ids and MD5s): the aligned images and attributes
+FETCH = FetchSpec(
+    name=NAME, title="CelebA",
+    sources=(Source(google_drive_url("0B7EVK8r0v71pZjFTYXZWM3FlRnM"), "img_align_celeba.zip",
+                    "00d2c5bc6d35e252742224ab0c1e8fcb",
+                    page="https://drive.google.com/file/d/0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
+             Source(google_drive_url("0B7EVK8r0v71pblRyaVFSWGxPY0U"), ATTR_FILE,
+                    "75e246fa4810816ffd6ee81facbd244c",
+                    page="https://drive.google.com/file/d/0B7EVK8r0v71pblRyaVFSWGxPY0U")),
+    unpack=_unpack, inspect=inspect_layout,
+    layout=f"{ATTR_FILE} and beside it an image folder holding the images it lists "
+           f"(img_align_celeba/*.jpg, or any folder name and image size)",
+    note="CelebA is served from Google Drive, which often refuses automated downloads (a daily "
+         "quota per file); the project page https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html links "
+         "the same files (Align&Cropped Images: img_align_celeba.zip; Anno: list_attr_celeba.txt).")
+
+
+def find_image_folder(folder: Path, files: list[str]) -> Path:
+    """The folder beside the attribute file that holds the listed images (first and last)."""
+    candidates = sorted((p for p in folder.iterdir() if p.is_dir()),
+                        key=lambda p: (p.name != "img_align_celeba", p.name))
+    for c in candidates:
+        if (c / files[0]).is_file() and (c / files[-1]).is_file():
+            return c
+    raise DatasetError(f"CelebA images not found: no folder in {folder} holds {files[0]} and {files[-1]} "
+                       f"(looked in: {', '.join(p.name for p in candidates) or 'no folders'})")
+
+
+def task_attributes(names: list[str], task: str, attribute: str, attributes: str) -> list[str]:
+    """The attribute columns a task reads (``attributes``: comma-separated names, or ``all``)."""
+    if task == "binary":
+        return [attribute]
+    if task == "hair5":
+        return list(HAIR_ATTRIBUTES)
+    if task == "multilabel":
+        return list(names) if attributes == "all" else [a.strip() for a in attributes.split(",") if a.strip()]
+    raise DatasetError(f"data.task: {task!r} is not one of {', '.join(TASKS)}")
+
+
+def task_labels(attrs: Attributes, task: str, attribute: str = "Eyeglasses",
+                attributes: str = "all") -> tuple[np.ndarray, list[str]]:
+    """Labels and class names for a task: int labels for ``binary`` and ``hair5``, an N x K 0/1
+    matrix for ``multilabel`` (``attributes``: comma-separated names, or ``all``)."""
+    wanted = task_attributes(attrs.names, task, attribute, attributes)
+    columns = np.stack([attrs.column(a) for a in wanted], 1)
+    if task == "binary":
+        return columns[:, 0].astype(np.int64), [f"no {attribute}", attribute]
+    if task == "hair5":
+        labels = np.where(columns.sum(1) == 1, columns.argmax(1), len(HAIR_ATTRIBUTES))
+        return labels.astype(np.int64), list(HAIR_CLASSES)
+    return columns.astype(np.float32), wanted
+
+
+def stratification_key(labels: np.ndarray) -> np.ndarray:
+    """The class to stratify on: the label itself, or the first label of a multi-label matrix
+    (its combinations are too many to stratify on)."""
+    return labels if labels.ndim == 1 else labels[:, 0].astype(np.int64)
+
+
+def split_key(attrs: Attributes) -> np.ndarray:
+    """What the 8:1:1 split is stratified on: the hair colour class (``hair5``) whatever the task,
+    so that every task of a seed uses the same images for training, validation and test (a
+    model pretrained on one task has never seen another task's test images), and hair colour,
+    the study's subject, keeps its shares in each split. Attribute files without the hair
+    columns are split on their first attribute."""
+    if all(a in attrs.names for a in HAIR_ATTRIBUTES):
+        return task_labels(attrs, "hair5")[0]
+    return attrs.values[:, 0].astype(np.int64)
+
+
+def split_811(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reproducible 8:1:1 train/val/test split, stratified by ``labels`` (class labels, or
+    the first column of a label matrix; see :func:`stratification_key`)."""
+    key = stratification_key(labels)
+    n = len(key)
+    test = stratified_indices(key, int(round(0.1 * n)), seed + 11)
+    rest = np.setdiff1d(np.arange(n), test)
+    val = rest[stratified_indices(key[rest], int(round(0.1 * n)), seed + 12)]
+    train = np.setdiff1d(rest, val)
+    return train, val, test
+
+
+# colours of the generated set's hair band (RGB), one per hair attribute
+_HAIR_RGB = {"Black_Hair": (20, 20, 20), "Blond_Hair": (230, 200, 90), "Brown_Hair": (120, 70, 30),
+             "Gray_Hair": (160, 160, 160)}
+
+
+def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, int] = (36, 44),
+                    names: tuple[str, ...] | list[str] = ATTRIBUTE_NAMES,
+                    image_folder: str = "img_align_celeba", newline: str = "\n") -> np.ndarray:
+    """Write a small generated data set in CelebA's format (attribute file and JPEG folder) and
+    return its N x K 0/1 attribute matrix. Images are noise with learnable cues: a band at the
+    top in the colour of the hair attribute, and a small dark patch per other attribute that is
+    set (its place fixed by the attribute), so that every task can be learnt a little in smoke
+    runs. Attribute rates vary (5-50%) and hair colours are imbalanced, as in CelebA."""
+    from PIL import Image
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    names = list(names)
+    rates = rng.uniform(0.05, 0.5, len(names))
+    values = (rng.random((n, len(names))) < rates).astype(np.uint8)
+    hair = [names.index(a) for a in HAIR_ATTRIBUTES if a in names]
+    if hair:  # one colour mostly (black commonest), sometimes none or two: CelebA's Others
+        values[:, hair] = 0
+        pick = rng.choice(len(hair) + 1, n, p=_hair_rates(len(hair)))
+        for i, k in enumerate(pick):
+            if k < len(hair):
+                values[i, hair[k]] = 1
+        two = rng.random(n) < 0.05
+        values[two, hair[0]] = 1
+    # the drawn cues disagree with the labels for 5% of the images: no task is learnt perfectly
+    shown = values ^ (rng.random(values.shape) < 0.05).astype(np.uint8)
+    others = [j for j in range(len(names)) if j not in hair]
+    cols = max(1, int(np.ceil(np.sqrt(len(others)))))
+    cell_w, cell_h = max(1, w // cols), max(1, (h - h // 5) // cols)
+    (folder / image_folder).mkdir(parents=True, exist_ok=True)
+    rows = [str(n), " ".join(names)]
+    for i in range(n):
+        img = rng.integers(90, 170, (h, w, 3), dtype=np.uint8)
+        set_hair = [names[j] for j in hair if shown[i, j]]
+        if set_hair:
+            img[: h // 5] = np.mean([_HAIR_RGB[a] for a in set_hair], 0).astype(np.uint8)
+        for slot, j in enumerate(others):
+            if shown[i, j]:
+                r, c = divmod(slot, cols)
+                y0, x0 = h // 5 + r * cell_h, c * cell_w
+                img[y0:y0 + max(1, cell_h - 1), x0:x0 + max(1, cell_w - 1)] = 30
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(img).save(folder / image_folder / name, quality=95)
+        rows.append(name + " " + " ".join(f"{1 if v else -1:2d}" for v in values[i]))
+    (folder / ATTR_FILE).write_bytes((newline.join(rows) + newline).encode())
+    return values
+
+
+def _hair_rates(k: int) -> np.ndarray:
+    # black, blond, brown, gray, none: roughly CelebA's shares
+    base = np.array([0.30, 0.18, 0.24, 0.06][:k] + [0.22])
+    return base / base.sum()
+
+
+def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
+                train_subset: Optional[int], test_subset: Optional[int], seed: int) -> Dataset:
+    """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
+    ``seed``; the same split for every task): the validation tenth is held out here already.
+    Only the images kept are decoded."""
+    root_path = root_of(NAME, root)
+    folder = find_folder(root_path)
+    if folder is None and download:
+        fetch_for_loader(FETCH, root_path)
+        folder = find_folder(root_path)
+    if folder is None:
+        raise DatasetError(not_found_message(root_path))
+    attrs = parse_attributes(folder / ATTR_FILE)
+    images = find_image_folder(folder, attrs.files)
+    labels, classes = task_labels(attrs, task, attribute, attributes)
+    train, val, test = split_811(split_key(attrs), seed)  # one split for every task
+    key = stratification_key(labels)
+    if train_subset:
+        train = train[stratified_indices(key[train], train_subset, seed)]
+    if test_subset:
+        test = test[stratified_indices(key[test], test_subset, seed + 1)]
+    decode = lambda idx: decode_images([images / attrs.files[i] for i in idx])  # noqa: E731
+    ds = Dataset(NAME, classes, decode(train), labels[train], decode(test), labels[test],
+                 f"{task} task, images in {images}", (0.5,) * 3, (0.25,) * 3,
+                 val_images=decode(val), val_labels=labels[val],
+                 split_files={split: [attrs.files[i] for i in idx]
+                              for split, idx in (("train", train), ("val", val), ("test", test))})
+    return ds
+
+
+def load(data_cfg: Any, seed: int) -> Dataset:
+    return load_celeba(data_cfg.root, data_cfg.download, data_cfg.task, data_cfg.attribute,
+                       data_cfg.attributes, data_cfg.train_subset, data_cfg.test_subset, seed)
+
+
+def locate(data_cfg: Any) -> str:
+    return locate_folder(data_cfg, find_folder, not_found_message, check=check_config)
+
+
+def validate(data_cfg: Any) -> None:
+    """CelebA's own rules for a config, before any file is read."""
+    if data_cfg.val_fraction:
+        raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
+                          "leave data.val_fraction at 0")
+
+
+def is_multilabel(data_cfg: Any) -> bool:
+    return data_cfg.task == "multilabel"
+
+
+SPEC = register_dataset(DatasetSpec(
+    name=NAME, load=load, locate=locate, folder=FOLDER, native_size=None, own_validation=True,
+    fetch=FETCH, generate=write_generated, validate=validate, multilabel=is_multilabel))
