@@ -18,14 +18,14 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..config import ModelConfig
 from ..errors import ModelError
 
 if TYPE_CHECKING:
     from torch import nn
 
-# options of create_model, with the value that means "not used"
-OPTIONS = {"pretrained": False, "drop_path": 0.0}
+    from ..config import ModelConfig
+
+OPTIONS = ("pretrained", "drop_path")  # what create_model passes on to a builder that takes it
 
 
 @dataclass(frozen=True)
