@@ -148,12 +148,51 @@ def test_int_accepted_for_float():
     assert isinstance(cfg.sched.warmup_epochs, float) and cfg.sched.warmup_epochs == 2.0
 
 
-def test_unknown_model_name_rejected():
-    with pytest.raises(ConfigError) as exc:
-        config.build(overrides=["model.name=resnet19"])
+def test_unknown_model_name_rejected_before_any_data_is_read(tmp_path, monkeypatch, capsys):
+    """The config does not know the models (that would import torch): the model registry's check
+    rejects an unknown name, naming it, in ``cnnvit train`` and when a study is loaded, before
+    any data set is read (here one that is not there, which would fail next)."""
+    import logging
+
+    from cnnvit.__main__ import main
+    from cnnvit.errors import ModelError
+    from cnnvit.models import check_model_config
+    from cnnvit.study import load_study
+
+    cfg = config.build(overrides=["model.name=resnet19"])
+    with pytest.raises(ModelError) as exc:
+        check_model_config(cfg.model)
     msg = str(exc.value)
     assert "model.name" in msg and "resnet19" in msg
     assert "resnet18" in msg  # suggestion / known list
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
+    out = tmp_path / "run"
+    assert main(["train", "--set", "model.name=resnet19", "data.name=cifar10",
+                 f"data.root={tmp_path / 'nothing here'}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: model.name: unknown model 'resnet19'")
+    assert not out.exists()
+    params = tmp_path / "study.yaml"
+    params.write_text(yaml.safe_dump({"study": "s", "profile": "smoke", "base": {"data": {"name": "cifar10"}},
+                                      "runs": {"a": {}, "b": {"config": {"model": {"name": "resnet19"}}}}}))
+    with pytest.raises(ConfigError) as exc:
+        load_study(params, out_dir=tmp_path / "study", data_dir=tmp_path / "nothing here")
+    assert "runs.b" in str(exc.value) and "'resnet19'" in str(exc.value)
+
+
+def test_building_and_validating_a_config_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "run.yaml").write_text("model: {name: vit_base_patch16_224, drop_path: 0.1}\n"
+                                       "data: {image_size: 224}\n")
+    code = ("import sys; from cnnvit import config; "
+            f"cfg = config.build(config.load_yaml({str(tmp_path / 'run.yaml')!r}), overrides=['seed=1']); "
+            "config.validate(cfg); config.from_dict(cfg.to_dict()); config.dump(cfg); "
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'torchvision')); "
+            "assert not loaded, loaded")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("override, key", [

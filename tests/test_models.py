@@ -1,11 +1,21 @@
-"""Model registry: forward and backward of every small model at its native size."""
+"""Model registry: forward and backward of every small model at its native size; each model's
+metadata checked against the model itself; options a model cannot use are refused."""
 from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from cnnvit.models import (check_input_size, count_parameters, create_model, hub_weights,
-                           is_fixed_size, list_models, native_size)
+from cnnvit import config as config_mod
+from cnnvit.errors import ModelError
+from cnnvit.models import (apply_freeze, check_input_size, check_model_config, count_parameters, create_model,
+                           hub_weights, is_fixed_size, list_models, model_info, native_size)
+
+REPO = Path(__file__).resolve().parents[1]
 
 RUNNABLE = [n for n in list_models()
             if n.startswith("test_") or n in ("resnet18_cifar", "resnet18", "naive_cnn")]
@@ -212,3 +222,126 @@ def test_hub_weights_name_the_library_that_serves_them(name, library):
 def test_t2t_vit_has_a_fixed_input_size(name, wrong):
     with pytest.raises(ValueError, match=f"data.image_size={native_size(name)}"):
         check_input_size(name, wrong)
+
+
+# ------------------------------------------------------------------- the registry's metadata
+
+def _drop_rates(model: torch.nn.Module) -> set[float]:
+    return {m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"}
+
+
+def _forward_fails(model: torch.nn.Module, size: int) -> bool:
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_metadata_is_true_of_the_model(name):
+    """Every entry's metadata, checked against the model it builds (on the meta device: shapes
+    without the cost of initialising the large ones): native size, fixed size, published
+    weights, stochastic depth, layer grouping and blocks to count for freeze=last_k."""
+    info = model_info(name)
+    assert info.name == name and info.description
+    # T2T-ViT's drop-path schedule reads a tensor's values, which the meta device does not hold
+    device = "cpu" if name.startswith(("t2t_vit", "test_t2t_vit")) else "meta"
+    with torch.device(device):
+        model = create_model(name, 7).eval()
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, info.native_size, info.native_size)).shape == (1, 7)
+        # a fixed-size model fails at twice its size, any other one runs there
+        assert _forward_fails(model, 2 * info.native_size) == info.fixed_size
+        assert hasattr(model, "group_matcher") == info.layer_decay
+        if info.drop_path:
+            assert max(_drop_rates(create_model(name, 7, drop_path=0.1)), default=0) == pytest.approx(0.1)
+        if info.freeze_last_k:
+            apply_freeze(model, "last_k", trainable_blocks=1)
+    if not info.drop_path:
+        with pytest.raises(ModelError, match="model.drop_path"):
+            create_model(name, 7, drop_path=0.1)
+    if not info.freeze_last_k:
+        with pytest.raises(Exception, match="neither transformer blocks nor ResNet stages"):
+            apply_freeze(model, "last_k", trainable_blocks=1)
+    if info.pretrained:
+        assert hub_weights(name)[0] == info.hub.library
+    else:
+        assert hub_weights(name) is None
+        with pytest.raises(ModelError, match="model.pretrained"):
+            create_model(name, 7, pretrained=True)
+    assert is_fixed_size(name) == info.fixed_size and native_size(name) == info.native_size
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registered_name_is_the_builders_own_name(name):
+    """The name comes from the builder's function name, which its body does not repeat."""
+    builder = model_info(name).builder
+    assert builder.__name__ == name
+    body = inspect.getsource(builder).split(f"def {name}(", 1)[1]
+    assert f'"{name}"' not in body and f"'{name}'" not in body
+
+
+def test_tiny_stand_ins_are_registered_apart():
+    assert {n for n in list_models() if n.startswith("test_")} == \
+        {n for n in list_models() if model_info(n).family == "tiny"}
+
+
+@pytest.mark.parametrize("name, options, key", [
+    ("test_resnet_cifar", {"drop_path": 0.1}, "model.drop_path"),
+    ("resnet18_cifar", {"drop_path": 0.1}, "model.drop_path"),
+    ("vgg19_bn", {"layer_decay": 0.65}, "model.layer_decay"),
+    ("t2t_vit_t_14_64", {"layer_decay": 0.65}, "model.layer_decay"),
+    ("test_alexnet", {"freeze": "last_k"}, "model.freeze"),
+    ("test_swin", {"freeze": "last_k"}, "model.freeze"),
+    ("resnet18_cifar", {"pretrained": True}, "model.pretrained"),
+])
+def test_an_option_the_model_cannot_use_is_refused(name, options, key, tmp_path, train_mod, make_cfg, tiny_ds):
+    cfg = make_cfg({"model": {"name": name, **options}})
+    with pytest.raises(ModelError, match=key) as exc:
+        check_model_config(cfg.model)
+    assert name in str(exc.value)
+    with pytest.raises(ModelError, match=key):  # before any file is written
+        train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_at_their_off_value_and_applicable_options_pass():
+    check_model_config(config_mod.build(overrides=["model.name=resnet18_cifar"]).model, 64)
+    check_model_config(config_mod.build(overrides=[
+        "model.name=vit_base_patch16_224", "model.pretrained=true", "model.drop_path=0.1",
+        "model.layer_decay=0.65", "model.freeze=last_k"]).model, 224)
+    # a local checkpoint stands in for published weights the model does not have
+    check_model_config(config_mod.build(overrides=["model.name=test_vit", "model.pretrained=true",
+                                                   "model.pretrained_path=/some/run"]).model, 64)
+    create_model("test_resnet_cifar", 10, drop_path=0.0, pretrained=False)
+    with pytest.raises(ModelError, match="unknown option"):
+        create_model("test_resnet_cifar", 10, dropout=0.1)
+
+
+def test_check_model_config_names_unknown_models_and_wrong_sizes():
+    with pytest.raises(ModelError) as exc:
+        check_model_config(config_mod.build(overrides=["model.name=resnet19"]).model)
+    assert "model.name" in str(exc.value) and "'resnet19'" in str(exc.value)
+    assert "did you mean 'resnet18'?" in str(exc.value)
+    with pytest.raises(ModelError, match="data.image_size=64"):
+        check_model_config(config_mod.build(overrides=["model.name=test_vit"]).model, 32)
+
+
+def test_checking_a_model_config_builds_nothing():
+    """The check reads metadata only: a timm model with every option is checked without timm."""
+    code = ("import sys; from cnnvit import config; from cnnvit.models import check_model_config; "
+            "cfg = config.build(overrides=['model.name=vit_large_patch16_384', 'model.pretrained=true', "
+            "'model.drop_path=0.1', 'model.layer_decay=0.7', 'model.freeze=last_k']); "
+            "check_model_config(cfg.model, 384); "
+            "assert not {'timm', 'torchvision'} & set(sys.modules), 'a model library was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "params").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_study_uses_options_its_models_take(path, tmp_path):
+    from cnnvit.study import load_study
+
+    load_study(path, out_dir=tmp_path)  # checks each run's model section

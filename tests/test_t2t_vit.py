@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnvit.t2t_vit import T2TViT, t2t_vit_t_14
+from cnnvit.models.t2t_vit import T2TViT, t2t_vit_t_14
 
 PAPER_PARAMS = 21.5e6  # Yuan et al. 2021, Table 2, T2T-ViT_t-14
 

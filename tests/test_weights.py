@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from cnnvit import config as config_mod
-from cnnvit import weights
+from cnnvit.models import weights
 from cnnvit.models import create_model
 
 
@@ -66,17 +66,40 @@ def test_run_folder_of_this_project_is_a_checkpoint_and_says_so(tmp_path, train_
     """Offline transfer: a run this project trained is the starting point of another."""
     source = train_mod.train(make_cfg({"model": {"name": "test_vit_cifar"}}), tmp_path / "pre",
                              dataset=tiny_ds, progress=False)
-    assert weights.describe_source(source) == \
-        "pretrained on synthetic by this project (test_vit_cifar, run pre)"
+    label = "pretrained on synthetic by this project (test_vit_cifar, run pre)"
+    assert weights.describe_source(source) == label
+    origin = {"kind": "run", "source": str(source), "data": "synthetic", "model": "test_vit_cifar", "run": "pre"}
+    assert weights.checkpoint_origin(source) == {**origin, "label": label}
     cfg = make_cfg({"model": {"name": "test_vit_cifar", "pretrained_path": str(source), "freeze": "head"}})
     out = train_mod.train(cfg, tmp_path / "fine", dataset=tiny_ds, progress=False)
     m = json.loads((out / "metrics.json").read_text())
-    assert m["weights"].startswith("pretrained on synthetic by this project")
+    assert {k: v for k, v in m["weights"].items() if k != "label"} == origin  # data, not a sentence
+    assert m["weights"]["label"].startswith(label + ": ") and "tensors loaded" in m["weights"]["label"]
     assert m["trainable_parameters"] == sum(p.numel() for p in create_model("test_vit_cifar", 10).head.parameters())
     fine = torch.load(out / "model.pt", weights_only=True)
     pre = torch.load(source / "model.pt", weights_only=True)
     frozen = [k for k in pre if not k.startswith("head.")]
     assert all(torch.equal(fine[k], pre[k]) for k in frozen)  # the backbone did not move
+
+
+def test_weights_origin_is_data_with_the_label_of_each_kind(tmp_path):
+    """What prepare_model says of a model's starting weights: a scratch model, published weights
+    and a plain file, each with the same keys (JSON as stored in metrics.json) and its label."""
+    torch.save(create_model("test_vit_cifar", 10).state_dict(), tmp_path / "w.pt")
+    scratch = config_mod.build(overrides=["model.name=test_vit_cifar"]).model
+    from_file = config_mod.build(overrides=["model.name=test_vit_cifar", f"model.pretrained_path={tmp_path / 'w.pt'}"]).model
+    hub = config_mod.build(overrides=["model.name=vit_base_patch16_224", "model.pretrained=true"]).model
+    origins = {kind: weights.prepare_model(create_model("test_vit_cifar", 10), cfg)[1]
+               for kind, cfg in (("scratch", scratch), ("file", from_file), ("hub", hub))}
+    for kind, origin in origins.items():
+        assert json.loads(json.dumps(origin)) == origin
+        assert set(origin) == {"kind", "source", "data", "model", "run", "label"}
+        assert origin["kind"] == kind and origin["data"] is None and origin["run"] is None
+    assert origins["scratch"]["source"] is None and origins["scratch"]["label"] == "trained from scratch"
+    assert origins["file"]["source"] == str(tmp_path / "w.pt")
+    assert origins["file"]["label"].startswith(f"pretrained weights from {tmp_path / 'w.pt'}: ")
+    assert origins["hub"]["source"].startswith("timm/vit_base_patch16_224")
+    assert origins["hub"]["label"] == f"pretrained: timm weights {origins['hub']['source']}"
 
 
 # --------------------------------------------------------------------------- hub, offline

@@ -279,20 +279,12 @@ CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
 
 
 def validate(cfg: Config) -> None:
-    """Check values that a type alone cannot (choices, ranges); model names are checked here too."""
-    from .models import list_models
-
+    """Check values that a type alone cannot (choices, ranges). The model section is checked
+    against the model registry by ``cnnvit.models.check_model_config``, so that this needs no torch."""
     flat = flatten(cfg.to_dict())
     for key, choices in {"data.name": tuple(datasets.names()), **CHOICES}.items():
         if flat[key] not in choices:
             raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(choices)}")
-    if cfg.model.name not in list_models():
-        import difflib
-
-        hint = difflib.get_close_matches(cfg.model.name, list_models(), n=1)
-        raise ConfigError(f"model.name: unknown model {cfg.model.name!r}"
-                          + (f"; did you mean {hint[0]!r}?" if hint else "")
-                          + f" (known: {', '.join(list_models())})")
     positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
                 "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
                 "data.policy_group", "train.nproc", "model.trainable_blocks"]

@@ -34,7 +34,7 @@ from .config import CnnvitError, Config, ConfigError
 from .data import Dataset, dataset_from_config, prepare_dataset
 from .datasets import get_dataset
 from .metrics import classification_metrics, majority_baseline, multilabel_metrics
-from .models import (check_input_size, count_flops, count_parameters, create_model, is_fixed_size,
+from .models import (check_model_config, count_flops, count_parameters, create_model, is_fixed_size,
                      native_size, set_memory_format)
 from .schedules import lr_at
 from .tracking import Tracker, check_tracking
@@ -188,11 +188,10 @@ def check_run_inputs(cfg: Config) -> None:
     """Everything that can be checked before data are read: fail fast, before long work."""
     native = get_dataset(cfg.data.name).image_side(cfg.data)
     size = cfg.data.image_size or native
+    check_model_config(cfg.model, size)  # name, options, input size, published weights
     if size is None and is_fixed_size(cfg.model.name):  # a data set of any image size (CelebA)
         raise ConfigError(f"model {cfg.model.name} takes {native_size(cfg.model.name)} px inputs: set "
                           f"data.image_size={native_size(cfg.model.name)} for {cfg.data.name}")
-    if size is not None:
-        check_input_size(cfg.model.name, size)
     if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // cfg.train.nproc) % 2:
         raise ConfigError("the batch of each process (train.batch_size / train.nproc) must be even "
                           "when mixup or cutmix is on")
@@ -349,7 +348,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     _seed_everything(cfg.seed)  # the same initial weights on every rank
     model = create_model(cfg.model.name, num_classes, drop_path=cfg.model.drop_path,
                          pretrained=cfg.model.pretrained and not cfg.model.pretrained_path)
-    model, weights_source = prepare_model(model, cfg.model)  # a checkpoint, then the freeze policy
+    model, weights_origin = prepare_model(model, cfg.model)  # a checkpoint, then the freeze policy
     model = set_memory_format(model.to(device), channels_last)
     if dist.active and tc.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -426,7 +425,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     aug_seed = tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919
     n_params = count_parameters(model)
     n_trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
-    log.info("%s: weights %s; %.2fM of %.2fM parameters train", name, weights_source, n_trainable / 1e6,
+    log.info("%s: weights %s; %.2fM of %.2fM parameters train", name, weights_origin["label"], n_trainable / 1e6,
              n_params / 1e6)
     log.info("%s: %s (%.2fM parameters) on %s%s, %d train / %d validation / %d test images, "
              "%d epochs x %d steps", name, cfg.model.name, n_params / 1e6, device_description(device),
@@ -607,7 +606,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     val_acc = [r["val_accuracy"] for r in epochs_log if r.get("val_accuracy") is not None]
     summary = {
         "run": name, "model": cfg.model.name, "parameters": n_params,
-        "trainable_parameters": n_trainable, "weights": weights_source, "epochs": tc.epochs,
+        "trainable_parameters": n_trainable, "weights": weights_origin, "epochs": tc.epochs,
         "gflops_per_image": None if flops is None else flops / 1e9,
         "checkpoint_mb": (out / "model.pt").stat().st_size / 2**20,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else None,

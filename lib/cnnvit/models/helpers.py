@@ -1,0 +1,45 @@
+"""Measuring and placing a built model: parameters, FLOPs, memory format."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def count_flops(model: nn.Module, image_size: int | tuple[int, int],
+                device: torch.device | str = "cpu") -> Optional[float]:
+    """Floating-point operations of one forward pass on one image (torch's FLOP counter: a
+    multiply-add counts 2); None, with a warning, where the counter fails on a model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    try:
+        for p in model.parameters():  # the counter's module tracker hooks tensors that need grad
+            p.requires_grad_(False)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+            model(torch.zeros(1, 3, h, w, device=device))
+        return float(counter.get_total_flops())
+    except Exception as exc:  # an efficiency figure must never cost a finished run
+        log.warning("could not count FLOPs of %s: %s", type(model).__name__, exc)
+        return None
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """All parameters, trainable or not."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def set_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """The model in channels-last memory format when ``channels_last`` (faster convolutions on CUDA)."""
+    return model.to(memory_format=torch.channels_last) if channels_last else model

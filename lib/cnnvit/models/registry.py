@@ -1,0 +1,184 @@
+"""The model registry: every model is described once, beside its builder, as in timm.
+
+A builder is a function ``fn(num_classes, ...)`` decorated with :func:`register_model`; its
+function name is the model's name, and the decorator's keywords say what the model is (its
+native input size, whether that size is fixed, its published weights) and which options apply
+to it. A builder declares exactly the options it uses: ``pretrained`` where it has published
+weights (``hub=``; it then also receives its :class:`Hub` as ``hub``, so that the library's
+identifier is written once), ``drop_path`` where it has stochastic depth. An option a model
+cannot use is refused with a :class:`ModelError`, not ignored; :func:`check_model_config` checks
+a run's model section that way without building anything.
+
+This module imports neither torch nor the model libraries: it holds metadata only.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..config import ModelConfig
+
+OPTIONS = ("pretrained", "drop_path")  # what create_model passes on to a builder that takes it
+
+
+@dataclass(frozen=True)
+class Hub:
+    """Published weights: the library that serves them (``timm`` or ``torchvision``) and its
+    identifier (timm's model name; torchvision's weights, e.g. ``ResNet18_Weights.IMAGENET1K_V1``)."""
+
+    library: str
+    ident: str
+
+    def location(self) -> str:
+        """The Hugging Face repository (timm) or the URL (torchvision) of the weights."""
+        if self.library == "timm":
+            from timm.models import get_pretrained_cfg
+
+            return get_pretrained_cfg(self.ident).hf_hub_id
+        import torchvision
+
+        return torchvision.models.get_weight(self.ident).url
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of a model, without building it."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str  # the module that registers it (resnet, vgg, classic, vit, tiny)
+    native_size: int  # the input resolution it is built for
+    fixed_size: bool  # takes no other size (a transformer's position embedding fixes it)
+    hub: Optional[Hub]  # published weights (model.pretrained), if any
+    drop_path: bool  # has stochastic depth (model.drop_path)
+    layer_decay: bool  # says how its layers group, timm's group_matcher (model.layer_decay)
+    freeze_last_k: bool  # has transformer blocks or ResNet stages to count (model.freeze=last_k)
+    description: str  # the builder's docstring, first paragraph
+
+    @property
+    def pretrained(self) -> bool:
+        return self.hub is not None
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[Hub] = None,
+                   drop_path: bool = False, layer_decay: bool = False,
+                   freeze_last_k: bool = False) -> Callable:
+    """Decorator: register a builder under its function name, with the model's metadata.
+    The builder's arguments must match the metadata (``hub`` and ``pretrained`` exactly when
+    ``hub`` is given, ``drop_path`` exactly when ``drop_path``), so that neither can drift."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise TypeError(f"register_model: {name} is registered twice")
+        expected = {"num_classes"} | ({"hub", "pretrained"} if hub else set()) | (
+            {"drop_path"} if drop_path else set())
+        arguments = set(inspect.signature(fn).parameters)
+        if arguments != expected:
+            raise TypeError(f"register_model: {name} takes {sorted(arguments)} but its metadata "
+                            f"asks for {sorted(expected)}")
+        doc = inspect.getdoc(fn) or ""
+        _REGISTRY[name] = ModelInfo(
+            name=name, builder=fn, family=fn.__module__.rsplit(".", 1)[-1], native_size=native_size,
+            fixed_size=fixed_size, hub=hub, drop_path=drop_path, layer_decay=layer_decay,
+            freeze_last_k=freeze_last_k, description=" ".join(doc.split("\n\n")[0].split()))
+        return fn
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names of the registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry's entry for ``name``; an unknown name raises :class:`ModelError` with the
+    closest known names."""
+    if name not in _REGISTRY:
+        hint = difflib.get_close_matches(name, list_models(), n=1)
+        raise ModelError(f"model.name: unknown model {name!r}"
+                         + (f"; did you mean {hint[0]!r}?" if hint else "")
+                         + f" (known: {', '.join(list_models())})")
+    return _REGISTRY[name]
+
+
+def native_size(name: str) -> int:
+    """Input resolution a model is built for (a ViT's position embedding fixes it)."""
+    return model_info(name).native_size
+
+
+def is_fixed_size(name: str) -> bool:
+    """Whether the model accepts only its native input size."""
+    return model_info(name).fixed_size
+
+
+def hub_weights(name: str) -> Optional[tuple[str, str]]:
+    """("timm", Hugging Face repo) or ("torchvision", URL) of a model's published weights."""
+    hub = model_info(name).hub
+    return (hub.library, hub.location()) if hub else None
+
+
+def check_input_size(name: str, image_size: int) -> None:
+    """ViTs fix their input size through the position embedding: fail before training starts."""
+    info = model_info(name)
+    if info.fixed_size and image_size != info.native_size:
+        raise ModelError(f"model {name} takes {info.native_size} px inputs but the data arrive at "
+                         f"{image_size} px; set data.image_size={info.native_size}")
+
+
+def _check_options(info: ModelInfo, *, pretrained: bool = False, drop_path: float = 0.0,
+                   layer_decay: Optional[float] = None, freeze: str = "none") -> None:
+    """Refuse each option set to a value that ``info``'s model cannot use."""
+    name = info.name
+    if drop_path and not info.drop_path:
+        raise ModelError(f"model.drop_path: {name} has no stochastic depth (it applies to the "
+                         f"transformers); leave model.drop_path at 0")
+    if layer_decay is not None and not info.layer_decay:
+        raise ModelError(f"model.layer_decay: {name} does not say how its layers group (timm's "
+                         f"group_matcher); leave model.layer_decay unset")
+    if freeze == "last_k" and not info.freeze_last_k:
+        raise ModelError(f"model.freeze: {name} has neither transformer blocks nor ResNet stages "
+                         f"to count for last_k; use model.freeze=none or head")
+    if pretrained and not info.pretrained:
+        raise ModelError(f"model.pretrained: {name} has no published weights; train it from scratch "
+                         f"(model.pretrained=false), or give a checkpoint with model.pretrained_path=FILE")
+
+
+def check_model_config(model_cfg: ModelConfig, image_size: Optional[int] = None) -> None:
+    """Check a run's model section before any work, without data and without building the model:
+    the name is known (else the closest names), every option set applies to the model, the input
+    size ``image_size`` (None: not known yet) is one it takes, and hub weights exist where
+    ``model.pretrained`` asks for them. Raises :class:`ModelError` naming the problem."""
+    info = model_info(model_cfg.name)
+    _check_options(info, drop_path=model_cfg.drop_path, layer_decay=model_cfg.layer_decay,
+                   freeze=model_cfg.freeze)
+    if image_size is not None:
+        check_input_size(info.name, image_size)
+    # a local checkpoint replaces the hub weights (the model is then built without them)
+    _check_options(info, pretrained=model_cfg.pretrained and not model_cfg.pretrained_path)
+
+
+def create_model(name: str, num_classes: int, **options: Any) -> nn.Module:
+    """Build a registered model with a ``num_classes``-way head. ``options``: ``pretrained``
+    (the published weights) and ``drop_path`` (stochastic depth rate); one the model cannot use
+    raises :class:`ModelError`, unless it is left at its "off" value."""
+    info = model_info(name)
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ModelError(f"create_model: unknown option(s) {', '.join(unknown)}; options: "
+                         f"{', '.join(OPTIONS)}")
+    _check_options(info, **options)
+    arguments = inspect.signature(info.builder).parameters
+    kwargs = {k: v for k, v in options.items() if k in arguments}
+    if info.hub:
+        kwargs["hub"] = info.hub
+    return info.builder(num_classes=num_classes, **kwargs)
