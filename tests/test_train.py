@@ -327,6 +327,17 @@ def test_load_run_predict_reproduces_metrics(finished_run, tiny_ds):
     assert "complete" in repr(run)
 
 
+def test_weights_record_is_kept_as_data(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
+    """Whatever prepare_model says about the weights goes into metrics.json unchanged, and
+    load_run gives it back as it is (no sentence to parse)."""
+    record = {"kind": "checkpoint", "source": "/elsewhere/run", "data": {"name": "synthetic"}}
+    real = setup.prepare_model
+    monkeypatch.setattr(setup, "prepare_model", lambda model, cfg: (real(model, cfg)[0], record))
+    out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
+    assert json.loads((out / "metrics.json").read_text())["weights"] == record
+    assert load_run(out, device="cpu").weights == record
+
+
 def test_predict_rejects_wrong_images(finished_run, tiny_ds):
     run = load_run(finished_run[0], device="cpu")
     with pytest.raises(ValueError, match="16x16"):

@@ -93,8 +93,9 @@ def train_epoch(t: Trainer, state: RunState, epoch: int) -> EpochStats:
     stream = (t.aug_seed * 1000 + epoch) * dist.world_size + dist.rank
     seed_everything(stream)  # policies, erasing, mixup, dropout
     gen = make_generator(stream, t.device)
-    batches = batch_indices(len(t.splits.train_y), tc.batch_size // dist.world_size, True,
-                            t.cfg.seed * 1000 + epoch, True, dist.rank, dist.world_size, weights=t.sample_weights)
+    local_batch = tc.batch_size // dist.world_size  # train.batch_size is the global batch
+    batches = batch_indices(len(t.splits.train_y), local_batch, True, t.cfg.seed * 1000 + epoch, True,
+                            dist.rank, dist.world_size, weights=t.sample_weights)
     n_micro = t.schedule.steps_per_epoch * tc.grad_accum  # drop_last: equal batches
     # this rank's samples, for the shard check (weighted draws repeat images by design: no check)
     check_shards = dist.active and not state.dist_info.get("shard_check") and t.sample_weights is None
@@ -211,12 +212,13 @@ def check_losses(values: list[float], t: Trainer, state: RunState, epoch: int) -
     if not t.cfg.train.stop_on_nan:  # the divergence is the result: record, evaluate
         state.diverged = {"epoch": epoch + 1, "step": first + bad[0] + 1, "loss": str(values[bad[0]])}
         log.warning("%s: loss became %s at step %d (epoch %d); the run ends here as diverged "
-                    "(train.stop_on_nan=false)", t.name, state.diverged["loss"], state.diverged["step"], epoch + 1)
+                    "(train.stop_on_nan=false)", t.name, state.diverged["loss"], state.diverged["step"],
+                    epoch + 1)
         return
     kept = (f"The last good checkpoint (epoch {len(state.epochs_log)}) is kept in {t.checkpoint}."
             if t.checkpoint.exists() else "No epoch had finished, so there is no checkpoint.")
-    raise TrainingDiverged(f"{t.name}: loss became {values[bad[0]]} in epoch {epoch + 1} (by step {state.step}); "
-                           f"stopped. {kept} Lower optim.lr or set train.grad_clip.")
+    raise TrainingDiverged(f"{t.name}: loss became {values[bad[0]]} in epoch {epoch + 1} (by step "
+                           f"{state.step}); stopped. {kept} Lower optim.lr or set train.grad_clip.")
 
 
 def evaluate_epoch(t: Trainer, state: RunState, epoch: int,
@@ -249,9 +251,9 @@ def early_stopping(t: Trainer, state: RunState, epoch: int, row: dict[str, Any])
     best = state.best
     if t.dist.main and tc.early_stop_patience and row["val_accuracy"] is not None:
         if best is None or row["val_accuracy"] > best["val_accuracy"]:  # a tie is no improvement
-            state.best = best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"], "evaluations_since": 0,
-                                 "state": {k: v.detach().cpu().clone()
-                                           for k, v in t.modules.eval_model.state_dict().items()}}
+            weights = {k: v.detach().cpu().clone() for k, v in t.modules.eval_model.state_dict().items()}
+            state.best = best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"],
+                                 "evaluations_since": 0, "state": weights}
         else:
             best["evaluations_since"] += 1
     stop = bool(best and best["evaluations_since"] >= (tc.early_stop_patience or 0))

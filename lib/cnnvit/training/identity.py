@@ -57,4 +57,5 @@ def conflict_message(cfg: Config, run_dir: Path) -> str:
     """What differs between the run in ``run_dir`` and ``cfg`` (the first five keys), and what to do."""
     diff = config_differences(saved_config(run_dir), cfg.to_dict())
     shown = "; ".join(f"{k}: {a!r} on disk, {b!r} now" for k, (a, b) in list(diff.items())[:5])
-    return f"{run_dir} holds a run with another config ({shown}); choose another --out or move that folder away"
+    return (f"{run_dir} holds a run with another config ({shown}); choose another --out or move that "
+            f"folder away")

@@ -57,7 +57,8 @@ def place_data(ds: Dataset, cfg: Config, device: torch.device, dist: Dist) -> Sp
     return Splits(train_x, train_y, test_x, ds.test_labels, val_x, ds.val_labels, prep)
 
 
-def build_model(cfg: Config, num_classes: int, device: torch.device, dist: Dist) -> tuple[torch.nn.Module, Any]:
+def build_model(cfg: Config, num_classes: int, device: torch.device,
+                dist: Dist) -> tuple[torch.nn.Module, Any]:
     """The model on ``device``, and where its weights came from (what ``prepare_model`` says):
     created (pretrained from the hub when asked), then a checkpoint and the freeze policy applied."""
     model = create_model(cfg.model.name, num_classes, drop_path=cfg.model.drop_path,

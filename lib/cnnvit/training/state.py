@@ -59,7 +59,8 @@ class RunState:
         if ema is not None:  # (a checkpoint without one: the average starts from the weights)
             ema.module.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else model.state_dict())
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
-        self.steps_log, self.epochs_log, self.train_time = ckpt["steps_log"], ckpt["epochs_log"], ckpt["train_time"]
+        self.steps_log, self.epochs_log = ckpt["steps_log"], ckpt["epochs_log"]
+        self.train_time = ckpt["train_time"]
         self.val_log = ckpt.get("val_log", [])
         self.wall_before = ckpt.get("wall_time", 0.0)
         self.dist_info = ckpt.get("distributed", {})

@@ -23,19 +23,19 @@ def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metri
                   stopped_early: bool, device: torch.device, device_name: str, dist: Dist) -> dict[str, Any]:
     """The metrics.json dict. ``weights`` is what ``prepare_model`` said about where the
     weights came from, kept as it is; ``device_name`` the device's description."""
-    tc, log, best = cfg.train, state.epochs_log, state.best
-    val_acc = [r["val_accuracy"] for r in log if r.get("val_accuracy") is not None]
+    tc, rows, best, on_cuda = cfg.train, state.epochs_log, state.best, device.type == "cuda"
+    val_acc = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
     return {
         "run": name, "model": cfg.model.name, "parameters": n_params,
         "trainable_parameters": n_trainable, "weights": weights, "epochs": tc.epochs,
         "gflops_per_image": None if flops is None else flops / 1e9,
         "checkpoint_mb": model_file.stat().st_size / 2**20,
-        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else None,
         "model_ema": tc.model_ema,
-        "epochs_run": len(log), "diverged": state.diverged,
+        "epochs_run": len(rows), "diverged": state.diverged,
         "early_stopping": None if best is None else {
             "patience": tc.early_stop_patience, "best_epoch": best["epoch"],
-            "stopped_after_epoch": len(log) if stopped_early else None},
+            "stopped_after_epoch": len(rows) if stopped_early else None},
         "steps": state.step, "resumed_from_epoch": state.resumed_from, "test_accuracy": metrics["accuracy"],
         "test_top5": metrics.get("top5_accuracy"),
         "task": "multilabel" if ds.multilabel else "single-label",
@@ -43,7 +43,7 @@ def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metri
         "val_accuracy": val_acc[-1] if val_acc else None,
         "best_val_accuracy": max(val_acc) if val_acc else None,
         "train_time_s": state.train_time, "wall_time_s": state.wall_time(),
-        "train_images_per_s": len(log) and float(np.mean([r["images_per_s"] for r in log])),
+        "train_images_per_s": len(rows) and float(np.mean([r["images_per_s"] for r in rows])),
         "device": device_name + (f" x {dist.world_size}" if dist.active else ""),
         "torch": torch.__version__,
         "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
