@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnvit.training.augment import (Preprocess, apply_policy, batch_indices, make_generator, random_crop,
-                            random_flip)
+from cnnvit.training.augment import (Preprocess, apply_policy, batch_indices, make_generator,
+                                     random_crop, random_flip)
 from cnnvit import config
 from cnnvit.data import synthetic
 
