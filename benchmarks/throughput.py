@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnnvit.study import load_study
-from cnnvit.train import train
+from cnnvit.training import train
 
 
 def main() -> None:

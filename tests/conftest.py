@@ -27,8 +27,8 @@ SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
 
 
 def _train_module():
-    # the training module (``cnnvit.train_run`` is its ``train`` function)
-    return importlib.import_module("cnnvit.train")
+    # the training package (``cnnvit.train_run`` is its ``train`` function)
+    return importlib.import_module("cnnvit.training")
 
 
 @pytest.fixture
@@ -66,10 +66,11 @@ class Interrupted(Exception):
 
 
 @pytest.fixture
-def interrupt_after_epoch(monkeypatch, train_mod):
+def interrupt_after_epoch(monkeypatch):
     """``arm(n)`` makes the next training run raise :class:`Interrupted` right after epoch n's
     checkpoint and CSVs are written; ``disarm()`` restores normal training."""
-    real_write_csv = train_mod._write_csv
+    files = importlib.import_module("cnnvit.training.files")  # where the loop writes its CSVs
+    real_write_csv = files.write_csv
 
     def arm(n: int) -> None:
         def write_then_die(path, rows):
@@ -77,10 +78,10 @@ def interrupt_after_epoch(monkeypatch, train_mod):
             if path.name == "epochs.csv" and len(rows) == n:
                 raise Interrupted
 
-        monkeypatch.setattr(train_mod, "_write_csv", write_then_die)
+        monkeypatch.setattr(files, "write_csv", write_then_die)
 
     def disarm() -> None:
-        monkeypatch.setattr(train_mod, "_write_csv", real_write_csv)
+        monkeypatch.setattr(files, "write_csv", real_write_csv)
 
     return arm, disarm
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnvit.augment import (Preprocess, apply_policy, batch_indices, make_generator, random_crop,
-                            random_flip)
+from cnnvit.training.augment import (Preprocess, apply_policy, batch_indices, make_generator,
+                                     random_crop, random_flip)
 from cnnvit import config
 from cnnvit.data import synthetic
 
@@ -196,7 +196,7 @@ def test_from_config_copies_fields():
 # ------------------------------------------------------------------- random resized crop
 
 def test_random_resized_crop_whole_image_is_the_identity():
-    from cnnvit.augment import random_resized_crop
+    from cnnvit.training.augment import random_resized_crop
 
     x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     out = random_resized_crop(x, 16, 1.0, make_generator(0, torch.device("cpu")), ratio=(1.0, 1.0))
@@ -205,7 +205,7 @@ def test_random_resized_crop_whole_image_is_the_identity():
 
 def test_random_resized_crop_boxes_have_the_requested_area_and_ratio():
     """Pixels encode their own column and row, so each output shows which box it came from."""
-    from cnnvit.augment import random_resized_crop
+    from cnnvit.training.augment import random_resized_crop
 
     n, size = 400, 32
     cols = torch.arange(size).view(1, size).expand(size, size)

@@ -100,7 +100,7 @@ def test_celeba_settings_that_cannot_work_are_refused():
     config_mod.build(overrides=["data.name=celeba", "train.val_every_steps=10"])
     with pytest.raises(config_mod.ConfigError, match="already holds out"):
         config_mod.build(overrides=["data.name=celeba", "data.val_fraction=0.1"])
-    from cnnvit.train import check_run_inputs
+    from cnnvit.training import check_run_inputs
 
     with pytest.raises(config_mod.ConfigError, match="set data.image_size=32"):  # CelebA's size varies
         check_run_inputs(config_mod.build(overrides=["data.name=celeba", "model.name=test_vit_cifar"]))
@@ -118,7 +118,7 @@ def test_generated_set_has_the_official_names_and_celeba_like_hair_shares(tmp_pa
 
 
 def _celeba_run(tmp_path, task, *extra):
-    from cnnvit.train import train
+    from cnnvit.training import train
 
     celeba.write_generated(tmp_path / "celeba", 300, seed=1, size=(24, 28))
     cfg = config_mod.build(overrides=["data.name=celeba", f"data.root={tmp_path}", f"data.task={task}",
@@ -164,7 +164,7 @@ def test_each_task_has_its_head_and_loss():
 
     import torch
 
-    from cnnvit.train import class_weights, task_accuracy, task_loss
+    from cnnvit.training.losses import class_weights, task_accuracy, task_loss
 
     # single-label (binary, hair5): softmax cross-entropy over C logits
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from cnnvit import config as config_mod
-from cnnvit.augment import batch_indices
+from cnnvit.training.augment import batch_indices
 
 from conftest import REPO
 

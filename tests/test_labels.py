@@ -198,7 +198,7 @@ def test_celeba_split_partitions_the_images_and_names_their_files(celeba_files) 
 def test_celeba_run_records_where_each_image_went(celeba_files, tmp_path: Path) -> None:
     """A real (tiny) training run: split.csv, data.json's class counts and the test labels of
     predictions.npz all agree with the images that ended up in each split."""
-    from cnnvit.train import train
+    from cnnvit.training import train
 
     root, files, rows = celeba_files
     overrides = ["data.name=celeba", f"data.root={root}", "data.task=hair5", "model.name=naive_cnn",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnvit.metrics import classification_metrics, topk_accuracy
+from cnnvit.training.metrics import classification_metrics, topk_accuracy
 
 # 3 classes; true and predicted labels chosen so that precision != recall and the confusion
 # matrix is not symmetric
@@ -102,7 +102,7 @@ def test_binary_auroc_and_roc_curve_by_hand():
 
 
 def test_multilabel_metrics_hand_computed():
-    from cnnvit.metrics import multilabel_metrics
+    from cnnvit.training.metrics import multilabel_metrics
 
     # 4 images x 2 labels; logits > 0 means predicted present (p >= 0.5)
     labels = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
@@ -129,7 +129,7 @@ def test_multilabel_metrics_hand_computed():
 
 
 def test_multilabel_metrics_skip_ap_of_labels_without_positives():
-    from cnnvit.metrics import multilabel_metrics
+    from cnnvit.training.metrics import multilabel_metrics
 
     m = multilabel_metrics(np.array([[1.0, -1.0], [-1.0, -1.0]]), np.array([[1, 0], [0, 0]]), ["a", "b"])
     assert m["per_label"]["b"]["average_precision"] is None and m["per_label"]["b"]["auroc"] is None
@@ -137,7 +137,7 @@ def test_multilabel_metrics_skip_ap_of_labels_without_positives():
 
 
 def test_majority_baseline_uses_the_training_split_majority():
-    from cnnvit.metrics import majority_baseline
+    from cnnvit.training.metrics import majority_baseline
 
     assert majority_baseline(np.array([0, 1, 1, 2]), np.array([1, 0, 0, 0])) == pytest.approx(0.25)
     # per label: majority of a is 1, of b is 0; test agreement 1/2 and 2/2
@@ -150,8 +150,8 @@ def test_multilabel_threshold_is_on_the_probability_as_in_training():
     training and validation use (logit >= 0), including logits between 0 and 0.5."""
     import torch
 
-    from cnnvit.metrics import multilabel_metrics
-    from cnnvit.train import task_accuracy
+    from cnnvit.training.metrics import multilabel_metrics
+    from cnnvit.training.losses import task_accuracy
 
     labels = np.array([[1, 0], [1, 1], [0, 1]])
     logits = np.array([[0.2, -0.3], [0.45, 0.1], [-0.05, 0.3]])

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from cnnvit.schedules import lr_at
+from cnnvit.training.schedules import lr_at
 
 BASE = 0.4
 

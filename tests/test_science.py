@@ -17,10 +17,12 @@ import pytest
 import torch
 
 from cnnvit import config as config_mod
-from cnnvit.augment import Preprocess
 from cnnvit.data import Dataset, hold_out_validation
-from cnnvit.run import load_run
-from cnnvit.schedules import lr_at
+from cnnvit.training import epoch as epoch_mod
+from cnnvit.training import evaluate
+from cnnvit.training.augment import Preprocess
+from cnnvit.training.run import load_run
+from cnnvit.training.schedules import lr_at
 
 from conftest import Interrupted, deep_merge, tiny_dataset
 
@@ -41,11 +43,11 @@ def _split_names(ds: Dataset) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @pytest.fixture
-def record_evaluations(monkeypatch, train_mod):
-    """Wrap the loop's ``_evaluate``: ``calls`` gets (split of the images, split of the labels,
+def record_evaluations(monkeypatch):
+    """Wrap the loop's ``evaluate_split``: ``calls`` gets (split of the images, split of the labels,
     loss, accuracy) for every evaluation, the splits identified by content."""
     calls: list[tuple[str, str, float, float]] = []
-    real = train_mod._evaluate
+    real = evaluate.evaluate_split
     known: dict[str, tuple[dict, dict]] = {}
 
     def watch(ds: Dataset) -> None:
@@ -58,7 +60,7 @@ def record_evaluations(monkeypatch, train_mod):
                       by_label.get(_fingerprint(labels), "unknown labels"), loss, acc))
         return logits, loss, acc
 
-    monkeypatch.setattr(train_mod, "_evaluate", spy)
+    monkeypatch.setattr(evaluate, "evaluate_split", spy)  # every evaluation of the loop calls it there
     return watch, calls
 
 
@@ -252,11 +254,11 @@ def test_every_key_but_location_and_recording_is_part_of_a_runs_identity(tmp_pat
 # --------------------------------------------------------------------------- 3. augmentation wiring
 
 @pytest.fixture
-def record_batches(monkeypatch, train_mod):
+def record_batches(monkeypatch):
     """Wrap the loop's batch order and preprocessing: ``epochs`` gets, per epoch, the list of
     (indices, uint8 input batch, preprocessed output, the same batch through the eval path)."""
     epochs: list[list] = []
-    real_indices, real_train = train_mod.batch_indices, Preprocess.train
+    real_indices, real_train = epoch_mod.batch_indices, Preprocess.train
 
     def indices(*args, **kwargs):
         epochs.append([])
@@ -269,7 +271,7 @@ def record_batches(monkeypatch, train_mod):
         epochs[-1][-1] += [images.clone(), out.detach().clone(), self.eval(images)]
         return out
 
-    monkeypatch.setattr(train_mod, "batch_indices", indices)
+    monkeypatch.setattr(epoch_mod, "batch_indices", indices)  # where the epoch draws its batches
     monkeypatch.setattr(Preprocess, "train", train)
     return epochs
 

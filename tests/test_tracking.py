@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 
 from cnnvit.config import ConfigError
-from cnnvit.tracking import Tracker, check_tracking
+from cnnvit.training.tracking import Tracker, check_tracking
 
 
 def test_tensorboard_scalars_can_be_read_back(tmp_path):

@@ -12,8 +12,10 @@ import yaml
 from cnnvit import config
 from cnnvit.config import ConfigError
 from cnnvit.data import Dataset
-from cnnvit.run import load_run
-from cnnvit.train import RunConflict, TrainingDiverged
+from cnnvit.errors import RunConflict, TrainingDiverged
+from cnnvit.training import loop, setup
+from cnnvit.training.losses import class_weights
+from cnnvit.training.run import load_run
 
 from conftest import Interrupted
 
@@ -113,9 +115,9 @@ def test_resume_equals_uninterrupted(tmp_path, interrupt_after_epoch, train_mod,
 
 # --------------------------------------------------------------------------- (c) divergence
 
-def _nan_after(monkeypatch, train_mod, n_calls):
+def _nan_after(monkeypatch, n_calls):
     """Make the model return NaN logits from its (n_calls + 1)-th training-mode forward on."""
-    real_create = train_mod.create_model
+    real_create = setup.create_model
     calls = {"n": 0}
 
     def hook(module, inputs, output):
@@ -130,14 +132,14 @@ def _nan_after(monkeypatch, train_mod, n_calls):
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(train_mod, "create_model", create)
+    monkeypatch.setattr(setup, "create_model", create)  # where the loop builds its model
 
 
 def test_nan_in_epoch_two_keeps_epoch_one_checkpoint(tmp_path, monkeypatch, train_mod, make_cfg,
                                                      tiny_ds):
     cfg = make_cfg({"train": {"epochs": 3}})
     steps_per_epoch = len(tiny_ds.train_labels) // cfg.train.batch_size
-    _nan_after(monkeypatch, train_mod, steps_per_epoch)  # NaN from epoch 2's first step
+    _nan_after(monkeypatch, steps_per_epoch)  # NaN from epoch 2's first step
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged) as exc:
         train_mod.train(cfg, out, dataset=tiny_ds, progress=False)
@@ -155,7 +157,7 @@ def test_nan_in_epoch_two_keeps_epoch_one_checkpoint(tmp_path, monkeypatch, trai
 
 def test_nan_in_first_epoch_says_there_is_no_checkpoint(tmp_path, monkeypatch, train_mod, make_cfg,
                                                         tiny_ds):
-    _nan_after(monkeypatch, train_mod, 0)
+    _nan_after(monkeypatch, 0)
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="no checkpoint"):
         train_mod.train(make_cfg(), out, dataset=tiny_ds, progress=False)
@@ -176,7 +178,7 @@ def test_divergence_recorded_as_the_result_when_asked(tmp_path, monkeypatch, tra
     curves up to it, and its metrics say it diverged and where."""
     cfg = make_cfg({"train": {"epochs": 4, "stop_on_nan": False}})
     steps_per_epoch = len(tiny_ds.train_labels) // cfg.train.batch_size
-    _nan_after(monkeypatch, train_mod, steps_per_epoch + 2)  # NaN from epoch 2's third step
+    _nan_after(monkeypatch, steps_per_epoch + 2)  # NaN from epoch 2's third step
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert m["diverged"] == {"epoch": 2, "step": steps_per_epoch + 3, "loss": "nan"}
@@ -209,8 +211,8 @@ def test_complete_run_is_skipped(tmp_path, monkeypatch, train_mod, make_cfg, tin
     def no_training(*a, **k):
         raise AssertionError("a complete run was trained again")
 
-    monkeypatch.setattr(train_mod, "_train", no_training)
-    monkeypatch.setattr(train_mod, "dataset_from_config", no_training)
+    monkeypatch.setattr(loop, "_train", no_training)
+    monkeypatch.setattr(loop, "dataset_from_config", no_training)
     assert train_mod.train(cfg, out, progress=False) == out
     # keys that do not change what is computed do not make a conflict
     same = make_cfg({"train": {"eval_batch_size": 7, "compile": False}, "data": {"root": "/x"}})
@@ -298,7 +300,7 @@ def test_train_log_records_epochs_from_python(tmp_path, log_levels, train_mod, m
 
 
 def test_lr_schedule_logged_per_step(tmp_path, train_mod, make_cfg, tiny_ds):
-    from cnnvit.schedules import lr_at
+    from cnnvit.training.schedules import lr_at
 
     cfg = make_cfg({"sched": {"name": "cosine", "warmup_epochs": 1}, "train": {"epochs": 2}})
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
@@ -323,6 +325,17 @@ def test_load_run_predict_reproduces_metrics(finished_run, tiny_ds):
     np.testing.assert_allclose(logits, saved, rtol=1e-2, atol=1e-2)  # saved as float16
     assert len(run.epochs) == 2 and len(run.steps) == run.metrics["steps"]
     assert "complete" in repr(run)
+
+
+def test_weights_record_is_kept_as_data(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
+    """Whatever prepare_model says about the weights goes into metrics.json unchanged, and
+    load_run gives it back as it is (no sentence to parse)."""
+    record = {"kind": "checkpoint", "source": "/elsewhere/run", "data": {"name": "synthetic"}}
+    real = setup.prepare_model
+    monkeypatch.setattr(setup, "prepare_model", lambda model, cfg: (real(model, cfg)[0], record))
+    out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
+    assert json.loads((out / "metrics.json").read_text())["weights"] == record
+    assert load_run(out, device="cpu").weights == record
 
 
 def test_predict_rejects_wrong_images(finished_run, tiny_ds):
@@ -426,7 +439,7 @@ def test_model_no_weight_decay_is_honoured(train_mod, make_cfg):
     from cnnvit.models import create_model
 
     model = create_model("test_t2t_vit", 10)
-    opt = train_mod._optimizer(make_cfg({"optim": {"name": "adamw", "weight_decay": 0.05}}), model)
+    opt = setup.make_optimizer(make_cfg({"optim": {"name": "adamw", "weight_decay": 0.05}}), model)
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     assert id(model.cls_token) not in decayed
     assert id(model.head.weight) in decayed and id(model.head.bias) not in decayed
@@ -514,7 +527,7 @@ def test_efficiency_figures_are_recorded(tmp_path, train_mod, make_cfg, tiny_ds)
 
 
 def test_class_weights_balance_an_imbalanced_training_split(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
-    w = train_mod.class_weights(np.array([0, 0, 0, 1]), 2)
+    w = class_weights(np.array([0, 0, 0, 1]), 2)
     assert w.tolist() == [4 / 6, 2.0] and (np.bincount([0, 0, 0, 1]) * w).tolist() == [2.0, 2.0]
     seen = []
     real = torch.nn.functional.cross_entropy
@@ -523,9 +536,9 @@ def test_class_weights_balance_an_imbalanced_training_split(tmp_path, monkeypatc
         seen.append(kwargs.get("weight"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod.F, "cross_entropy", spy)
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
     train_mod.train(make_cfg({"train": {"class_weights": True}}), tmp_path / "run", dataset=tiny_ds, progress=False)
-    expected = train_mod.class_weights(tiny_ds.train_labels, len(tiny_ds.classes))
+    expected = class_weights(tiny_ds.train_labels, len(tiny_ds.classes))
     assert seen[0] is not None and np.allclose(seen[0].numpy(), expected)
     with pytest.raises(config.ConfigError, match="not with mixup"):
         make_cfg({"train": {"class_weights": True, "mixup": 0.8}})

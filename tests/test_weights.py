@@ -10,6 +10,7 @@ import yaml
 from cnnvit import config as config_mod
 from cnnvit.models import weights
 from cnnvit.models import create_model
+from cnnvit.training.setup import make_optimizer
 
 
 def _grads(model: torch.nn.Module) -> set[str]:
@@ -199,18 +200,18 @@ def test_layer_decay_scales_the_learning_rate_by_depth(train_mod, make_cfg):
     model = create_model("test_vit_cifar", 10)
     cfg = make_cfg({"model": {"name": "test_vit_cifar", "layer_decay": 0.5},
                     "optim": {"name": "adamw", "weight_decay": 0.05}})
-    opt = train_mod._optimizer(cfg, model)
+    opt = make_optimizer(cfg, model)
     scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
     assert scale[id(model.head.weight)] == 1.0
     assert scale[id(model.blocks[1].mlp.fc1.weight)] == 0.5
     assert scale[id(model.blocks[0].mlp.fc1.weight)] == 0.25
     assert scale[id(model.patch_embed.proj.weight)] == 0.125
     with pytest.raises(weights.WeightsError, match="group_matcher"):
-        train_mod._optimizer(make_cfg({"model": {"layer_decay": 0.5}}), create_model("test_resnet_cifar", 10))
+        make_optimizer(make_cfg({"model": {"layer_decay": 0.5}}), create_model("test_resnet_cifar", 10))
 
 
 def test_reloaded_run_with_a_frozen_resnet_predicts_as_trained(tmp_path, train_mod, make_cfg, tiny_ds):
-    from cnnvit.run import load_run
+    from cnnvit.training.run import load_run
 
     cfg = make_cfg({"model": {"freeze": "last_k", "trainable_blocks": 2}})
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)

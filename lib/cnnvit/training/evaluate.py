@@ -1,0 +1,45 @@
+"""Evaluation: logits of a split in eval mode, its loss and accuracy, and the test metrics and
+predictions of the run's result."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from .augment import Preprocess
+from .device import autocast
+from .losses import task_accuracy, task_loss
+from .metrics import classification_metrics, multilabel_metrics
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, prep: Preprocess,
+                   batch_size: int, device: torch.device, amp: bool) -> torch.Tensor:
+    """Logits (float32, on the CPU) for uint8 N x H x W x 3 images, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = prep.eval(images[start:start + batch_size].to(device, non_blocking=True))
+        with autocast(device, amp):
+            out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def evaluate_split(model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, prep: Preprocess,
+                   tc: TrainConfig, device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """(logits, loss, accuracy) of a split (``tc``: the run's train section)."""
+    logits = predict_logits(model, images, prep, tc.eval_batch_size, device, tc.amp)
+    y = torch.from_numpy(labels)
+    return logits, float(task_loss(logits, y)), task_accuracy(logits, y)
+
+
+def score_predictions(logits: np.ndarray, labels: np.ndarray, classes: list[str],
+                 multilabel: bool) -> tuple[dict[str, Any], np.ndarray]:
+    """The test metrics of a run's logits, and its predictions (class ids, or 0/1 per label)."""
+    if multilabel:
+        return multilabel_metrics(logits, labels, classes), (logits >= 0).astype(np.uint8)  # p >= 0.5
+    return classification_metrics(logits, labels, classes), logits.argmax(1)

@@ -1,0 +1,112 @@
+"""Reading a finished run back: its config, curves, metrics, and a predictor that applies the
+run's own preprocessing, so that anyone can check its numbers independently."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import Config, from_dict
+from ..models import create_model
+from ..weights import prepare_model
+from .augment import Preprocess
+from .device import resolve_device
+from .evaluate import predict_logits
+from .identity import saved_config
+
+
+class Run:
+    """A run folder written by :func:`cnnvit.training.train`."""
+
+    def __init__(self, run_dir: str | Path, device: str = "auto"):
+        self.dir = Path(run_dir)
+        raw = saved_config(self.dir)
+        if raw is None:
+            raise FileNotFoundError(f"{self.dir} holds no run (config.yaml missing)")
+        self.config: Config = from_dict(raw)
+        self.data_info: dict[str, Any] = json.loads((self.dir / "data.json").read_text())
+        self.device = resolve_device(device)
+        self._model: Optional[torch.nn.Module] = None
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / "metrics.json").exists()
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return json.loads((self.dir / "metrics.json").read_text())
+
+    @property
+    def weights(self) -> Any:
+        """Where the run's starting weights came from, as training recorded it in metrics.json."""
+        return self.metrics.get("weights")
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        """Per-epoch train loss, test loss and accuracy, time and throughput."""
+        return pd.read_csv(self.dir / "epochs.csv")
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """Per-step training loss and learning rate."""
+        return pd.read_csv(self.dir / "steps.csv")
+
+    @property
+    def val_steps(self) -> pd.DataFrame:
+        """Validation loss and accuracy every ``train.val_every_steps`` steps (empty when off)."""
+        path = self.dir / "val_steps.csv"
+        if not path.exists():
+            return pd.DataFrame(columns=["step", "epoch", "val_loss", "val_accuracy"])
+        return pd.read_csv(path)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data_info["classes"]
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        with np.load(self.dir / "predictions.npz") as f:
+            return {k: f[k] for k in f.files}
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            model = create_model(self.config.model.name, len(self.classes))
+            model, _ = prepare_model(model, self.config.model, load_weights=False)  # same modules
+            state = torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            self._model = model.to(self.device).eval()
+        return self._model
+
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_config(self.config.data, self.data_info["mean"], self.data_info["std"])
+
+    def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """N x C logits for uint8 N x H x W x 3 images at the data set's native size."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 images of shape N x H x W x 3, got {images.dtype} "
+                             f"{images.shape}")
+        native = tuple(self.data_info["native_size"])
+        if images.shape[1:3] != native:
+            raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the run was trained "
+                             f"on {native[0]}x{native[1]}")
+        x = torch.from_numpy(images)
+        return predict_logits(self.model, x, self.preprocess(), batch_size, self.device,
+                              self.config.train.amp).numpy()
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else "incomplete"
+        return f"Run({str(self.dir)!r}, {self.config.model.name}, {state})"
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> Run:
+    """Open a run folder; ``.predict(images)`` re-runs its model with its own preprocessing."""
+    return Run(run_dir, device)
