@@ -330,7 +330,8 @@ def test_load_run_predict_reproduces_metrics(finished_run, tiny_ds):
 def test_weights_record_is_kept_as_data(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):
     """Whatever prepare_model says about the weights goes into metrics.json unchanged, and
     load_run gives it back as it is (no sentence to parse)."""
-    record = {"kind": "checkpoint", "source": "/elsewhere/run", "data": {"name": "synthetic"}}
+    record = {"kind": "run", "source": "/elsewhere/run", "data": "synthetic", "model": "test_resnet_cifar",
+              "run": "pretrain", "label": "pretrained on synthetic by this project (test_resnet_cifar, run pretrain)"}
     real = setup.prepare_model
     monkeypatch.setattr(setup, "prepare_model", lambda model, cfg: (real(model, cfg)[0], record))
     out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
