@@ -1,0 +1,437 @@
+"""The report document: executed study notebooks assembled into one self-contained HTML file
+(title page, contents, one section per study with code hidden, a closing summary table) and
+printed to PDF by WeasyPrint. Everything here takes data and returns text; :mod:`.build`
+decides what to run."""
+from __future__ import annotations
+
+import copy
+import html
+import importlib.metadata
+import logging
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Sequence
+
+import nbformat
+import pandas as pd
+
+# the packages whose versions decide the numbers (and the report's look), in title-page order
+VERSIONED_PACKAGES = ("cnnvit", "torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn",
+                      "seaborn", "matplotlib", "papermill", "nbconvert", "weasyprint")
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyOutcome:
+    """What the report needs to know about one study's notebook run."""
+
+    name: str  # e.g. 01_cifar10_vit_vs_resnet
+    title: str
+    status: str  # "ok" | "failed"
+    cached: bool = False  # reused from an earlier `make report`, not executed now
+    wall_s: float = 0.0  # how long the notebook took when it was executed
+    started: str = ""  # ISO time of that execution
+    params_file: str = ""
+    error: Optional[str] = None  # one line, e.g. "DatasetError: CIFAR-10 not found under ..."
+    traceback: Optional[str] = None  # when there is no executed notebook to show it
+    notebook: Optional[Path] = None  # the executed notebook, if one was written
+    notebook_html: Optional[str] = None  # its full rendering with code, relative to the report
+
+    @property
+    def anchor(self) -> str:
+        return f"study-{self.name}"
+
+
+# ---------------------------------------------------------------------------------- title page
+
+def git_state(root: Path) -> tuple[str, Optional[bool]]:
+    """(commit hash, dirty?) of the checkout at ``root``; ("unknown", None) outside git.
+    Changes under ``outputs/`` (results, not code) do not count as dirty."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)outputs"],
+                                cwd=root, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", None
+    return commit, bool(status.strip())
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_summary() -> dict[str, str]:
+    """CPU, memory and GPUs of the machine assembling the report."""
+    facts = {"CPU": f"{_cpu_name()}, {os.cpu_count()} cores"}
+    try:
+        facts["Memory"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        pass
+    import torch
+
+    if torch.cuda.is_available():
+        facts["GPU"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    else:
+        facts["GPU"] = "none (CPU only)"
+    return facts
+
+
+def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Installed version of Python and of each package."""
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequence[StudyOutcome],
+                elapsed_s: float, now: Optional[datetime] = None) -> dict[str, str]:
+    """The title page's table: profile, date, commit (``git`` from :func:`git_state`), hardware,
+    versions, total time."""
+    commit, dirty = git
+    if dirty is None:
+        commit_text = "unknown (not a git checkout)"
+    else:
+        commit_text = commit + (" (dirty: uncommitted changes)" if dirty else " (clean)")
+    executed = [o for o in outcomes if not o.cached]
+    facts = {
+        "Profile": profile,
+        "Date": (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip(),
+        "Git commit": commit_text,
+        **hardware_summary(),
+        "Libraries": ", ".join(f"{k} {v}" for k, v in package_versions().items()),
+        "Total time": (f"{_duration(sum(o.wall_s for o in outcomes))} of notebook execution "
+                       f"({len(executed)} of {len(outcomes)} studies executed now, the others reused "
+                       f"unchanged); this build took {_duration(elapsed_s)}"),
+    }
+    failed = [o.name for o in outcomes if o.status != "ok"]
+    facts["Studies"] = (f"{len(outcomes) - len(failed)} of {len(outcomes)} succeeded"
+                        + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return facts
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
+
+
+# ------------------------------------------------------------------------------ study sections
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+def failing_cell(nb: nbformat.NotebookNode) -> Optional[nbformat.NotebookNode]:
+    """The first code cell with an error output."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and any(o.output_type == "error" for o in cell.get("outputs", [])):
+            return cell
+    return None
+
+
+def report_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook as the report shows it: no log or progress output (stderr),
+    no papermill error banners, colour codes stripped, nothing after a failing cell."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if PAPERMILL_ERROR_TAG in cell.metadata.get("tags", []):
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.output_type == "stream" and o.get("name") == "stderr")]
+            for out in cell.outputs:
+                if out.output_type == "error":
+                    out.traceback = [strip_ansi(line) for line in out.traceback]
+        cells.append(cell)
+        if cell.cell_type == "code" and any(o.output_type == "error" for o in cell.outputs):
+            break
+    nb.cells = cells
+    return nb
+
+
+def notebook_body_html(nb: nbformat.NotebookNode, prefix: str) -> str:
+    """The notebook's markdown and outputs (no code) as an HTML fragment, with the ids of
+    headings and cells prefixed so that several notebooks' "Results" headings do not collide.
+    Other ids are left alone: pandas' styled tables refer to theirs from their own CSS."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, anchor_link_text="", log=quiet_log())
+    body, _ = exporter.from_notebook_node(report_cells(nb))
+    ours = set(re.findall(r'<h[1-6]\b[^>]*\bid="([^"]+)"', body)) | set(re.findall(r'\bid="(cell-id=[^"]+)"', body))
+
+    def rename(m: re.Match) -> str:
+        attr, hash_, name = m.groups()
+        is_link = attr == "href" and hash_ == "#"
+        if name in ours and (is_link or (attr == "id" and not hash_)):
+            return f'{attr}="{hash_}{prefix}--{name}"'
+        return m.group(0)
+
+    return re.sub(r'\b(id|href)="(#?)([^"]+)"', rename, body)
+
+
+def quiet_log() -> logging.Logger:
+    """A logger for nbconvert that keeps its per-figure "alternative text is missing" warning
+    (matplotlib output never has one) out of the build log."""
+    quiet = logging.getLogger("cnnvit.nbconvert")
+    quiet.setLevel(logging.ERROR)
+    return quiet
+
+
+def headings(body: str, level: int) -> list[tuple[str, str]]:
+    """(id, text) of every ``<hN id=...>`` in an HTML fragment."""
+    found = re.findall(rf'<h{level}\b[^>]*\bid="([^"]+)"[^>]*>(.*?)</h{level}>', body, flags=re.S)
+    return [(i, html.unescape(re.sub(r"<[^>]+>", "", text)).strip()) for i, text in found]
+
+
+def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """(HTML section, title for the contents, its h2 headings) of one study."""
+    meta = [f"profile <b>{html.escape(profile)}</b>"]
+    if outcome.params_file:
+        meta.append(f"parameters <code>{html.escape(outcome.params_file)}</code>")
+    if outcome.started:
+        meta.append(f"executed {html.escape(outcome.started)} in {_duration(outcome.wall_s)}"
+                    + (" (unchanged since, reused)" if outcome.cached else ""))
+    if outcome.notebook_html:
+        meta.append(f'notebook with code: <a href="{html.escape(outcome.notebook_html)}">'
+                    f'{html.escape(outcome.notebook_html)}</a>')
+    status = "ok" if outcome.status == "ok" else "FAILED"
+    header = [f'<p class="study-meta"><span class="status status-{outcome.status}">{status}</span> '
+              + " · ".join(meta) + "</p>"]
+    nb, body = None, ""
+    if outcome.notebook and outcome.notebook.exists():
+        try:
+            nb = nbformat.read(outcome.notebook, as_version=4)
+            body = notebook_body_html(nb, outcome.anchor)
+        except Exception as exc:  # e.g. truncated by a killed build: the other sections still render
+            nb, body = None, ""
+            header.append(f'<div class="failure"><p><b>The executed notebook {html.escape(str(outcome.notebook))} '
+                          f'could not be shown:</b></p><pre>{html.escape(f"{type(exc).__name__}: {exc}")}</pre></div>')
+    if outcome.status != "ok":
+        header.append(_failure_box(outcome, nb))
+    h1 = headings(body, 1)
+    title = h1[0][1] if h1 else outcome.title
+    if h1:  # the notebook's own title first, then how it ran
+        cut = body.index("</h1>") + len("</h1>")
+        content = body[:cut] + "\n".join(header) + body[cut:]
+    else:
+        content = f"<h1>{html.escape(outcome.title)}</h1>\n" + "\n".join(header) + body
+    section = (f'<section class="study" id="{outcome.anchor}">\n<div class="notebook">{content}</div>\n'
+               f'</section>')
+    return section, title, headings(body, 2)
+
+
+def _failure_box(outcome: StudyOutcome, nb: Optional[nbformat.NotebookNode]) -> str:
+    lines = ['<div class="failure"><p><b>This study failed:</b></p>'
+             f'<pre class="error-message">{html.escape(outcome.error or "unknown error")}</pre>']
+    cell = failing_cell(nb) if nb is not None else None
+    if cell is not None:
+        lines.append(f"<p>The notebook stopped in cell [{cell.get('execution_count') or '?'}]; "
+                     f"what it showed up to there follows. The failing cell:</p>"
+                     f"<pre>{html.escape(cell.source)}</pre>")
+    elif outcome.traceback:
+        lines.append(f"<pre>{html.escape(strip_ansi(outcome.traceback))}</pre>")
+    lines.append("</div>")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- summary and page
+
+SUMMARY_COLUMNS = ("run", "role", "model", "epochs", "test accuracy", "seed reported",
+                   "vs seed (points)", "profile", "wall time", "device")
+
+
+def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
+    """The closing table, grouped by study: every run's headline number beside the seed's."""
+    def pct(v) -> str:
+        return "" if v is None or v != v else f"{100 * v:.1f}%"
+
+    fmt = {"test accuracy": pct, "seed reported": pct,
+           "vs seed (points)": lambda v: "" if v is None or v != v else f"{100 * v:+.1f}",
+           "wall time": lambda v: "" if v is None or v != v else _duration(v),
+           "epochs": lambda v: "" if v is None or v != v else f"{int(v)}"}
+    rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS) + "</tr>"]
+    for outcome in outcomes:
+        flag = "" if outcome.status == "ok" else ' <span class="status status-failed">FAILED</span>'
+        rows.append(f'<tr class="group"><th colspan="{len(SUMMARY_COLUMNS)}">{html.escape(outcome.name)}: '
+                    f'{html.escape(outcome.title)}{flag}</th></tr>')
+        runs = table[table["study"] == outcome.name] if not table.empty else table
+        if runs.empty:
+            rows.append(f'<tr><td colspan="{len(SUMMARY_COLUMNS)}">no runs</td></tr>')
+        for _, r in runs.iterrows():
+            cells = [fmt.get(c, lambda v: "" if v is None or v != v else str(v))(r.get(c)) for c in SUMMARY_COLUMNS]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in cells) + "</tr>")
+    return '<table class="summary">' + "\n".join(rows) + "</table>"
+
+
+def references_html(path: Path) -> str:
+    """The references document (Markdown, ``docs/references.md``) as the report's closing
+    section, so that a reader of the report alone can see what each study reproduces; empty
+    when there is none."""
+    if not path.is_file():
+        return ""
+    import mistune  # nbconvert's Markdown renderer
+
+    text = re.sub(r"\A# [^\n]*\n", "", path.read_text(encoding="utf-8"))  # the section has its own
+    return (f'<section class="references" id="references"><h1>References</h1>\n'
+            f'{mistune.html(text)}</section>')
+
+
+def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, str, str, list]],
+                  summary: pd.DataFrame, title: str = "cnnvit: image classification from CNNs to ViTs",
+                  references: str = "") -> str:
+    """The whole report as one self-contained HTML page (no scripts, images inline);
+    ``references``: the closing section from :func:`references_html`."""
+    toc = []
+    for outcome, _, sec_title, subs in sections:
+        flag = "" if outcome.status == "ok" else ' <span class="status status-failed">FAILED</span>'
+        sub = "".join(f'<li><a class="toc-link" href="#{i}">{html.escape(t)}</a></li>' for i, t in subs)
+        toc.append(f'<li><a class="toc-link" href="#{outcome.anchor}">{html.escape(sec_title)}</a>{flag}'
+                   + (f"<ol>{sub}</ol>" if sub else "") + "</li>")
+    toc.append('<li><a class="toc-link" href="#summary">Summary across studies</a></li>')
+    if references:
+        toc.append('<li><a class="toc-link" href="#references">References</a></li>')
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items())
+    profile = facts.get("Profile", "")
+    seeds = ' (the seeds are described under <a href="#references">References</a>)' if references else ""
+    caveat = ("" if profile == "paper" else
+              f'<p class="caveat">Profile <b>{html.escape(profile)}</b>: small stand-in models on '
+              f'generated data, to check the pipeline. These numbers are not results about the '
+              f'data sets; the <b>paper</b> profile runs the real studies.</p>')
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)} ({html.escape(profile)})</title>
+<style>{REPORT_CSS}</style></head>
+<body>
+<section class="title-page">
+<h1 class="report-title">{html.escape(title)}</h1>
+<p class="subtitle">Report of the study notebooks, profile <b>{html.escape(profile)}</b></p>
+{caveat}
+<table class="facts">{rows}</table>
+</section>
+<nav class="toc"><h2>Contents</h2><ol>{''.join(toc)}</ol></nav>
+{''.join(section for _, section, _, _ in sections)}
+<section class="summary" id="summary"><h1>Summary across studies</h1>
+<p>Every run's test accuracy (computed by the code that ran, on the run's test split) beside the
+number the seed reported for that setting{seeds}, with the profile, epochs and wall time that
+produced it. Runs not completed show no number.</p>
+{summary_html(summary, [o for o, _, _, _ in sections])}
+</section>
+{references}
+</body></html>
+"""
+
+
+def write_pdf(html_path: Path, pdf_path: Path) -> list[str]:
+    """Print the report with WeasyPrint (A4, page numbers, images scaled to the page width).
+    Returns (and logs) every element that sticks out past a page's right margin: what would be
+    cut off or run into the margin."""
+    # WeasyPrint logs its steps (some at import) and every CSS property it ignores in
+    # nbconvert's and pandas' styles; only its errors matter here
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from weasyprint import HTML
+
+    doc = HTML(filename=str(html_path), base_url=str(html_path.parent)).render()
+    problems = overflowing_boxes(doc)
+    for problem in problems:
+        log.warning("%s: %s", pdf_path.name, problem)
+    tmp = pdf_path.with_suffix(".pdf.tmp")
+    doc.write_pdf(str(tmp))
+    os.replace(tmp, pdf_path)
+    return problems
+
+
+def overflowing_boxes(doc) -> list[str]:
+    """Elements of a rendered WeasyPrint document wider than their page's content area."""
+    problems = []
+    for number, page in enumerate(doc.pages, 1):
+        page_box = page._page_box  # WeasyPrint's layout tree (pinned version): no public accessor
+        right = page_box.content_box_x() + page_box.width
+        seen = set()
+        for box in page_box.descendants():
+            tag = getattr(box, "element_tag", None)
+            if not tag or getattr(box, "width", None) is None or tag in seen:
+                continue
+            try:
+                edge = box.border_box_x() + box.border_width()
+            except (AttributeError, TypeError):
+                continue
+            if edge > right + 1:
+                seen.add(tag)
+                problems.append(f"page {number}: <{tag}> is {edge - right:.0f}px wider than the page")
+    return problems
+
+
+REPORT_CSS = """
+:root { --fg: #1d2330; --muted: #5b6478; --line: #d8dce4; --accent: #2457a6; }
+body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: var(--fg);
+       max-width: 60rem; margin: 0 auto; padding: 1.5rem; line-height: 1.45; font-size: 15px; }
+h1 { font-size: 1.6rem; margin: 1.2rem 0 .6rem; } h2 { font-size: 1.25rem; margin-top: 1.4rem; }
+h3 { font-size: 1.05rem; }
+a { color: var(--accent); } a.anchor-link { display: none; }
+code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .85em; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f5f6f8; padding: .5rem .7rem;
+      border-radius: 4px; }
+img { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
+table { border-collapse: collapse; font-size: .8rem; margin: .5rem 0; max-width: 100%; }
+th, td { border-bottom: 1px solid var(--line); padding: .2rem .4rem; text-align: right;
+         vertical-align: top; overflow-wrap: break-word; }
+th { background: #f0f2f5; }
+.title-page { padding-top: 3rem; }
+.report-title { font-size: 2.1rem; margin-bottom: .3rem; }
+.subtitle { color: var(--muted); font-size: 1.1rem; margin-top: 0; }
+table.facts th, table.facts td { text-align: left; font-size: .85rem; }
+table.facts th { width: 9rem; white-space: nowrap; }
+.caveat { border-left: 4px solid #d9a400; background: #fff8e1; padding: .5rem .8rem; }
+.toc ol { padding-left: 1.4rem; } .toc li { margin: .15rem 0; }
+.study, .summary, .references { border-top: 2px solid var(--line); margin-top: 2rem; }
+.references { overflow-wrap: anywhere; }
+.study-meta { color: var(--muted); font-size: .8rem; margin: .2rem 0 .8rem; }
+.status { font-weight: bold; padding: 0 .35rem; border-radius: 3px; font-size: .75rem; }
+.status-ok { background: #e3f4e6; color: #1e6b2e; }
+.status-failed { background: #fde2e1; color: #a12622; }
+.failure { border-left: 4px solid #c62828; background: #fff1f0; padding: .4rem .8rem; margin: .6rem 0; }
+.output_stderr { display: none; }
+.output_error pre, .output_error { background: #fff1f0; }
+table.summary { width: 100%; }
+table.summary td:nth-child(-n+3), table.summary th:nth-child(-n+3) { text-align: left; }
+table.summary tr.group th { text-align: left; background: #e4e9f2; font-size: .85rem; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  @page { size: A4; margin: 16mm 14mm 18mm;
+          @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #777; } }
+  .title-page { break-after: page; }
+  .toc { break-after: page; }
+  .study, .summary { break-before: page; border-top: none; margin-top: 0; }
+  h1, h2, h3 { break-after: avoid; }
+  img, tr, pre { break-inside: avoid; }
+  .toc a.toc-link::after { content: leader(".") target-counter(attr(href), page); }
+  .toc a.toc-link { text-decoration: none; color: var(--fg); }
+  /* condensed type lets the notebooks' wide tables fit the page width */
+  table { font-family: "DejaVu Sans Condensed", "Arial Narrow", sans-serif; font-size: 7pt; }
+  th, td { padding: 1.5pt 3pt; }
+}
+"""

@@ -1,0 +1,224 @@
+"""A study: several runs that share a base config, described by one parameter file per profile.
+
+Parameter file (``params/<profile>/<study>.yaml``)::
+
+    study: 01_cifar10_vit_vs_resnet
+    profile: smoke
+    title: ...
+    base: {data: {...}, train: {...}}          # config shared by every run
+    runs:
+      seed_resnet18:
+        label: ResNet-18, seed setting          # how tables and plots name it
+        role: seed                              # seed | ablation | strong
+        reported: 0.88                          # the seed's number, if it has one
+        config: {model: {name: resnet18}, ...}  # this run's config on top of base
+    groups:                                     # which runs each conclusion compares (the
+      seed_settings: {cnn: seed_resnet18, ...}  # study module's GROUPS say which groups)
+    generated: {celeba: {images: 600, width: 36, height: 44}}  # optional: a generated set in a
+                                                # real data set's format (smoke profiles)
+
+Runs go to ``outputs/<profile>/<study>/runs/<name>/``. A run that is complete with the same
+config is loaded, not retrained; a partial one resumes; one made with another config is moved
+aside (never deleted) and trained again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import celeba
+from .. import config as config_mod
+from ..config import Config
+from ..data import dataset_from_config, default_root, locate_dataset
+from ..errors import ConfigError, DatasetError, StudyInputError, WeightsError
+from ..run import Run, load_run
+from ..train import check_device, check_run_inputs, run_state, train
+from ..weights import check_pretrained
+from .core import RUN_REF, RunSpec, Study, project_root
+from .groups import check_groups
+from .registry import group_schema
+
+log = logging.getLogger(__name__)
+
+RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
+STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated"}
+# generated.<data set>: what may be set, and its default
+GENERATED_DEFAULTS = {"images": 600, "width": 36, "height": 44, "seed": 0}
+ROLES = ("seed", "ablation", "strong")
+
+
+def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
+               only: Optional[list[str]] = None, data_dir: Optional[str | Path] = None) -> Study:
+    """Read and validate a study parameter file; every run's config is built (and checked) now,
+    so a bad key in any run fails before the first run starts. ``data_dir`` is the folder that
+    holds the real data sets (``cifar10/``, ...): it sets ``data.root`` of every run that leaves
+    it unset. ``only`` keeps those runs (the groups are checked against all of them)."""
+    path = Path(path)
+    raw = config_mod.load_yaml(path)
+    unknown = set(raw) - STUDY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown study key(s) {sorted(unknown)}; known: {sorted(STUDY_KEYS)}")
+    for key in ("study", "profile", "runs"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    runs_raw = raw["runs"]
+    if not isinstance(runs_raw, dict) or not runs_raw:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name to run")
+    groups = check_groups(raw.get("groups"), list(runs_raw), group_schema(raw["study"]), str(path))
+    if only:
+        missing = [n for n in only if n not in runs_raw]
+        if missing:
+            raise ConfigError(f"{path}: no run named {missing}; runs: {', '.join(runs_raw)}")
+        runs_raw = {n: runs_raw[n] for n in only}
+    generated = _generated_spec(raw.get("generated") or {}, path)
+    runs: dict[str, RunSpec] = {}
+    for name, spec in runs_raw.items():
+        runs[name] = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
+    study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
+                  raw.get("notes", ""), generated=generated, groups=groups)
+    study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
+    for spec in runs.values():  # a generated set replaces the real one wherever none is named
+        if spec.config.data.name in generated and not spec.config.data.root:
+            spec.config.data.root = str(study.generated_root)
+    for spec in runs.values():  # weights trained by an earlier run of this study
+        if spec.starts_from:
+            spec.config.model.pretrained_path = str(study.run_dir(spec.starts_from))
+    return study
+
+
+def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides: list[str],
+              earlier: dict[str, RunSpec], data_dir: Optional[str | Path],
+              generated: dict[str, dict[str, int]]) -> RunSpec:
+    """One run of a study file, its config built on ``base`` and checked (``earlier``: the runs
+    listed before it, which ``run:NAME`` may name)."""
+    where = f"{path}: runs.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    bad = set(spec) - RUN_KEYS
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(RUN_KEYS)}")
+    role = spec.get("role", "seed")
+    if role not in ROLES:
+        raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
+    cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where), overrides=overrides)
+    if data_dir and cfg.data.name not in ("synthetic", *generated) and not cfg.data.root:
+        cfg.data.root = str(default_root(cfg.data.name, data_dir))
+    try:
+        check_run_inputs(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    source = cfg.model.pretrained_path
+    starts_from = source[len(RUN_REF):] if source and source.startswith(RUN_REF) else None
+    if starts_from is not None and starts_from not in earlier:
+        raise ConfigError(f"{where}: model.pretrained_path {source!r} must name a run listed "
+                          f"before it (runs so far: {', '.join(earlier) or 'none'})")
+    if source and starts_from is None and not Path(source).expanduser().is_absolute():
+        cfg.model.pretrained_path = str(project_root() / source)
+    return RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
+                   spec.get("reported_note", ""), starts_from)
+
+
+def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) -> Config:
+    """The resolved config of one run of a study file (what ``cnnvit train FILE --run NAME`` uses)."""
+    return load_study(path, overrides, only=[run]).runs[run].config
+
+
+GENERATORS = {"celeba": celeba.write_generated}  # data sets that can be generated in their format
+
+
+def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: generated: expected a mapping of data set name to its size")
+    out = {}
+    for name, spec in raw.items():
+        if name not in GENERATORS:
+            raise ConfigError(f"{path}: generated.{name}: only {', '.join(GENERATORS)} can be generated")
+        spec = spec or {}
+        bad = set(spec) - set(GENERATED_DEFAULTS)
+        if bad or not all(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if k == "seed" else 1)
+                          for k, v in spec.items()):
+            raise ConfigError(f"{path}: generated.{name}: expects positive integers for images, width "
+                              f"and height, and a seed >= 0 (keys: {', '.join(GENERATED_DEFAULTS)}); "
+                              f"got {spec}")
+        out[name] = {**GENERATED_DEFAULTS, **spec}
+    return out
+
+
+def prepare_generated_data(study: Study) -> None:
+    """Write the study's generated data sets once (they are reused while their size is unchanged)."""
+    for name, spec in study.generated.items():
+        folder = study.generated_root / name
+        stamp = folder / "generated.json"
+        if stamp.exists() and json.loads(stamp.read_text()) == spec:
+            continue
+        log.info("generating %d %s-format images in %s", spec["images"], name, folder)
+        GENERATORS[name](folder, spec["images"], spec["seed"], (spec["width"], spec["height"]))
+        stamp.write_text(json.dumps(spec))
+
+
+def check_study_inputs(study: Study) -> None:
+    """Before any training: every run that still has to train finds its data set and its device.
+    Runs already complete need neither. Raises :class:`StudyInputError` listing all problems.
+    Generated data sets are written first."""
+    prepare_generated_data(study)
+    problems: dict[str, list[str]] = {}
+    for name, spec in study.runs.items():
+        if run_state(spec.config, study.run_dir(name)) == "complete":
+            continue
+        checks = [(locate_dataset, spec.config.data), (check_device, spec.config)]
+        if not spec.starts_from:  # an earlier run of the study will provide the weights
+            checks.append((check_pretrained, spec.config))
+        for check, arg in checks:
+            try:
+                check(arg)
+            except (DatasetError, ConfigError, WeightsError) as exc:
+                problems.setdefault(str(exc), []).append(name)
+    if problems:
+        lines = [f"- {msg} (runs: {', '.join(runs)})" for msg, runs in problems.items()]
+        raise StudyInputError(f"study {study.study} (profile {study.profile}, {study.source}) cannot "
+                              f"start:\n" + "\n".join(lines))
+
+
+def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
+    """Train every run of the study that is not complete yet; return them all, loaded.
+    Runs that share a data config share one loaded data set."""
+    check_study_inputs(study)
+    results: dict[str, Run] = {}
+    cache: dict[str, Any] = {}
+    for name, spec in study.runs.items():
+        run_dir = study.run_dir(name)
+        state = run_state(spec.config, run_dir)
+        if state == "conflict":
+            stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+            aside = run_dir.with_name(f"{name}.replaced-{stamp}")
+            while aside.exists():
+                n += 1
+                aside = run_dir.with_name(f"{name}.replaced-{stamp}-{n}")
+            log.warning("%s: %s was made with another config; moved to %s", name, run_dir, aside)
+            run_dir.rename(aside)
+            state = "new"
+        if state != "complete":
+            key = repr(spec.config.data) + str(spec.config.seed)
+            if key not in cache:
+                cache.clear()  # keep one data set in memory at a time
+                cache[key] = dataset_from_config(spec.config.data, spec.config.seed)
+            log.info("%s: %s", name, "resuming" if state == "partial" else "training")
+            train(spec.config, run_dir, name=name, dataset=cache[key], progress=progress)
+        else:
+            log.info("%s: complete, loaded from %s", name, run_dir)
+        results[name] = load_run(run_dir, device="cpu")
+    return results
+
+
+def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
+    """Each run's ``metrics.json`` if the run is complete with the study's current config, else
+    None; reads no model or data."""
+    out: dict[str, Optional[dict[str, Any]]] = {}
+    for name, spec in study.runs.items():
+        run_dir = study.run_dir(name)
+        done = run_state(spec.config, run_dir) == "complete"
+        out[name] = json.loads((run_dir / "metrics.json").read_text()) if done else None
+    return out
