@@ -148,10 +148,13 @@ def test_malformed_groups_fail_at_load_naming_the_file(tmp_path, edit, words):
 
 @pytest.mark.parametrize("path", ALL_PARAMS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_groups_are_no_part_of_any_runs_config(tmp_path, path):
-    """Groups only say how runs are compared: without them (as a study of one's own) every run
-    has the same config, so it keeps its identity and is not trained again."""
+    """Groups and roles only say how runs are compared: without groups (as a study of one's own)
+    and with every role changed, every run has the same config, so it keeps its identity and is
+    not trained again."""
     raw = yaml.safe_load(path.read_text())
     assert raw["groups"], "every study file declares its groups"
+    for spec in raw["runs"].values():
+        spec["role"] = "strong" if spec.get("role") != "strong" else "ablation"
     bare = tmp_path / path.name
     bare.write_text(yaml.safe_dump({**{k: v for k, v in raw.items() if k != "groups"}, "study": "own"}, sort_keys=False))
     with_groups, without = load_study(path, out_dir=tmp_path), load_study(bare, out_dir=tmp_path)
