@@ -152,7 +152,7 @@ def _check_report_section(out_nb: Path, title: str, tmp_path: Path) -> None:
     """The executed notebook as a report section: its tables and figures fit the PDF page."""
     from pypdf import PdfReader
 
-    from cnnvit import render
+    from cnnvit.report import render
 
     outcome = render.StudyOutcome(out_nb.stem, title, "ok", notebook=out_nb)
     page = tmp_path / "report.html"

@@ -135,6 +135,10 @@ def test_groups_say_which_runs_each_conclusion_compares():
     (lambda raw: raw["groups"].update({"seed_settings": "seed_resnet18"}),
      ["groups.seed_settings: expected a mapping"]),
     (lambda raw: raw.update({"groups": ["seed_resnet18"]}), ["groups: expected a mapping"]),
+    (lambda raw: raw.update({"study": "03_tiny_imagenet_transformers", "groups": {
+        "models": ["seed_vit_b16"], "frozen_backbone": {"frozen": "strong_vit", "finetuned": "seed_vit_b16"},
+        "optimizers": ["seed_vit_b16"], "augmentation": {"baseline": "seed_vit_b16", "variants": ["strong_vit"]},
+        "batch_sizes": ["seed_vit_b16", "strong_vit"]}}), ["groups.optimizers: expected at least 2 runs"]),
     (lambda raw: raw.update({"study": "my_own_study"}), ["unknown group(s)", "this study reads no groups"]),
 ])
 def test_malformed_groups_fail_at_load_naming_the_file(tmp_path, edit, words):

@@ -19,7 +19,7 @@ GROUPS = {
     "hair5": parts("the five-hair-colour task's seed settings and stronger recipes, CNN and ViT", *_MAIN),
     "multilabel_seed": one("the multi-label seed setting, whose attributes the notebook lists"),
     "pretraining": parts("the same ViT on the binary task from scratch and pretrained", "scratch", "pretrained"),
-    "cnn_family": runs("the CNNs on the binary task with the seed's recipe, by size"),
+    "cnn_family": runs("the CNNs on the binary task with the seed's recipe", minimum=3),
 }
 TASKS = {"binary": "Binary", "hair5": "Five hair colours", "multilabel": "Multi-label"}
 

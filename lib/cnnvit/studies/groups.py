@@ -21,13 +21,12 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from ..errors import ConfigError
 
 GroupValue = Union[str, list, dict]  # a run name; a list of them (or of pairs); part -> run name(s)
-KINDS = ("run", "runs", "parts", "pairs")
 
 
 @dataclass(frozen=True)
 class Group:
     """What one entry of ``groups:`` holds. ``kind``: ``run`` (one run name), ``runs`` (a list,
-    ``count`` long when set), ``parts`` (a mapping: each of ``parts`` names one run, each of
+    ``count`` long when set, at least ``minimum``), ``parts`` (a mapping: each of ``parts`` names one run, each of
     ``lists`` a list of runs; ``optional`` ones may be left out) or ``pairs`` (run -> run)."""
 
     about: str
@@ -36,6 +35,7 @@ class Group:
     lists: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     count: Optional[int] = None
+    minimum: int = 1
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -47,9 +47,9 @@ def one(about: str) -> Group:
     return Group(about)
 
 
-def runs(about: str, count: Optional[int] = None) -> Group:
-    """A group that lists runs (exactly ``count`` of them when given)."""
-    return Group(about, "runs", count=count)
+def runs(about: str, count: Optional[int] = None, minimum: int = 1) -> Group:
+    """A group that lists runs (exactly ``count`` of them when given, else at least ``minimum``)."""
+    return Group(about, "runs", count=count, minimum=minimum)
 
 
 def parts(about: str, *names: str, lists: Sequence[str] = (), optional: Sequence[str] = ()) -> Group:
@@ -89,6 +89,8 @@ def _check_group(value: Any, run_names: Sequence[str], group: Group, where: str)
         names = _run_list(value, run_names, where)
         if group.count is not None and len(names) != group.count:
             raise ConfigError(f"{where}: expected {group.count} runs ({group.about}), got {len(names)}")
+        if len(names) < group.minimum:
+            raise ConfigError(f"{where}: expected at least {group.minimum} runs ({group.about}), got {len(names)}")
         return names
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping ({group.about}); got {value!r}")

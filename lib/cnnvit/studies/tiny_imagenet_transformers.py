@@ -16,10 +16,10 @@ GROUPS = {
     "models": runs("the models fine-tuned with the paper's recipe, compared"),
     "frozen_backbone": parts("DeiT with a new head on the frozen backbone, and fully fine-tuned",
                              "frozen", "finetuned"),
-    "optimizers": runs("DeiT by optimizer, the recipe's run first"),
+    "optimizers": runs("DeiT by optimizer, the recipe's run first", minimum=2),
     "augmentation": parts("DeiT's default recipe and its variants, each without or with one part",
                           "baseline", lists=("variants",)),
-    "batch_sizes": runs("DeiT at several effective batch sizes"),
+    "batch_sizes": runs("DeiT at several effective batch sizes", minimum=2),
 }
 OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 
