@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cnnvit.study import load_study
+from cnnvit.studies import load_study
 from cnnvit.training import train
 
 

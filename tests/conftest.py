@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cnnvit import config as config_mod
-from cnnvit.data import Dataset, load_dataset
+from cnnvit.datasets import Dataset, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

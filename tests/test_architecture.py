@@ -107,3 +107,27 @@ def test_building_and_validating_a_config_imports_no_torch(code):
     check = code + "\nimport sys\nassert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
     res = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_cli_user_error_is_one_line_and_exit_2_before_torch():
+    """A misspelt key: one `error:` line naming it, exit code 2, and torch never imported."""
+    code = ("import sys\nfrom cnnvit.__main__ import main\nrc = main(['train', '--set', 'trian.epochs=1', "
+            "'--out', 'unused'])\nassert 'torch' not in sys.modules\nsys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "trian" in lines[0], lines
+
+
+def test_a_user_error_in_a_notebook_is_its_message_not_a_traceback():
+    """The cell fails (papermill and `make report` see it) and shows one `error:` line."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell("from cnnvit import config\nconfig.build(overrides=['trian.x=1'])")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, allow_errors=True, timeout=120).execute()
+    (out,) = nb.cells[0].outputs
+    assert out["output_type"] == "error" and out["ename"] == "ConfigError"
+    assert out["traceback"] == [f"error: {out['evalue']}"] and "trian" in out["evalue"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from cnnvit.training.augment import (Preprocess, apply_policy, batch_indices, make_generator,
                                      random_crop, random_flip)
 from cnnvit import config
-from cnnvit.data import synthetic
+from cnnvit.datasets.synthetic import synthetic
 
 
 def _images(n=16, h=8, w=8, seed=0) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The conclusion logic of the five studies (:mod:`cnnvit.studies`) on synthetic results.
+"""The conclusion logic of the five studies (:mod:`cnnvit.studies`, one module per study) on
+synthetic results.
 
 The notebooks only run the smoke profile, so without these tests the paper profile's branches
 (targets met or not, no caveat) never execute. Each test feeds hand-made results to a
@@ -7,8 +8,10 @@ text *says*: which run won, the right numbers with their sign, the caveat exactl
 profile is not ``paper``. The numbers are chosen so that picking the wrong run, flipping a
 comparison or a difference, or rounding differently gives other text.
 
-The last part checks that every run name the conclusions (and the notebooks) spell out exists
-in both profiles' parameter files, so that renaming a run cannot silently drop a conclusion.
+Which runs a conclusion compares comes from the ``groups:`` of the parameter files. The last
+part checks that every group of both profiles names runs of its file, that no study module or
+notebook spells a run name, that a conclusion whose runs did not run says so, and that a run
+renamed in a copy of a parameter file is still named by the conclusions, by its new name.
 """
 from __future__ import annotations
 
@@ -20,15 +23,17 @@ import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from cnnvit import studies
-from cnnvit.study import Study, load_study, project_root, summary_table
+from cnnvit.studies import STUDIES, Study, common, load_study, project_root, summary_table
+from cnnvit.studies.tiny_imagenet_cnn_ablations import EFFECTS
 
 # the checkout of the imported package (not of this file): a scratch copy of lib/, params/ and
 # notebooks/ put first on PYTHONPATH is then tested as a whole
@@ -48,6 +53,15 @@ def _load(name: str, profile: str) -> Study:
     return load_study(ROOT / "params" / profile / f"{name}.yaml")
 
 
+def origin(kind: str = "scratch", source: Optional[str] = None, **fields: str) -> dict[str, Any]:
+    """A ``weights`` entry of metrics.json (where a run's starting weights came from)."""
+    label = {"scratch": "trained from scratch", "hub": f"pretrained: timm weights {source}"}.get(kind, "")
+    return {"kind": kind, "source": source, "data": None, "model": None, "run": None, "label": label, **fields}
+
+
+SCRATCH, HUB = origin(), origin("hub", "timm/deit_base_patch16_224.fb_in1k")
+
+
 def study_of(name: str, profile: str = "paper") -> Study:
     """The study as its notebook loads it (a copy: tests may edit it)."""
     return copy.deepcopy(_load(name, profile))
@@ -60,7 +74,7 @@ def as_profile(study: Study, profile: str) -> Study:
 
 @dataclass
 class FakeRun:
-    """What the conclusions read of a :class:`cnnvit.run.Run`, without a run folder."""
+    """What the conclusions read of a :class:`cnnvit.training.Run`, without a run folder."""
 
     metrics: dict
     classes: list[str]
@@ -88,7 +102,7 @@ def fake_run(acc: float, *, epochs: int = 10, n_test: int = 10_000, n_classes: i
         steps["grad_norm"] = list(grad_norms)
     m = {"test_accuracy": acc, "epochs": epochs, "dataset": {"name": "fake", "n_test": n_test},
          "test": {"accuracy": acc, "balanced_accuracy": acc, "macro_f1": acc, **(test or {})},
-         "parameters": 1e6, "weights": "trained from scratch", "majority_baseline": 0.5,
+         "parameters": 1e6, "weights": SCRATCH, "majority_baseline": 0.5,
          "diverged": None, **metrics}
     counts = test_counts if test_counts is not None else [n_test // n_classes] * n_classes
     return FakeRun(m, [f"c{i}" for i in range(n_classes)], epoch_log, steps,
@@ -130,19 +144,19 @@ def assert_caveat(md: str, profile: str, about: str) -> None:
 
 @pytest.mark.parametrize("x, text", [(0.8812, "88.1%"), (0.005, "0.5%"), (1.0, "100.0%"), (0.0, "0.0%")])
 def test_pct_is_a_percentage_with_one_decimal(x: float, text: str) -> None:
-    assert studies._pct(x) == text
+    assert common.pct(x) == text
 
 
 @pytest.mark.parametrize("a, b, text", [(0.9, 0.8, "+10.0 points"), (0.8, 0.9, "-10.0 points"),
                                         (0.5, 0.5, "+0.0 points")])
 def test_pts_is_a_signed_difference_in_points(a: float, b: float, text: str) -> None:
-    assert studies._pts(a, b) == text
+    assert common.pts(a, b) == text
 
 
 @pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
 def test_profile_caveat_only_outside_the_paper_profile(profile: str) -> None:
     study = as_profile(study_of(TINY, "smoke"), profile)
-    lines = studies._profile_caveat(study, "tiny stand-ins", "Tiny-ImageNet")
+    lines = common.profile_caveat(study, "tiny stand-ins", "Tiny-ImageNet")
     if profile == "paper":
         assert lines == []
     else:
@@ -170,14 +184,19 @@ def test_cifar10_header_names_profile_and_test_split_size() -> None:
     assert "full test split (9876 images)" in md.splitlines()[0]
 
 
-@pytest.mark.parametrize("resnet, vit, lead", [(0.8812, 0.6543, "+22.7"), (0.6011, 0.7023, "-10.1")])
-def test_cifar10_seed_settings_give_each_models_number_and_the_cnns_signed_lead(
-        resnet: float, vit: float, lead: str) -> None:
+@pytest.mark.parametrize("resnet, vit, lead, verdict", [
+    (0.8812, 0.6543, "the CNN leads by 22.7 points", "reproduces in direction"),
+    (0.6011, 0.7023, "the ViT leads by 10.1 points", "does not reproduce"),  # not "the CNN leads by -10.1"
+    (0.7000, 0.7000, "the two are level", "does not reproduce"),
+])
+def test_cifar10_seed_settings_name_the_leader_and_whether_the_seeds_gap_reproduces(
+        resnet: float, vit: float, lead: str, verdict: str) -> None:
     md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=resnet, seed_vit_b16=vit))
     line = bullet(md, "Seed settings.")
     assert f"ResNet-18 (`resnet18`) reached {100 * resnet:.1f}% in 20 epochs" in line
-    assert f"ViT-B/16 (`vit_base_patch16_224`) {100 * vit:.1f}% in 30 epochs" in line
-    assert f"the CNN leads by {lead} points" in line
+    assert line.endswith(f"ViT-B/16 (`vit_base_patch16_224`) {100 * vit:.1f}% in 30 epochs: {lead}, so the seed's "
+                         f"gap {verdict} (the seed reported about 88% vs 65%, +23 points, after 20-25 and 30-45 "
+                         f"epochs).")
 
 
 @pytest.mark.parametrize("with_pre, without, verdict, diff", [
@@ -224,11 +243,17 @@ def test_cifar10_targets_and_caveat_by_profile(profile: str) -> None:
         assert md.splitlines()[-1].endswith("See the `paper` profile for the study.*")
 
 
-def test_cifar10_missing_runs_drop_only_their_bullets() -> None:
+def test_cifar10_missing_runs_say_so_in_their_own_bullets() -> None:
     md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=None, strong_vit=None))
-    assert bullets(md) == ["Preprocessing ablation."], "the ResNet bullets need seed_resnet18, ViT's strong_vit"
+    assert bullets(md) == ["Seed settings.", "Preprocessing ablation.", "ResNet-18, strong recipe", "ViT, strong recipe"]
+    assert bullet(md, "Seed settings.") == "- **Seed settings.** Skipped, not run: seed_resnet18."
+    assert bullet(md, "ResNet-18, strong recipe") == "- **ResNet-18, strong recipe** Skipped, not run: seed_resnet18."
+    assert bullet(md, "ViT, strong recipe") == "- **ViT, strong recipe** Skipped, not run: strong_vit."
+    assert "not run" not in bullet(md, "Preprocessing ablation.")
     md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(ablation_vit_b16_no_preprocessing=None))
-    assert bullets(md) == ["Seed settings.", "ResNet-18, strong recipe", "ViT, strong recipe"]
+    assert bullet(md, "Preprocessing ablation.") == (
+        "- **Preprocessing ablation.** Skipped, not run: ablation_vit_b16_no_preprocessing.")
+    assert [lead for lead in bullets(md) if "not run" in bullet(md, lead)] == ["Preprocessing ablation."]
 
 
 # ------------------------------------------------------------------------- study 2: Tiny-ImageNet
@@ -297,7 +322,9 @@ def test_training_diagnosis_reports_its_evidence() -> None:
 
 @pytest.mark.parametrize("accs, trend", [((0.5511, 0.5622, 0.5933), "rises with depth"),
                                          ((0.5511, 0.5933, 0.5622), "does not rise monotonically with depth"),
-                                         ((0.5933, 0.5622, 0.5511), "does not rise monotonically with depth")])
+                                         ((0.5933, 0.5622, 0.5511), "does not rise monotonically with depth"),
+                                         ((0.5511, 0.5511, 0.5933), "does not rise monotonically with depth"),
+                                         ((0.5622, 0.5622, 0.5622), "does not rise monotonically with depth")])
 def test_tiny_imagenet_depth_trend(accs: tuple[float, float, float], trend: str) -> None:
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(
         resnet18=accs[0], resnet34=accs[1], resnet50=accs[2]))
@@ -315,7 +342,8 @@ def test_tiny_imagenet_skip_and_cardinality_are_signed_against_resnet50_and_the_
         "- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: +1.1 points "
         "(the seed: +0.3 points).")
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnet34=None, resnet50_noskip=0.6101))
-    assert bullet(md, "Skip connections.").endswith("changes top-1 by +1.7 points (the seed: -4.9 points).")
+    assert bullet(md, "Skip connections.").endswith(
+        "changes top-1 by +1.7 points (the seed: -4.9 points); ResNet-34, of similar size, not run: resnet34.")
 
 
 def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_run() -> None:
@@ -330,6 +358,11 @@ def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_r
                     "T2T-ViT-t-14 at 224 px (AdamW, its paper's recipe) +0.20; at the native 64 px (16 tokens) "
                     "T2T-ViT-t-14 reached 48.2%.")
     line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(t2t_vit_64=None)), "CNN vs T2T-ViT.")
+    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points; "
+                    "at the native 64 px (16 tokens), not run: t2t_vit_64.")
+    # a profile without the native run (smoke) does not mention it
+    line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY, "smoke"), tiny_results(t2t_vit_64=None)),
+                  "CNN vs T2T-ViT.")
     assert line == "- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points."
 
 
@@ -351,22 +384,34 @@ def test_tiny_imagenet_caveat_by_profile(profile: str) -> None:
     assert_caveat(md, profile, "Tiny-ImageNet")
 
 
-def test_tiny_imagenet_missing_runs_drop_only_their_bullets() -> None:
+def test_tiny_imagenet_missing_runs_say_so_in_their_own_bullets() -> None:
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(
         vgg19=None, resnet34=None, t2t_vit=None))
     strong = study_of(TINY).runs["strong_resnet50"].label
-    assert bullets(md) == ["Skip connections.", "Cardinality.", f"Stronger recipe: {strong}."]
-    assert "ResNet-34" not in bullet(md, "Skip connections.")
+    assert bullets(md) == ["BatchNorm.", "Depth.", "Skip connections.", "Cardinality.", "CNN vs T2T-ViT.",
+                           f"Stronger recipe: {strong}."]
+    assert bullet(md, "BatchNorm.") == "- **BatchNorm.** Skipped, not run: vgg19."
+    assert bullet(md, "Depth.") == "- **Depth.** Skipped, not run: resnet34."
+    assert bullet(md, "CNN vs T2T-ViT.") == "- **CNN vs T2T-ViT.** Skipped, not run: t2t_vit."
+    # ResNet-34 only adds a clause to the skip-connection bullet, which says it did not run
+    assert bullet(md, "Skip connections.").endswith("; ResNet-34, of similar size, not run: resnet34.")
+    md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(strong_resnet50=None, resnext50=None))
+    assert bullet(md, "Stronger recipe") == f"- **Stronger recipe: {strong}.** Skipped, not run: strong_resnet50."
+    assert bullet(md, "Cardinality.") == "- **Cardinality.** Skipped, not run: resnext50."
 
 
 def test_effect_panels_hold_each_effects_own_runs_and_skip_incomplete_effects() -> None:
     study, results = study_of(TINY), tiny_results(resnet50_noskip=None)
     panels = studies.effect_panels(study, results)
-    assert list(panels) == ["BatchNorm (VGG19)", "Depth (ResNet)", "Cardinality", "CNN vs T2T-ViT"]
-    for effect, panel in panels.items():
-        names = studies.TINY_IMAGENET_EFFECTS[effect]
-        assert list(panel) == [study.runs[n].label for n in names]
-        assert all(panel[study.runs[n].label] is results[n].epochs for n in names)
+    expected = {"BatchNorm (VGG19)": ["vgg19_bn", "vgg19"], "Depth (ResNet)": ["resnet18", "resnet34", "resnet50"],
+                "Cardinality": ["resnet50", "resnext50"], "CNN vs T2T-ViT": ["resnext50", "t2t_vit"]}
+    assert list(panels) == list(expected)
+    for effect, names in expected.items():
+        assert list(panels[effect]) == [study.runs[n].label for n in names]
+        assert all(panels[effect][study.runs[n].label] is results[n].epochs for n in names)
+    assert set(EFFECTS) == set(expected) | {"Skip connections"}
+    full = studies.effect_panels(study, tiny_results())["Skip connections"]
+    assert list(full) == [study.runs[n].label for n in ("resnet50", "resnet50_noskip", "resnet34")]
 
 
 def test_best_run_and_class_extremes_pick_the_highest() -> None:
@@ -397,7 +442,7 @@ def test_transformers_rank_models_best_first_with_the_papers_number() -> None:
         "- **Models** (full fine-tuning): Swin-L/4 88.1% (paper 91.3%), DeiT-B/16 distilled 87.3% (paper 87.3%), "
         "CaiT-S/36 86.8% (paper 86.7%), ViT-L/16 85.1% (paper 86.4%). Best: Swin-L/4.")
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(vit_l=0.9001, swin=None))
-    assert bullet(md, "Models").endswith("Best: ViT-L/16.")
+    assert bullet(md, "Models").endswith("Best: ViT-L/16. Not run: swin.")
     assert "Swin" not in bullet(md, "Models")
 
 
@@ -415,25 +460,37 @@ def _effective_batches(line: str) -> list[tuple[int, float]]:
     return [(int(b), float(p) / 100) for b, p in re.findall(r"(\d+): ([\d.]+)%", line.split("effective):", 1)[1])]
 
 
-@pytest.mark.parametrize("profile", [
-    pytest.param("smoke", marks=pytest.mark.xfail(strict=True, reason=(
-        "real bug: smoke's deit run has an effective batch of 16 x 4 = 64, but the conclusions credit its "
-        "number to 128 (hard-coded for 'deit'); remove this mark once the batch is read from the config"))),
-    "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_transformers_batch_sizes_are_each_runs_effective_batch(profile: str) -> None:
-    """Each number is credited to its run's own batch_size x grad_accum."""
+    """Each number is credited to its run's own batch_size x grad_accum (smoke's deit run: 16 x 4
+    = 64, not the paper's 128)."""
     study = study_of(TRANSFORMERS, profile)
     md = studies.transformers_conclusions(study, transformer_results())
     expected = [(study.runs[n].config.train.batch_size * study.runs[n].config.train.grad_accum,
-                 round(TRANSFORMER_ACC[n], 3)) for n in studies.BATCH_RUNS]
+                 round(TRANSFORMER_ACC[n], 3)) for n in ("bs_32", "bs_64", "deit")]
     assert [(b, round(a, 3)) for b, a in _effective_batches(bullet(md, "Batch size"))] == expected
+    if profile == "smoke":
+        assert bullet(md, "Batch size") == "- **Batch size** (DeiT, effective): 32: 84.1%, 64: 85.2%, 64: 87.3%."
+
+
+def test_effective_batch_is_read_from_the_config_not_the_label() -> None:
+    """``train.batch_size`` is the global batch (shared by ``train.nproc`` processes), so the
+    effective batch is batch_size x grad_accum whatever the label says."""
+    spec = copy.deepcopy(study_of(TRANSFORMERS, "smoke").runs["bs_32"])
+    spec.label = "DeiT: effective batch 999"
+    spec.config.train.batch_size, spec.config.train.grad_accum, spec.config.train.nproc = 48, 3, 2
+    assert studies.effective_batch(spec) == 144
+
+
+AUG_NOT_RUN = ("aug_no_erasing, aug_simple_crop, aug_no_drop_path, aug_no_label_smoothing, aug_autoaugment, "
+               "aug_rrc, aug_no_cutmix")
 
 
 def test_transformers_augmentation_ablation_names_best_and_worst_against_the_default() -> None:
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results())
     assert bullet(md, "Augmentation ablation") == (
         '- **Augmentation ablation** (DeiT, 3 variants): best "without Mixup" 88.0%, worst "without RandAugment" '
-        "81.0% (-6.3 points against the default).")
+        f"81.0% (-6.3 points against the default). Not run: {AUG_NOT_RUN}.")
     # no variant beats the default recipe: the default is the best
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(aug_no_mixup=0.8601))
     assert bullet(md, "Augmentation ablation").startswith(
@@ -451,7 +508,7 @@ def test_ablation_table_is_best_first_with_signed_points() -> None:
 def test_transformer_table_sets_each_model_beside_the_paper() -> None:
     results = transformer_results()
     for run in results.values():
-        run.metrics.update(test_top5=0.97, weights="pretrained: hub deit")
+        run.metrics.update(test_top5=0.97, weights=HUB)
     table = studies.transformer_table(study_of(TRANSFORMERS), results).set_index("run")
     deit, head = table.loc["DeiT-B/16 distilled, full fine-tuning"], table.loc[
         "DeiT-B/16 distilled: new head on the frozen backbone (the paper's code)"]
@@ -466,12 +523,25 @@ def test_transformers_caveat_by_profile(profile: str) -> None:
     assert_caveat(studies.transformers_conclusions(study, transformer_results()), profile, "Tiny-ImageNet")
 
 
-def test_transformers_missing_runs_drop_only_their_bullets() -> None:
+def test_transformers_missing_runs_say_so_in_their_own_bullets() -> None:
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(
         deit_head_only=None, opt_sgd=None, opt_sgd_nesterov=None, bs_32=None, bs_64=None))
-    assert bullets(md) == ["Models", "Augmentation ablation"]
+    assert bullets(md) == ["Models", "Frozen backbone vs fine-tuning", "Optimizers", "Augmentation ablation",
+                           "Batch size"]
+    assert bullet(md, "Frozen backbone") == "- **Frozen backbone vs fine-tuning** Skipped, not run: deit_head_only."
+    assert bullet(md, "Optimizers") == "- **Optimizers** Skipped, not run: opt_sgd, opt_sgd_nesterov."
+    assert bullet(md, "Batch size") == "- **Batch size** Skipped, not run: bs_32, bs_64."
+    assert "not run" not in bullet(md, "Models")
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), {"opt_sgd": fake_run(0.5)})
-    assert bullets(md) == [], "one optimizer alone compares nothing"
+    assert bullet(md, "Optimizers") == "- **Optimizers** Skipped, not run: deit, opt_sgd_nesterov.", \
+        "one optimizer alone compares nothing"
+    assert bullet(md, "Models") == "- **Models** Skipped, not run: swin, vit_l, cait, deit."
+    assert all("Skipped, not run: " in bullet(md, lead) for lead in bullets(md))
+    # some of a list missing: the others are compared, and the missing named
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(opt_sgd=None, cait=None))
+    assert bullet(md, "Optimizers") == ("- **Optimizers** (DeiT): AdamW 87.3%, SGD with Nesterov momentum, "
+                                        "lr 0.01 79.1%. Not run: opt_sgd.")
+    assert bullet(md, "Models").endswith("Best: Swin-L/4. Not run: cait.")
 
 
 # ----------------------------------------------------------------------- study 4: fine-tuning
@@ -479,10 +549,9 @@ def test_transformers_missing_runs_drop_only_their_bullets() -> None:
 def finetune_results(**acc: Optional[float]) -> dict[str, FakeRun]:
     base = {"seed_linear_probe": 0.8611, "partial_finetune": 0.9312, "full_finetune": 0.9761, "scratch": 0.7023,
             **acc}
-    out = {n: fake_run(a, test={"macro_f1": a - 0.0011}, weights="pretrained: ImageNet-1k (torch.hub)")
-           for n, a in base.items() if a is not None}
+    out = {n: fake_run(a, test={"macro_f1": a - 0.0011}, weights=HUB) for n, a in base.items() if a is not None}
     if "scratch" in out:
-        out["scratch"].metrics["weights"] = "trained from scratch"
+        out["scratch"].metrics["weights"] = SCRATCH
     return out
 
 
@@ -491,6 +560,19 @@ def test_finetune_seed_setting_against_the_seeds_figures() -> None:
     assert bullet(md, "Seed setting") == (
         "- **Seed setting** (frozen backbone, new head): accuracy 86.1%, macro F1 0.8600, against the seed's "
         "85.2% / 0.8510. Its weights: pretrained.")
+
+
+@pytest.mark.parametrize("weights", [
+    origin("run", "/o/runs/pretrain", data="synthetic", model="test_vit", run="pretrain",
+           label="pretrained on synthetic by this project (test_vit, run pretrain): 152 tensors loaded"),
+    "pretrained on synthetic by this project (test_vit, run pretrain): 152 tensors loaded",  # an older run folder
+])
+def test_finetune_seed_setting_names_weights_this_project_trained(weights) -> None:
+    results = finetune_results()
+    results["seed_linear_probe"].metrics["weights"] = weights
+    md = studies.finetune_conclusions(study_of(FINETUNE, "smoke"), results)
+    assert bullet(md, "Seed setting").endswith(
+        "Its weights: pretrained on synthetic by this project (test_vit, run pretrain).")
 
 
 def test_finetune_each_finetuning_is_signed_against_the_frozen_backbone() -> None:
@@ -502,7 +584,13 @@ def test_finetune_each_finetuning_is_signed_against_the_frozen_backbone() -> Non
     assert bullet(md, study.runs["full_finetune"].label) == (
         f"- **{study.runs['full_finetune'].label}**: 80.1% (-6.0 points against the frozen backbone).")
     md = studies.finetune_conclusions(study, finetune_results(seed_linear_probe=None))
-    assert bullets(md) == ["Pretraining."], "without the frozen backbone there is nothing to compare with"
+    assert bullets(md) == ["Seed setting", study.runs["partial_finetune"].label, study.runs["full_finetune"].label,
+                           "Pretraining."]
+    assert bullet(md, study.runs["full_finetune"].label) == (
+        f"- **{study.runs['full_finetune'].label}** Skipped, not run: seed_linear_probe."), \
+        "without the frozen backbone there is nothing to compare with"
+    assert bullet(md, "Seed setting") == "- **Seed setting** Skipped, not run: seed_linear_probe."
+    assert "not run" not in bullet(md, "Pretraining.")
 
 
 def test_finetune_pretraining_compares_scratch_with_the_best_pretrained_run() -> None:
@@ -515,14 +603,18 @@ def test_finetune_pretraining_compares_scratch_with_the_best_pretrained_run() ->
     md = studies.finetune_conclusions(study, finetune_results(scratch=0.9901, partial_finetune=0.9801))
     assert bullet(md, "Pretraining.").endswith(
         f"({study.runs['partial_finetune'].label}) 98.0% (-1.0 points).")
-    assert bullets(studies.finetune_conclusions(study, finetune_results(
-        seed_linear_probe=None, partial_finetune=None, full_finetune=None))) == []
+    md = studies.finetune_conclusions(study, finetune_results(seed_linear_probe=None, partial_finetune=None,
+                                                             full_finetune=None))
+    assert bullet(md, "Pretraining.") == (
+        "- **Pretraining.** Skipped, not run: seed_linear_probe, partial_finetune, full_finetune.")
+    assert all("Skipped, not run: " in bullet(md, lead) for lead in bullets(md))
 
 
 def test_finetune_smoke_pretraining_run_is_not_a_pretrained_contender() -> None:
     study = study_of(FINETUNE, "smoke")
     results = finetune_results()
     results["pretrain"] = fake_run(0.9911)  # on another (generated) task: not comparable
+    assert study.pretraining_sources == {"pretrain"}
     line = bullet(studies.finetune_conclusions(study, results), "Pretraining.")
     assert f"({study.runs['full_finetune'].label}) 97.6%" in line
 
@@ -537,6 +629,7 @@ def test_finetune_caveat_by_profile(profile: str) -> None:
 
 CELEBA_PRETRAINING = ("binary_vit_b32_scratch", "seed_binary_vit_b32")
 CELEBA_FAMILY = ["cnn_naive", "cnn_alexnet", "cnn_vgg16", "cnn_resnet101", "seed_binary_resnet152"]
+IMAGENET = origin("hub", "https://download.pytorch.org/models/resnet152-394f9c45.pth")
 CELEBA_PARAMS = {"cnn_naive": 0.2e6, "cnn_alexnet": 57e6, "cnn_vgg16": 134e6, "cnn_resnet101": 42.5e6,
                  "seed_binary_resnet152": 58e6}
 
@@ -555,15 +648,15 @@ def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
         if a is None:
             continue
         if "multilabel" in n:
-            run = fake_run(a, n_classes=40, majority_baseline=0.8734, test={"mean_average_precision": 0.6123})
+            run = fake_run(a, n_classes=40, majority_baseline=0.8734,
+                           test={"mean_average_precision": 0.6123, "mean_accuracy": a, "exact_match": 0.25})
         elif "hair5" in n:
             run = fake_run(a, n_classes=5, majority_baseline=0.3512, test={"balanced_accuracy": a - 0.1})
         else:
             run = fake_run(a, n_classes=2, majority_baseline=0.8521, test_counts=[17000, 2962],
                            test={"balanced_accuracy": a - 0.0501})
         run.metrics["parameters"] = CELEBA_PARAMS.get(n, 88e6)
-        run.metrics["weights"] = ("trained from scratch" if n in ("cnn_naive", "binary_vit_b32_scratch")
-                                  else "pretrained: torchvision IMAGENET1K_V1")
+        run.metrics["weights"] = SCRATCH if n in ("cnn_naive", "binary_vit_b32_scratch") else IMAGENET
         out[n] = run
     for n, first in zip(CELEBA_PRETRAINING, (0.6, 0.85)):
         if n in out:
@@ -572,7 +665,14 @@ def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
 
 
 def celeba_md(results: dict[str, FakeRun], profile: str = "paper") -> str:
-    return studies.celeba_conclusions(study_of(CELEBA, profile), results, CELEBA_PRETRAINING, CELEBA_FAMILY)
+    return studies.celeba_conclusions(study_of(CELEBA, profile), results)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_celeba_groups_name_the_pretraining_pair_and_the_cnn_family(profile: str) -> None:
+    study = study_of(CELEBA, profile)
+    assert study.members("pretraining", "scratch", "pretrained") == list(CELEBA_PRETRAINING)
+    assert study.members("cnn_family") == CELEBA_FAMILY
 
 
 def test_celeba_binary_best_run_against_majority_and_the_seeds_balanced_set() -> None:
@@ -603,10 +703,30 @@ def test_celeba_best_follows_the_numbers_and_missing_tasks_drop_out() -> None:
         "seed_hair5_resnet152", "seed_hair5_vit_b32", "strong_hair5_resnet152", "strong_hair5_vit_b32")}))
     assert bullet(md, "Binary.").startswith("- **Binary.** Highest test accuracy: ViT-B/32, pretrained (seed "
                                             "setting), 96.1% against 85.2%")
-    assert "Five hair colours." not in bullets(md)
+    assert bullet(md, "Five hair colours.") == ("- **Five hair colours.** Skipped, not run: seed_hair5_resnet152, "
+                                                "seed_hair5_vit_b32, strong_hair5_resnet152, strong_hair5_vit_b32.")
     # no seed setting among the binary runs: no seed numbers, so no remark on the seed's balanced set
     md = celeba_md({n: r for n, r in celeba_results().items() if not n.startswith("seed_binary")})
     assert "Seed settings" not in bullet(md, "Binary.") and "balanced set" not in md
+    assert bullet(md, "Binary.").endswith("; balanced accuracy 90.1%. Not run: seed_binary_resnet152, "
+                                          "seed_binary_vit_b32.")
+
+
+def test_celeba_a_run_others_start_from_is_no_contender() -> None:
+    """Smoke's ``pretrain`` run (multi-label, the ViTs start from it) is a helper: neither the
+    multi-label bullet nor its table counts it, even when it scores highest."""
+    study = study_of(CELEBA, "smoke")
+    assert study.pretraining_sources == {"pretrain"}
+    results = celeba_results()
+    results["pretrain"] = fake_run(0.9911, n_classes=40, majority_baseline=0.8734, weights=SCRATCH,
+                                   test={"mean_average_precision": 0.9, "mean_accuracy": 0.9911, "exact_match": 0.9})
+    md = studies.celeba_conclusions(study, results)
+    assert bullet(md, "Multi-label.").startswith("- **Multi-label.** Highest test mean per-label accuracy: ViT-B/32 "
+                                                 "stand-in, pretrained, 40 attributes, stronger recipe, 91.0%")
+    assert study.runs["pretrain"].label not in md
+    table = studies.celeba_table(study, results, "multilabel")
+    assert list(table["run"]) == [study.runs[n].label for n in ("seed_multilabel_resnet152", "strong_multilabel_vit_b32")]
+    assert studies.task_runs(study, "multilabel") == ["seed_multilabel_resnet152", "strong_multilabel_vit_b32"]
 
 
 def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_validation() -> None:
@@ -618,7 +738,8 @@ def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_vali
     results = celeba_results()
     results["binary_vit_b32_scratch"].val_steps = pd.DataFrame(columns=["step", "val_accuracy"])
     assert bullet(celeba_md(results), "Pretraining").endswith("(+10.9 points).")
-    assert "Pretraining" not in bullets(celeba_md(celeba_results(binary_vit_b32_scratch=None)))
+    assert bullet(celeba_md(celeba_results(binary_vit_b32_scratch=None)), "Pretraining") == (
+        "- **Pretraining** Skipped, not run: binary_vit_b32_scratch.")
 
 
 @pytest.mark.parametrize("reverse, rho", [(False, "+1.00"), (True, "-1.00")])
@@ -635,25 +756,49 @@ def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: boo
 
 def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
     results = celeba_results()
-    results["cnn_naive"].metrics["weights"] = "pretrained: torchvision IMAGENET1K_V1"
+    results["cnn_naive"].metrics["weights"] = IMAGENET
     assert bullet(celeba_md(results), "CNN size.").endswith("as the seed found).")
     three = celeba_results(cnn_naive=None, cnn_alexnet=None)
     assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")
-    assert "CNN size." not in bullets(celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None, cnn_vgg16=None)))
+    assert bullet(celeba_md(three), "CNN size.").endswith("Not run: cnn_naive, cnn_alexnet.")
+    two = celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None, cnn_vgg16=None))
+    assert bullet(two, "CNN size.") == "- **CNN size.** Skipped, not run: cnn_naive, cnn_alexnet, cnn_vgg16."
 
 
-@pytest.mark.parametrize("source, kind", [("trained from scratch", "scratch"), ("", "scratch"),
-                                          ("pretrained: torchvision IMAGENET1K_V1", "pretrained"),
-                                          ("pretrained on celeba by this project (run pretrain)",
-                                           "pretrained (this project)")])
-def test_weights_kind(source: str, kind: str) -> None:
-    assert studies._weights({"weights": source}) == kind
+@pytest.mark.parametrize("weights, kind, summary", [
+    (SCRATCH, "scratch", "trained from scratch"),
+    (IMAGENET, "pretrained", "pretrained"),
+    (origin("file", "/w/deit.pth", label="pretrained weights from /w/deit.pth: 150 tensors loaded"), "pretrained",
+     "pretrained weights from /w/deit.pth"),
+    (origin("run", "/o/runs/pretrain", data="celeba", model="test_vit", run="pretrain",
+            label="pretrained on celeba by this project (test_vit, run pretrain): 152 tensors loaded"),
+     "pretrained (this project)", "pretrained on celeba by this project (test_vit, run pretrain)"),
+    # run folders written before metrics.json held the origin as data: its fixed sentences
+    ("trained from scratch", "scratch", "trained from scratch"), ("", "scratch", "trained from scratch"),
+    ("pretrained: torchvision weights https://x/resnet152.pth", "pretrained", "pretrained"),
+    ("pretrained weights from /w/deit.pth: 150 tensors loaded", "pretrained", "pretrained weights from /w/deit.pth"),
+    ("pretrained on celeba by this project (test_vit, run pretrain): 152 tensors loaded",
+     "pretrained (this project)", "pretrained on celeba by this project (test_vit, run pretrain)"),
+])
+def test_weights_kind_and_summary_read_the_structured_origin(weights, kind: str, summary: str) -> None:
+    assert studies.weights_kind({"weights": weights}) == kind
+    assert studies.weights_summary({"weights": weights}) == summary
+    assert studies.weights_origin({"weights": weights})["label"] == (weights["label"] if isinstance(weights, dict)
+                                                                      else weights or "trained from scratch")
+
+
+def test_weights_are_read_from_the_structured_fields_not_the_label() -> None:
+    """The label is for display: a run origin is named from its fields, whatever the label says."""
+    run = origin("run", "/o/runs/pre", data="celeba", model="test_vit", run="pre", label="trained from scratch")
+    assert studies.weights_kind({"weights": run}) == "pretrained (this project)"
+    assert studies.weights_summary({"weights": run}) == "pretrained on celeba by this project (test_vit, run pre)"
+    assert studies.weights_kind({"weights": {**SCRATCH, "label": "pretrained: timm weights x"}}) == "scratch"
 
 
 @pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
 def test_celeba_caveat_by_profile(profile: str) -> None:
     study = as_profile(study_of(CELEBA, "paper" if profile == "paper" else "smoke"), profile)
-    md = studies.celeba_conclusions(study, celeba_results(), CELEBA_PRETRAINING, CELEBA_FAMILY)
+    md = studies.celeba_conclusions(study, celeba_results())
     assert_caveat(md, profile, "CelebA")
 
 
@@ -676,22 +821,9 @@ def test_summary_table_marks_a_diverged_run_and_keeps_its_number() -> None:
 
 # ------------------------------------------ every study's bullets with every run of each profile
 
-def notebook_code(name: str) -> str:
-    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-
-
-def notebook_constant(name: str, variable: str):
-    """The literal a notebook assigns to ``variable`` (what it passes to the conclusions)."""
-    for node in ast.walk(ast.parse(notebook_code(name))):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{name} assigns no {variable}")
-
-
-def all_runs(name: str, profile: str) -> dict[str, FakeRun]:
+def all_runs(name: str, profile: str, study: Optional[Study] = None) -> dict[str, FakeRun]:
     """A plausible finished run for every run of the study's parameter file."""
-    study = study_of(name, profile)
+    study = study or study_of(name, profile)
     n_classes = {"binary": 2, "hair5": 5, "multilabel": 40}
     out = {}
     for i, (run, spec) in enumerate(study.runs.items()):
@@ -701,17 +833,9 @@ def all_runs(name: str, profile: str) -> dict[str, FakeRun]:
     return out
 
 
-def conclusions_of(name: str, profile: str, results: dict[str, FakeRun]) -> str:
+def conclusions_of(study: Study, results: dict[str, FakeRun]) -> str:
     """The study's conclusions as its notebook computes them."""
-    study = study_of(name, profile)
-    if name == CELEBA:
-        return studies.celeba_conclusions(study, results, notebook_constant(CELEBA, "PRETRAINING"),
-                                          notebook_constant(CELEBA, "FAMILY"))
-    fn: Callable[[Study, dict], str] = {CIFAR: studies.cifar10_conclusions,
-                                        TINY: studies.tiny_imagenet_conclusions,
-                                        TRANSFORMERS: studies.transformers_conclusions,
-                                        FINETUNE: studies.finetune_conclusions}[name]
-    return fn(study, results)
+    return STUDIES[study.study].conclusions(study, results)
 
 
 def expected_bullets(name: str, profile: str) -> list[str]:
@@ -727,210 +851,137 @@ def expected_bullets(name: str, profile: str) -> list[str]:
             CELEBA: ["Binary.", "Five hair colours.", "Multi-label.", "Pretraining", "CNN size."]}[name]
 
 
+def test_every_study_has_its_module() -> None:
+    assert list(STUDIES) == list(STUDY_NAMES)
+    for name, module in STUDIES.items():
+        assert module.STUDY == name and callable(module.conclusions) and module.GROUPS
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", STUDY_NAMES)
 def test_every_conclusion_is_drawn_from_each_profiles_full_set_of_runs(name: str, profile: str) -> None:
-    """With every run of the parameter file finished, no bullet is missing: a run renamed in
-    params/ (or in a conclusion) would silently drop its bullet."""
-    md = conclusions_of(name, profile, all_runs(name, profile))
+    """With every run of the parameter file finished, every bullet is drawn (none says a run is
+    missing)."""
+    md = conclusions_of(study_of(name, profile), all_runs(name, profile))
     assert bullets(md) == expected_bullets(name, profile)
+    assert "not run" not in md.lower()
     assert (caveat_lines(md) == []) == (profile == "paper")
     if name == TINY:  # the optional clauses of runs that exist in the profile
         assert ("at the native 64 px" in md) == ("t2t_vit_64" in study_of(name, profile).runs)
         assert "for its seed setting" in bullet(md, "Stronger recipe")
 
 
-# --------------------------------------------- run names the code spells out exist in params/
-
-RUN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
-# dicts keyed by run name (not study 1's ``ep``: efficiency_table's ``ep`` is an epoch log)
-RUN_MAPS = {"acc", "results", "seed", "model", "f1", "src", "labels"}
-LOOP_VARS = {"n", "name"}  # variables that hold a run name
-# module constants of cnnvit.studies that list run names, and how; every other constant must be
-# named in NOT_RUN_NAMES, so that a new one is a decision, not an oversight
-RUN_NAME_CONSTANTS: dict[str, Callable[[object], set[str]]] = {
-    "STRONG_TARGETS": lambda v: set(v),
-    "TINY_IMAGENET_EFFECTS": lambda v: {n for names in v.values() for n in names},
-    "TRANSFORMER_MODELS": set, "OPTIMIZER_RUNS": set, "BATCH_RUNS": set,
-}
-NOT_RUN_NAMES = {"FINETUNE_SEED"}  # the seed's figures, keyed by metric
-# the functions that state a study's findings (the ones they call are followed)
-CONCLUSION_FUNCTIONS = {
-    CIFAR: ["cifar10_conclusions"],
-    TINY: ["tiny_imagenet_conclusions", "effect_panels"],
-    TRANSFORMERS: ["transformers_conclusions", "transformer_table", "efficiency_table"],
-    FINETUNE: ["finetune_conclusions"],
-    CELEBA: ["celeba_conclusions"],
-}
-# names used on purpose in one profile only: each must stay in exactly that one profile
-ONE_PROFILE_ONLY = {
-    (TINY, "t2t_vit_64"): "paper",  # the native-resolution clause is added only where the run exists
-    (FINETUNE, "pretrain"): "smoke",  # smoke's stand-in pretraining, kept out of the pretrained ranking
-}
-
-
-def _is_run_map(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Name) and node.id in RUN_MAPS) or (
-        isinstance(node, ast.Attribute) and node.attr == "runs")
-
-
-def _str(node: ast.AST) -> Optional[str]:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
-
-
-def _run_strings(node: ast.AST) -> set[str]:
-    """Every string literal under ``node`` that is spelled like a run name."""
-    return {s for n in ast.walk(node) if (s := _str(n)) is not None and RUN_NAME.match(s)}
-
-
-class RunNames(ast.NodeVisitor):
-    """String literals used where a run name goes: ``acc["x"]``, ``"x" in acc``,
-    ``{"x", "y"} <= acc.keys()``, ``have("x")``, ``n == "x"``, ``for n in ("x", "y")``, a tuple
-    or list of names assigned to a variable; plus the module functions called and the names read."""
-
-    def __init__(self) -> None:
-        self.found: set[str] = set()
-        self.called: set[str] = set()
-        self.read: set[str] = set()
-
-    def _add(self, node: ast.AST) -> None:
-        s = _str(node)
-        if s is not None and RUN_NAME.match(s):
-            self.found.add(s)
-
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        if _is_run_map(node.value):
-            self._add(node.slice)
-        self.generic_visit(node)
-
-    def visit_Compare(self, node: ast.Compare) -> None:
-        operands = [node.left, *node.comparators]
-        for op, left, right in zip(node.ops, operands, operands[1:]):
-            keys = (isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute)
-                    and right.func.attr == "keys" and _is_run_map(right.func.value))
-            loop_var = isinstance(left, ast.Name) and left.id in LOOP_VARS
-            if isinstance(op, (ast.In, ast.NotIn)):
-                if _is_run_map(right) or keys:
-                    self._add(left)
-                if loop_var and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
-                    self.found |= _run_strings(right)
-            elif isinstance(op, ast.LtE) and isinstance(left, ast.Set) and keys:
-                self.found |= _run_strings(left)
-            elif isinstance(op, (ast.Eq, ast.NotEq)) and loop_var:
-                self._add(right)
-        self.generic_visit(node)
-
-    def visit_Call(self, node: ast.Call) -> None:
-        if isinstance(node.func, ast.Name):
-            self.called.add(node.func.id)
-            if node.func.id == "have":
-                for arg in node.args:
-                    self._add(arg)
-        elif isinstance(node.func, ast.Attribute) and node.func.attr == "get" and _is_run_map(node.func.value):
-            if node.args:
-                self._add(node.args[0])
-        self.generic_visit(node)
-
-    def _iterated(self, it: ast.AST) -> None:
-        if isinstance(it, (ast.Tuple, ast.List)):
-            self.found |= _run_strings(it)
-
-    def visit_For(self, node: ast.For) -> None:
-        self._iterated(node.iter)
-        self.generic_visit(node)
-
-    def visit_comprehension(self, node: ast.comprehension) -> None:
-        self._iterated(node.iter)
-        self.generic_visit(node)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        value = node.value
-        if isinstance(value, (ast.Tuple, ast.List)) and value.elts and all(
-                (s := _str(e)) is not None and RUN_NAME.match(s) for e in value.elts):
-            self.found |= _run_strings(value)
-        self.generic_visit(node)
-
-    def visit_Name(self, node: ast.Name) -> None:
-        self.read.add(node.id)
-
-
-@functools.lru_cache(maxsize=None)
-def _studies_module() -> tuple[dict[str, ast.FunctionDef], dict[str, object]]:
-    """The functions and the literal module constants of the imported cnnvit.studies."""
-    tree = ast.parse(Path(inspect.getfile(studies)).read_text())
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    constants = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id.isupper():
-            constants[node.targets[0].id] = ast.literal_eval(node.value)
-    return functions, constants
-
-
-def conclusion_run_names(name: str) -> set[str]:
-    """Every run name that the study's conclusion functions (and what they call) spell out."""
-    functions, constants = _studies_module()
-    todo, seen, found = list(CONCLUSION_FUNCTIONS[name]), set(), set()
-    while todo:
-        fn = todo.pop()
-        if fn in seen:
-            continue
-        seen.add(fn)
-        visitor = RunNames()
-        visitor.visit(functions[fn])
-        found |= visitor.found
-        found |= {n for c in visitor.read & RUN_NAME_CONSTANTS.keys() for n in RUN_NAME_CONSTANTS[c](constants[c])}
-        todo += [c for c in visitor.called if c in functions]
-    return found
-
-
-def notebook_run_names(name: str) -> set[str]:
-    visitor = RunNames()
-    visitor.visit(ast.parse(notebook_code(name)))
-    return visitor.found
-
-
-def params_runs(name: str, profile: str) -> set[str]:
-    return set(_load(name, profile).runs)
-
-
-def test_every_module_constant_is_classified() -> None:
-    _, constants = _studies_module()
-    assert set(constants) == RUN_NAME_CONSTANTS.keys() | NOT_RUN_NAMES
-
-
-def test_the_run_name_scan_finds_what_the_conclusions_read() -> None:
-    """The scan is not vacuous: on code whose names are known, it finds exactly them."""
-    assert conclusion_run_names(CIFAR) == {"seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessing",
-                                           "strong_resnet18", "strong_vit"}
-    assert conclusion_run_names(FINETUNE) == {"seed_linear_probe", "partial_finetune", "full_finetune",
-                                              "scratch", "pretrain"}
-    assert {"vgg19", "vgg19_bn", "resnet34", "resnext50", "t2t_vit", "t2t_vit_64", "resnet50_noskip"} \
-        <= conclusion_run_names(TINY)
-    assert {"swin", "deit", "deit_head_only", "opt_sgd", "bs_32"} <= conclusion_run_names(TRANSFORMERS)
-    assert set(notebook_constant(CELEBA, "FAMILY")) | set(notebook_constant(CELEBA, "PRETRAINING")) \
-        <= notebook_run_names(CELEBA)
-    assert {"vgg19_bn", "resnet50_noskip"} <= notebook_run_names(TINY)
-
-
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", STUDY_NAMES)
-def test_every_run_name_in_the_conclusions_and_notebook_exists_in_both_profiles(name: str) -> None:
-    names = conclusion_run_names(name) | notebook_run_names(name)
-    smoke, paper = params_runs(name, "smoke"), params_runs(name, "paper")
-    missing = {n: [p for p, runs in (("smoke", smoke), ("paper", paper)) if n not in runs]
-               for n in sorted(names) if (name, n) not in ONE_PROFILE_ONLY}
-    assert {n: p for n, p in missing.items() if p} == {}, \
-        "run names in cnnvit/studies.py or the notebook that a parameter file lacks"
-    for (study, run), profile in ONE_PROFILE_ONLY.items():
-        if study == name:
-            assert run in names, f"{run} is no longer used: drop it from ONE_PROFILE_ONLY"
-            assert (run in smoke, run in paper) == (profile == "smoke", profile == "paper"), \
-                f"{run} should exist in the {profile} profile only"
+def test_a_conclusion_whose_runs_did_not_run_says_so(name: str, profile: str) -> None:
+    """Each run a group names, missing alone: no bullet disappears, and the text names the run."""
+    study = study_of(name, profile)
+    named = list(dict.fromkeys(n for g in study.groups for n in study.members(g)))
+    for run in named:
+        results = {n: r for n, r in all_runs(name, profile).items() if n != run}
+        md = conclusions_of(study, results)
+        assert bullets(md) == expected_bullets(name, profile), run
+        said = [line for line in md.splitlines() if "not run: " in line.lower()]
+        assert said and all(run in line for line in said), (run, md)
+
+
+# ------------------------------------------------- the runs of each conclusion come from params/
+
+def _group_vocabulary() -> set[str]:
+    """The names of the groups and of their parts (words of the schema, not run names)."""
+    words = set()
+    for module in STUDIES.values():
+        for group, spec in module.GROUPS.items():
+            words |= {group, *spec.keys}
+    return words
+
+
+def _params_run_names() -> set[str]:
+    return {n for name in STUDY_NAMES for profile in PROFILES for n in _load(name, profile).runs}
+
+
+def _string_constants(tree: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_strong_run_has_its_seed_run(profile: str) -> None:
-    """Study 2 compares ``strong_X`` with ``X``: a strong run whose base is renamed would lose it."""
-    runs = params_runs(TINY, profile)
-    strong = [n for n, s in _load(TINY, profile).runs.items() if s.role == "strong"]
-    assert strong and all(n.removeprefix("strong_") in runs for n in strong)
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_every_group_names_runs_of_its_parameter_file(name: str, profile: str) -> None:
+    """load_study refuses a group naming a run the file lacks; here, what that leaves: every
+    group of the study's schema is declared and names runs of the file, and every role is known."""
+    study = _load(name, profile)
+    assert list(study.groups) == list(STUDIES[name].GROUPS)
+    for group in study.groups:
+        members = study.members(group)
+        assert members and set(members) <= set(study.runs), group
+    assert {spec.role for spec in study.runs.values()} <= {"seed", "ablation", "strong"}
+    assert study.pretraining_sources <= set(study.runs)
+
+
+def test_no_study_module_or_notebook_spells_a_run_name() -> None:
+    """Which runs a conclusion compares is read from the parameter files' groups: no string in
+    cnnvit/studies/ or in a notebook's code is a run name (group and part names aside, e.g.
+    study 4's ``scratch`` group, whose run has the same name)."""
+    runs = _params_run_names() - _group_vocabulary()
+    package = Path(inspect.getfile(studies)).parent
+    for path in sorted(package.glob("*.py")):
+        assert _string_constants(ast.parse(path.read_text())) & runs == set(), path.name
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert _string_constants(ast.parse(code)) & runs == set(), path.name
+
+
+def test_the_run_name_check_is_not_vacuous() -> None:
+    """The check above finds a run name where one is spelled."""
+    runs = _params_run_names() - _group_vocabulary()
+    assert {"seed_resnet18", "resnet50_noskip", "deit", "seed_linear_probe", "cnn_naive", "pretrain"} <= runs
+    assert _string_constants(ast.parse('acc["seed_resnet18"] if "deit" in acc else 0')) & runs == {
+        "seed_resnet18", "deit"}
+
+
+def renamed_copy(name: str, profile: str, tmp_path: Path, prefix: str = "renamed_") -> tuple[Path, dict[str, str]]:
+    """A copy of the parameter file with every run that a group names renamed: its key under
+    ``runs:``, the groups and every ``run:NAME`` reference. Returns the copy and old -> new."""
+    raw = yaml.safe_load((ROOT / "params" / profile / f"{name}.yaml").read_text())
+    study = _load(name, profile)
+    new = {n: prefix + n for g in study.groups for n in study.members(g)}
+
+    def swap(value, keys: bool = False):  # keys: a pairs group's keys are runs, a parts group's are not
+        if isinstance(value, str):
+            return new.get(value, value)
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        return {(swap(k) if keys else k): swap(v) for k, v in value.items()}
+
+    raw["runs"] = {new.get(n, n): spec for n, spec in raw["runs"].items()}
+    kinds = {g: spec.kind for g, spec in STUDIES[name].GROUPS.items()}
+    raw["groups"] = {g: swap(v, keys=kinds[g] == "pairs") for g, v in raw["groups"].items()}
+    for spec in raw["runs"].values():
+        model = (spec.get("config") or {}).get("model") or {}
+        ref = model.get("pretrained_path", "")
+        if ref.startswith("run:"):
+            model["pretrained_path"] = "run:" + new.get(ref[4:], ref[4:])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path, new
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_a_run_renamed_in_a_copy_of_the_parameter_file_is_still_named_by_the_conclusions(
+        name: str, profile: str, tmp_path: Path) -> None:
+    """Rename the runs (in a copy of params/, with the groups and references that name them):
+    the conclusions read the same, and a missing one is named by its new name."""
+    path, new = renamed_copy(name, profile, tmp_path)
+    renamed = load_study(path)
+    assert set(new.values()) <= set(renamed.runs)
+    original = study_of(name, profile)
+    assert conclusions_of(renamed, all_runs(name, profile, renamed)) == \
+        conclusions_of(original, all_runs(name, profile, original))
+    old, run = next(iter(new.items()))
+    results = {n: r for n, r in all_runs(name, profile, renamed).items() if n != run}
+    md = conclusions_of(renamed, results)
+    assert bullets(md) == expected_bullets(name, profile)
+    said = [line for line in md.splitlines() if "not run: " in line.lower()]
+    assert said and all(run in line for line in said) and not re.search(rf"\b{old}\b", md), md

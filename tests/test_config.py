@@ -157,7 +157,7 @@ def test_unknown_model_name_rejected_before_any_data_is_read(tmp_path, monkeypat
     from cnnvit.__main__ import main
     from cnnvit.errors import ModelError
     from cnnvit.models import check_model_config
-    from cnnvit.study import load_study
+    from cnnvit.studies import load_study
 
     cfg = config.build(overrides=["model.name=resnet19"])
     with pytest.raises(ModelError) as exc:

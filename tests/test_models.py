@@ -342,6 +342,6 @@ def test_checking_a_model_config_builds_nothing():
 
 @pytest.mark.parametrize("path", sorted((REPO / "params").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_study_uses_options_its_models_take(path, tmp_path):
-    from cnnvit.study import load_study
+    from cnnvit.studies import load_study
 
     load_study(path, out_dir=tmp_path)  # checks each run's model section

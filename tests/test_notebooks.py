@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -12,6 +13,7 @@ import pandas as pd
 import papermill
 import pytest
 
+from cnnvit.studies import weights_origin
 from conftest import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,16 +78,81 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
     # conclusions are computed from the runs, not typed in
     assert f"{100 * metrics['seed_resnet18']['test_accuracy']:.1f}%" in markdown
     assert f"{100 * metrics['seed_vit_b16']['test_accuracy']:.1f}%" in markdown
-    assert "Profile `smoke`" in markdown or "profile `smoke`" in markdown
+    conclusions = _check_conclusions(nb, "01_cifar10_vit_vs_resnet", runs_dir)
+    r, v = (metrics[n]["test_accuracy"] for n in ("seed_resnet18", "seed_vit_b16"))
+    lead = "the two are level" if r == v else f"the {'CNN' if r > v else 'ViT'} leads by {100 * abs(r - v):.1f} points"
+    assert f"{lead}, so the seed's gap {'reproduces in direction' if r > v else 'does not reproduce'}" in conclusions
 
     _check_report_section(out_nb, "Study 1", tmp_path)
+
+
+def _conclusions_markdown(nb) -> str:
+    """What the code cell after the notebook's ``## Conclusions`` heading displayed."""
+    start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Conclusions"))
+    shown = [o["data"]["text/markdown"] for c in nb.cells[start + 1:] if c.cell_type == "code"
+             for o in c.outputs if "text/markdown" in o.get("data", {})]
+    assert len(shown) == 1, "one Markdown output: the conclusions"
+    return shown[0]
+
+
+def _check_conclusions(nb, study: str, runs_dir: Path) -> str:
+    """The notebook's conclusions are the library's conclusions of the runs on disk (nothing typed
+    in, nothing missing), closed by the smoke profile's caveat; returns them."""
+    from cnnvit.training.run import load_run
+    from cnnvit.studies import STUDIES, load_study
+
+    spec = load_study(ROOT / "params" / "smoke" / f"{study}.yaml", out_dir=runs_dir)
+    results = {n: load_run(spec.run_dir(n), device="cpu") for n in spec.runs}
+    shown = _conclusions_markdown(nb)
+    assert shown == STUDIES[study].conclusions(spec, results)
+    lines = shown.splitlines()
+    assert lines[0].startswith("*Computed from the runs of profile `smoke`")
+    assert lines[-1].startswith("*Profile `smoke` uses ") and "these numbers test the pipeline" in lines[-1], \
+        "the conclusions' last line is the caveat"
+    assert "not run" not in shown.lower(), "every run of the profile ran"
+    return shown
+
+
+class _Tables(HTMLParser):
+    """The cell texts of every HTML table: a list of tables, each a list of rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _cell_table(nb, source_start: str) -> list[dict[str, str]]:
+    """The HTML table that the code cell starting with ``source_start`` displayed, as rows."""
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(source_start))
+    parser = _Tables()
+    parser.feed("".join(o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})))
+    header, *rows = parser.tables[0]
+    return [dict(zip(header, row)) for row in rows]
 
 
 def _check_report_section(out_nb: Path, title: str, tmp_path: Path) -> None:
     """The executed notebook as a report section: its tables and figures fit the PDF page."""
     from pypdf import PdfReader
 
-    from cnnvit import render
+    from cnnvit.report import render
 
     outcome = render.StudyOutcome(out_nb.stem, title, "ok", notebook=out_nb)
     page = tmp_path / "report.html"
@@ -124,10 +191,19 @@ def test_study_02_smoke_runs_and_reports(tmp_path):
     assert metrics["resnet18_2proc"]["distributed"]["world_size"] == 2
     assert "gloo" in html
     # the diagnosis and the conclusions are computed from the runs
-    assert any(status in html for status in ("stalled", "learned", "diverged"))
+    from cnnvit.training.run import load_run
+    from cnnvit.studies import load_study, training_diagnosis
+
+    study = load_study(ROOT / "params" / "smoke" / "02_tiny_imagenet_cnn_ablations.yaml", out_dir=runs_dir)
+    diagnosis = {row["run"]: row["status"] for row in _cell_table(nb, "diagnosis_table(")}
+    assert diagnosis == {study.runs[n].label: training_diagnosis(load_run(study.run_dir(n), device="cpu"))["status"]
+                         for n in expected}
     assert f"{100 * metrics['vgg19_bn']['test_accuracy']:.1f}%" in markdown
     assert f"{100 * metrics['resnext50']['test_accuracy']:.1f}%" in markdown
-    assert "profile `smoke`" in markdown
+    conclusions = _check_conclusions(nb, "02_tiny_imagenet_cnn_ablations", runs_dir)
+    vgg19 = diagnosis[study.runs["vgg19"].label]
+    assert {"stalled": "it **stalled**", "diverged": "it **diverged**", "learned": "it **did learn** here"}[vgg19] \
+        in conclusions
     _check_report_section(out_nb, "Study 2", tmp_path)
 
 
@@ -140,14 +216,17 @@ def test_study_04_smoke_runs_and_reports(tmp_path):
     # the seed setting really trained its head only, on weights this project pretrained, and says so
     seed = metrics["seed_linear_probe"]
     assert seed["trainable_parameters"] < seed["parameters"] / 10
-    assert seed["weights"].startswith("pretrained on synthetic by this project")
-    assert "pretrained on synthetic by this project" in html
-    assert metrics["scratch"]["weights"] == "trained from scratch"
+    assert weights_origin(seed)["kind"] == "run" and weights_origin(seed)["run"] == "pretrain"
+    assert weights_origin(seed)["label"].startswith("pretrained on synthetic by this project")
+    assert "pretrained on synthetic by this project (test_vit, run pretrain)" in html
+    assert weights_origin(metrics["scratch"])["kind"] == "scratch"
     for name in expected:
         assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
     for figure in ("85.23%", "0.8512", "0.8507", "0.8510"):
         assert figure in html, f"seed's {figure} missing"
-    assert f"{100 * seed['test_accuracy']:.1f}%" in markdown and "profile `smoke`" in markdown
+    assert f"{100 * seed['test_accuracy']:.1f}%" in markdown
+    conclusions = _check_conclusions(nb, "04_cifar10_finetune", runs_dir)
+    assert "Its weights: pretrained on synthetic by this project (test_vit, run pretrain)." in conclusions
     _check_report_section(out_nb, "Study 4", tmp_path)
 
 
@@ -159,7 +238,7 @@ def test_study_03_smoke_runs_and_reports(tmp_path):
     html, markdown, images = _outputs(nb)
     assert len(images) >= 2, "optimizer and batch-size curves"
     for name in ("swin", "vit_l", "cait", "deit"):
-        assert runs[name]["weights"].startswith("pretrained on synthetic by this project")
+        assert weights_origin(runs[name])["kind"] == "run" and weights_origin(runs[name])["run"] == f"pretrain_{name}"
         assert f"{100 * runs[name]['test_accuracy']:.2f}%" in html
         assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
     for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
@@ -167,7 +246,12 @@ def test_study_03_smoke_runs_and_reports(tmp_path):
     assert runs["deit_head_only"]["trainable_parameters"] < runs["deit"]["trainable_parameters"] / 10
     assert runs["aug_ema"]["model_ema"] == 0.9
     assert "new head on a frozen backbone" in html and "full fine-tuning" in html
-    assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown and "profile `smoke`" in markdown
+    assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown
+    conclusions = _check_conclusions(nb, "03_tiny_imagenet_transformers", runs_dir)
+    # each batch size as its run's config says (smoke's deit: 16 x 4 = 64), with that run's number
+    batches = ", ".join(f"{b}: {100 * runs[n]['test_accuracy']:.1f}%" for n, b in (("bs_32", 32), ("bs_64", 64),
+                                                                                 ("deit", 64)))
+    assert f"- **Batch size** (DeiT, effective): {batches}." in conclusions.splitlines()
     _check_report_section(out_nb, "Study 3", tmp_path)
 
 
@@ -192,7 +276,13 @@ def test_study_05_smoke_runs_and_reports(tmp_path):
     # the pretraining comparison is followed every few steps on the validation split
     steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
     assert len(steps) > 3
-    assert runs["seed_binary_vit_b32"]["weights"].startswith("pretrained on celeba by this project")
+    assert weights_origin(runs["seed_binary_vit_b32"])["label"].startswith("pretrained on celeba by this project")
     assert f"{100 * runs['seed_binary_resnet152']['test_accuracy']:.1f}%" in markdown
-    assert "profile `smoke`" in markdown
+    conclusions = _check_conclusions(nb, "05_celeba_simple_classifier", runs_dir)
+    # the pretraining helper (the ViTs start from it) is no contender, in the bullet or the table
+    multilabel = next(line for line in conclusions.splitlines() if line.startswith("- **Multi-label.**"))
+    assert "Stand-in pretraining" not in multilabel
+    table = _cell_table(nb, 'celeba_table(study, results, "multilabel")')
+    assert [row["run"] for row in table] == ["ResNet-152 stand-in, 40 attributes (seed setting; model not named by the seed)",
+                                             "ViT-B/32 stand-in, pretrained, 40 attributes, stronger recipe"]
     _check_report_section(out_nb, "Study 5", tmp_path)

@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from cnnvit import render
+from cnnvit.report import render
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = REPO / "docs" / "references.md"

@@ -19,8 +19,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from cnnvit import config as config_mod
-from cnnvit import render, report
-from cnnvit.study import load_study, project_root
+from cnnvit import report
+from cnnvit.report import render
+from cnnvit.studies import load_study, project_root
 
 from conftest import open_in_chromium
 
@@ -126,6 +127,35 @@ def test_fingerprint_follows_notebook_params_library_and_parameters(project):
     assert report.fingerprint(project, entry, params) != with_lib
     entry.params.write_text(entry.params.read_text() + "# touched\n")
     assert report.fingerprint(project, entry, params) not in (base, with_lib)
+
+
+def test_fingerprint_ignores_the_reports_own_modules_only(project):
+    """The report's package, the CLI (and the old render.py location) build the document
+    around the notebooks; every other library module, in a sub-package too, can change what a
+    notebook shows."""
+    entry = report.discover_studies(project, "smoke", ["01"])[0]
+    params = {"params_file": entry.params_rel}
+    lib = project / "lib" / "cnnvit"
+    for rel in ("report/__init__.py", "report/build.py", "report/render.py", "render.py", "__main__.py",
+                "studies/study.py", "studies/render.py", "studies/report/x.py", "train.py"):
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lib / rel).write_text("x = 1\n")
+    base = report.fingerprint(project, entry, params)
+    for rel in ("report/__init__.py", "report/build.py", "report/render.py", "render.py", "__main__.py"):
+        (lib / rel).write_text("x = 2\n")
+        assert report.fingerprint(project, entry, params) == base, f"{rel} is the report's own"
+    for rel in ("studies/study.py", "studies/render.py", "studies/report/x.py", "train.py"):
+        before = report.fingerprint(project, entry, params)
+        (lib / rel).write_text("x = 2\n")
+        assert report.fingerprint(project, entry, params) != before, f"{rel} can change a notebook's output"
+    assert [f.relative_to(lib).as_posix() for f in report.library_files(project)] == [
+        "studies/render.py", "studies/report/x.py", "studies/study.py", "train.py"]
+
+
+def test_the_real_fingerprint_covers_the_study_code_and_not_the_report():
+    files = {f.relative_to(project_root() / "lib" / "cnnvit").as_posix() for f in report.library_files(project_root())}
+    assert {"studies/study.py", "studies/cifar10_vit_vs_resnet.py", "studies/plots.py", "config.py"} <= files
+    assert not {f for f in files if f.startswith("report/")} and "__main__.py" not in files
 
 
 # ------------------------------------------------------------------------ sections and assembly

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cnnvit import config as config_mod
-from cnnvit.data import Dataset, hold_out_validation
+from cnnvit.datasets import Dataset, hold_out_validation
 from cnnvit.training import epoch as epoch_mod
 from cnnvit.training import evaluate
 from cnnvit.training.augment import Preprocess

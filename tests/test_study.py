@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-import cnnvit.study as study_mod
-from cnnvit.config import ConfigError
-from cnnvit.study import load_study, run_study, summary_table
+import cnnvit.studies.study as study_mod
+from cnnvit.errors import ConfigError, StudyInputError
+from cnnvit.studies import load_study, run_study, summary_table
 
 from conftest import Interrupted
 
@@ -104,6 +104,67 @@ def test_malformed_study_files(tmp_path, edit, words):
         load_study(path)
     for w in words:
         assert w in str(exc.value)
+
+
+# ------------------------------------------------------------------------------------ groups
+
+ALL_PARAMS = sorted((REPO / "params").glob("*/*.yaml"))
+
+
+def test_groups_say_which_runs_each_conclusion_compares():
+    study = load_study(SMOKE_STUDY)
+    assert study.group("seed_settings") == {"cnn": "seed_resnet18", "vit": "seed_vit_b16"}
+    assert study.member("preprocessing", "without") == "ablation_vit_b16_no_preprocessing"
+    assert study.members("vit_recipes") == ["seed_vit_b16", "strong_vit"]
+    assert study.members("resnet_recipes", "strong", "seed") == ["strong_resnet18", "seed_resnet18"]
+    with pytest.raises(ConfigError, match="no group 'nosuch'"):
+        study.group("nosuch")
+    # a subset of the runs keeps the groups, checked against every run of the file
+    assert load_study(SMOKE_STUDY, only=["strong_vit"]).groups == study.groups
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda raw: raw["groups"].update({"extra": "seed_vit_b16"}), ["groups: unknown group(s) ['extra']",
+                                                                    "known: seed_settings"]),
+    (lambda raw: raw["groups"].pop("vit_recipes"), ["groups: missing vit_recipes", "strong recipe"]),
+    (lambda raw: raw["groups"]["seed_settings"].update({"cnn": "nosuch"}),
+     ["groups.seed_settings.cnn: no run named 'nosuch'", "runs: seed_resnet18"]),
+    (lambda raw: raw["groups"]["seed_settings"].update({"mlp": "seed_vit_b16"}),
+     ["groups.seed_settings: expects the parts cnn, vit", "unknown: ['mlp']"]),
+    (lambda raw: raw["groups"]["preprocessing"].pop("without"), ["groups.preprocessing", "missing: ['without']"]),
+    (lambda raw: raw["groups"].update({"seed_settings": "seed_resnet18"}),
+     ["groups.seed_settings: expected a mapping"]),
+    (lambda raw: raw.update({"groups": ["seed_resnet18"]}), ["groups: expected a mapping"]),
+    (lambda raw: raw.update({"study": "03_tiny_imagenet_transformers", "groups": {
+        "models": ["seed_vit_b16"], "frozen_backbone": {"frozen": "strong_vit", "finetuned": "seed_vit_b16"},
+        "optimizers": ["seed_vit_b16"], "augmentation": {"baseline": "seed_vit_b16", "variants": ["strong_vit"]},
+        "batch_sizes": ["seed_vit_b16", "strong_vit"]}}), ["groups.optimizers: expected at least 2 runs"]),
+    (lambda raw: raw.update({"study": "my_own_study"}), ["unknown group(s)", "this study reads no groups"]),
+])
+def test_malformed_groups_fail_at_load_naming_the_file(tmp_path, edit, words):
+    path = write_variant(tmp_path, edit)
+    with pytest.raises(ConfigError) as exc:
+        load_study(path)
+    assert str(path) in str(exc.value)
+    for w in words:
+        assert w in str(exc.value)
+
+
+@pytest.mark.parametrize("path", ALL_PARAMS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_groups_are_no_part_of_any_runs_config(tmp_path, path):
+    """Groups and roles only say how runs are compared: without groups (as a study of one's own)
+    and with every role changed, every run has the same config, so it keeps its identity and is
+    not trained again."""
+    raw = yaml.safe_load(path.read_text())
+    assert raw["groups"], "every study file declares its groups"
+    for spec in raw["runs"].values():
+        spec["role"] = "strong" if spec.get("role") != "strong" else "ablation"
+    bare = tmp_path / path.name
+    bare.write_text(yaml.safe_dump({**{k: v for k, v in raw.items() if k != "groups"}, "study": "own"}, sort_keys=False))
+    with_groups, without = load_study(path, out_dir=tmp_path), load_study(bare, out_dir=tmp_path)
+    assert list(with_groups.runs) == list(without.runs)
+    for name, spec in with_groups.runs.items():
+        assert spec.config.to_dict() == without.runs[name].config.to_dict(), name
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +289,7 @@ def test_input_check_lists_missing_data_and_device_before_any_work(tmp_path, mon
 
     monkeypatch.setattr(study_mod, "dataset_from_config", no_work)
     monkeypatch.setattr(study_mod, "train", no_work)
-    with pytest.raises(study_mod.StudyInputError) as err:
+    with pytest.raises(StudyInputError) as err:
         run_study(study, progress=False)
     msg = str(err.value)
     assert f"CIFAR-10 not found under {tmp_path / 'nowhere' / 'cifar10'}: looked for" in msg

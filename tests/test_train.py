@@ -11,7 +11,7 @@ import yaml
 
 from cnnvit import config
 from cnnvit.config import ConfigError
-from cnnvit.data import Dataset
+from cnnvit.datasets import Dataset
 from cnnvit.errors import RunConflict, TrainingDiverged
 from cnnvit.training import loop, setup
 from cnnvit.training.losses import class_weights
@@ -482,7 +482,7 @@ def test_grad_accum_makes_the_same_update_as_one_big_batch(tmp_path, train_mod, 
 def test_early_stopping_tests_the_best_validation_epoch(tmp_path, train_mod, make_cfg, tiny_ds):
     """A run that stops improving on validation stops after `patience` evaluations, and its test
     numbers and saved weights are the best epoch's (lr ~0: validation accuracy never improves)."""
-    from cnnvit.data import hold_out_validation
+    from cnnvit.datasets import hold_out_validation
 
     ds = hold_out_validation(tiny_ds, 0.25, 0)
     cfg = make_cfg({"model": {"name": "test_vit_cifar"}, "data": {"val_fraction": 0.25},

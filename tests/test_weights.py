@@ -124,7 +124,8 @@ def test_models_without_published_weights_say_so():
 
 
 def test_study_lists_missing_weights_before_training(tmp_path, monkeypatch):
-    from cnnvit.study import StudyInputError, check_study_inputs, load_study
+    from cnnvit.errors import StudyInputError
+    from cnnvit.studies import check_study_inputs, load_study
 
     monkeypatch.setattr(weights, "_hub_cached", lambda library, ident: False)
     monkeypatch.setattr(weights, "_online", lambda library, timeout=3.0: False)
@@ -142,7 +143,7 @@ def test_study_lists_missing_weights_before_training(tmp_path, monkeypatch):
 
 
 def test_run_reference_must_name_an_earlier_run(tmp_path):
-    from cnnvit.study import load_study
+    from cnnvit.studies import load_study
 
     params = tmp_path / "s.yaml"
     params.write_text(yaml.safe_dump({"study": "s", "profile": "smoke", "runs": {

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
+from .errors import CnnvitError
 
 EPILOG = """examples:
   python -m cnnvit data fetch all --to ~/.cache/cnnvit-data
@@ -27,7 +28,7 @@ def _config(args) -> config_mod.Config:
     if args.params:
         raw = config_mod.load_yaml(args.params)
         if "runs" in raw:
-            from .study import study_config_for_run  # imports torch: only for study files
+            from .studies import study_config_for_run  # imports torch: only for study files
 
             if not args.run:
                 raise config_mod.ConfigError(f"{args.params} is a study file: choose a run with "
@@ -43,7 +44,7 @@ DATA_ACTIONS = ("fetch", "check")
 
 
 def _data_action_parser() -> argparse.ArgumentParser:
-    from .fetch import CONNECT_TIMEOUT
+    from .datasets.fetch import CONNECT_TIMEOUT
 
     parser = argparse.ArgumentParser(prog="python -m cnnvit data", description="Fetch the real data "
                                      "sets into a data directory, or check what one holds.")
@@ -71,8 +72,8 @@ def _print_status(status) -> None:
 def data_action(argv: list[str], quiet: bool = False) -> int:
     """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
     present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed."""
-    from . import fetch
-    from .data import default_data_dir
+    from .datasets import fetch
+    from .datasets import default_data_dir
 
     args = _data_action_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
@@ -91,7 +92,7 @@ def data_action(argv: list[str], quiet: bool = False) -> int:
             try:
                 status = fetch.fetch_dataset(spec, data_dir, timeout=args.timeout,
                                              progress=not (quiet or args.quiet))
-            except config_mod.CnnvitError as exc:  # say so and go on with the next data set
+            except CnnvitError as exc:  # say so and go on with the next data set
                 print(f"error: {exc}", file=sys.stderr)
                 failed.append(spec.name)
                 continue
@@ -100,17 +101,12 @@ def data_action(argv: list[str], quiet: bool = False) -> int:
             print(f"error: not fetched: {', '.join(failed)} (see above)", file=sys.stderr)
             return 2
         return 0
-    except config_mod.CnnvitError as exc:
+    except CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # `data fetch|check` have their own arguments; `data [PARAMS] --set ...` describes a data set
-    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if first is not None and argv[first] == "data" and len(argv) > first + 1 and argv[first + 1] in DATA_ACTIONS:
-        return data_action(argv[first + 1:], quiet=bool({"-q", "--quiet"} & set(argv[:first])))
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cnnvit", description="cnnvit: image-classification studies "
                                      "from CNNs to ViTs.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,63 +144,88 @@ def main(argv: list[str] | None = None) -> int:
     common(p_data)
     sub.add_parser("models", help="list registered models")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _report(args) -> int:
+    from .report import build_report
+    from .studies import project_root
+
+    only = [s for s in args.studies.replace(" ", ",").split(",") if s] if args.studies else None
+    report, outcomes = build_report(project_root(), args.profile, only, args.data_dir,
+                                    args.force, args.out, pdf=not args.no_pdf)
+    failed = [o.name for o in outcomes if o.status != "ok"]
+    print(f"report: {report}" + ("" if args.no_pdf else f" and {report.with_suffix('.pdf')}"))
+    if failed:
+        print(f"error: {len(failed)} of {len(outcomes)} studies failed: {', '.join(failed)} "
+              f"(their sections in the report show why)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _models(args) -> int:
+    from .models import list_models, native_size
+
+    for name in list_models():
+        print(f"{name:24s} {native_size(name)} px")
+    return 0
+
+
+def _study(args) -> int:
+    from .studies import load_study, run_study, summary_table
+
+    only = args.runs.split(",") if args.runs else None
+    study = load_study(args.params, args.set, out_dir=args.out, only=only, data_dir=args.data_dir)
+    results = run_study(study, progress=not args.quiet)
+    print(summary_table(study, results).to_string(index=False))
+    return 0
+
+
+def _data(args) -> int:
+    from .datasets import dataset_from_config
+
+    cfg = _config(args)
+    print(dataset_from_config(cfg.data, cfg.seed).describe())
+    return 0
+
+
+def _train(args) -> int:
+    import json
+
+    cfg = _config(args)  # a misspelt key fails here, before torch is imported
+    from .training import train
+
+    out = train(cfg, args.out, progress=not args.quiet)
+    if int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 reports
+        return 0
+    m = json.loads((out / "metrics.json").read_text())
+    notes = []
+    if m.get("test_top5") is None:
+        notes.append("mean over labels")
+    elif len(m["test"]["per_class"]) > 5:  # top-5 says nothing with five classes or fewer
+        notes.append(f"top-5 {m['test_top5']:.4f}")
+    notes.append(f"majority baseline {m.get('majority_baseline', float('nan')):.4f}")
+    print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({'; '.join(notes)}), {m['epochs']} epochs, "
+          f"{m['wall_time_s']:.0f}s on {m['device']}")
+    return 0
+
+
+COMMANDS = {"report": _report, "models": _models, "study": _study, "data": _data, "train": _train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; a user error prints one ``error:`` line and returns 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `data fetch|check` have their own arguments; `data [PARAMS] --set ...` describes a data set
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] == "data" and len(argv) > first + 1 and argv[first + 1] in DATA_ACTIONS:
+        return data_action(argv[first + 1:], quiet=bool({"-q", "--quiet"} & set(argv[:first])))
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     try:
-        if args.command == "report":
-            from .report import build_report
-            from .study import project_root
-
-            only = [s for s in args.studies.replace(" ", ",").split(",") if s] if args.studies else None
-            report, outcomes = build_report(project_root(), args.profile, only, args.data_dir,
-                                            args.force, args.out, pdf=not args.no_pdf)
-            failed = [o.name for o in outcomes if o.status != "ok"]
-            print(f"report: {report}" + ("" if args.no_pdf else f" and {report.with_suffix('.pdf')}"))
-            if failed:
-                print(f"error: {len(failed)} of {len(outcomes)} studies failed: {', '.join(failed)} "
-                      f"(their sections in the report show why)", file=sys.stderr)
-                return 1
-            return 0
-        if args.command == "models":
-            from .models import list_models, native_size
-
-            for name in list_models():
-                print(f"{name:24s} {native_size(name)} px")
-            return 0
-        if args.command == "study":
-            from .study import load_study, run_study, summary_table
-
-            only = args.runs.split(",") if args.runs else None
-            study = load_study(args.params, args.set, out_dir=args.out, only=only, data_dir=args.data_dir)
-            results = run_study(study, progress=not args.quiet)
-            print(summary_table(study, results).to_string(index=False))
-            return 0
-        cfg = _config(args)
-        if args.command == "data":
-            from .data import dataset_from_config
-
-            print(dataset_from_config(cfg.data, cfg.seed).describe())
-            return 0
-        from .train import train
-
-        out = train(cfg, args.out, progress=not args.quiet)
-        if int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 reports
-            return 0
-        import json
-
-        m = json.loads((out / "metrics.json").read_text())
-        notes = []
-        if m.get("test_top5") is None:
-            notes.append("mean over labels")
-        elif len(m["test"]["per_class"]) > 5:  # top-5 says nothing with five classes or fewer
-            notes.append(f"top-5 {m['test_top5']:.4f}")
-        notes.append(f"majority baseline {m.get('majority_baseline', float('nan')):.4f}")
-        print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({'; '.join(notes)}), {m['epochs']} epochs, "
-              f"{m['wall_time_s']:.0f}s on {m['device']}")
-        return 0
-    except config_mod.CnnvitError as exc:
+        return COMMANDS[args.command](args)
+    except CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

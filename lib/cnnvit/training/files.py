@@ -15,7 +15,7 @@ import torch
 
 from .. import config as config_mod
 from ..config import Config
-from ..data import Dataset
+from ..datasets import Dataset
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -17,10 +17,10 @@ import torch
 
 from .. import config as config_mod
 from ..config import Config
-from ..data import Dataset, dataset_from_config, prepare_dataset
+from ..datasets import Dataset, dataset_from_config, prepare_dataset
 from ..errors import ConfigError, RunConflict
 from ..models import count_flops, count_parameters
-from ..weights import check_pretrained
+from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
 from .checks import check_run_inputs, check_steps_happen, check_sync_bn

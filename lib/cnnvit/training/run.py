@@ -12,7 +12,7 @@ import torch
 
 from ..config import Config, from_dict
 from ..models import create_model
-from ..weights import prepare_model
+from ..models.weights import prepare_model
 from .augment import Preprocess
 from .device import resolve_device
 from .evaluate import predict_logits

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import Dataset
+from ..datasets import Dataset
 from ..errors import ConfigError
 from ..models import create_model, set_memory_format
-from ..weights import layer_decay_groups, prepare_model
+from ..models.weights import layer_decay_groups, prepare_model
 from .augment import Preprocess
 from .distributed import Dist
 from .losses import Objective, class_weights

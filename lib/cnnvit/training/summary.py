@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import Dataset
+from ..datasets import Dataset
 from .distributed import Dist
 from .metrics import majority_baseline
 from .state import RunState

@@ -1,6 +1,6 @@
 """The report document: executed study notebooks assembled into one self-contained HTML file
 (title page, contents, one section per study with code hidden, a closing summary table) and
-printed to PDF by WeasyPrint. Everything here takes data and returns text; :mod:`cnnvit.report`
+printed to PDF by WeasyPrint. Everything here takes data and returns text; :mod:`.build`
 decides what to run."""
 from __future__ import annotations
 

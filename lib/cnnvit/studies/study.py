@@ -12,6 +12,8 @@ Parameter file (``params/<profile>/<study>.yaml``)::
         role: seed                              # seed | ablation | strong
         reported: 0.88                          # the seed's number, if it has one
         config: {model: {name: resnet18}, ...}  # this run's config on top of base
+    groups:                                     # which runs each conclusion compares (the
+      seed_settings: {cnn: seed_resnet18, ...}  # study module's GROUPS say which groups)
     generated: {celeba: {images: 600, width: 36, height: 44}}  # optional: a generated set in a
                                                 # real data set's format (smoke profiles)
 
@@ -21,70 +23,29 @@ aside (never deleted) and trained again.
 """
 from __future__ import annotations
 
-from .errors import StudyInputError
-
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import pandas as pd
-
-from . import config as config_mod
-from .config import Config, ConfigError
-from .data import DatasetError, dataset_from_config, default_root, locate_dataset
-from .datasets import generators, get_dataset
-from .run import Run, load_run
-from .train import check_device, check_run_inputs, run_state, train
-from .weights import WeightsError, check_pretrained
+from .. import config as config_mod
+from ..config import Config
+from ..datasets import dataset_from_config, default_root, generators, get_dataset, locate_dataset
+from ..errors import ConfigError, DatasetError, StudyInputError, WeightsError
+from ..models import check_pretrained
+from ..training import Run, check_device, check_run_inputs, load_run, run_state, train
+from .core import RUN_REF, RunSpec, Study, project_root
+from .groups import check_groups
+from .registry import group_schema
 
 log = logging.getLogger(__name__)
 
-RUN_REF = "run:"  # model.pretrained_path: run:NAME starts from an earlier run of the same study
 RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
-STUDY_KEYS = {"study", "profile", "title", "base", "runs", "notes", "generated"}
+STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated"}
 # generated.<data set>: what may be set, and its default
 GENERATED_DEFAULTS = {"images": 600, "width": 36, "height": 44, "seed": 0}
 ROLES = ("seed", "ablation", "strong")
-
-
-def project_root() -> Path:
-    """The checkout this package lives in (``lib/cnnvit`` two levels down)."""
-    return Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class RunSpec:
-    name: str
-    label: str
-    role: str
-    config: Config
-    reported: Optional[float] = None
-    reported_note: str = ""
-    starts_from: Optional[str] = None  # the run of this study whose weights it starts from
-
-
-@dataclass
-class Study:
-    study: str
-    profile: str
-    title: str
-    runs: dict[str, RunSpec]
-    source: str
-    notes: str = ""
-    out_dir: Path = field(default_factory=Path)
-    # data sets generated in a real one's format (name -> images, width, height, seed)
-    generated: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def run_dir(self, name: str) -> Path:
-        return self.out_dir / "runs" / name
-
-    @property
-    def generated_root(self) -> Path:
-        """Where the generated data sets live (``<out_dir>/data/<name>/``)."""
-        return self.out_dir / "data"
 
 
 def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
@@ -92,7 +53,7 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     """Read and validate a study parameter file; every run's config is built (and checked) now,
     so a bad key in any run fails before the first run starts. ``data_dir`` is the folder that
     holds the real data sets (``cifar10/``, ...): it sets ``data.root`` of every run that leaves
-    it unset."""
+    it unset. ``only`` keeps those runs (the groups are checked against all of them)."""
     path = Path(path)
     raw = config_mod.load_yaml(path)
     unknown = set(raw) - STUDY_KEYS
@@ -104,44 +65,18 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     runs_raw = raw["runs"]
     if not isinstance(runs_raw, dict) or not runs_raw:
         raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name to run")
+    groups = check_groups(raw.get("groups"), list(runs_raw), group_schema(raw["study"]), str(path))
     if only:
         missing = [n for n in only if n not in runs_raw]
         if missing:
             raise ConfigError(f"{path}: no run named {missing}; runs: {', '.join(runs_raw)}")
         runs_raw = {n: runs_raw[n] for n in only}
-    base = raw.get("base") or {}
     generated = _generated_spec(raw.get("generated") or {}, path)
     runs: dict[str, RunSpec] = {}
     for name, spec in runs_raw.items():
-        where = f"{path}: runs.{name}"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where}: expected a mapping")
-        bad = set(spec) - RUN_KEYS
-        if bad:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(RUN_KEYS)}")
-        role = spec.get("role", "seed")
-        if role not in ROLES:
-            raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
-        cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where),
-                               overrides=overrides)
-        if data_dir and get_dataset(cfg.data.name).folder and cfg.data.name not in generated \
-                and not cfg.data.root:
-            cfg.data.root = str(default_root(cfg.data.name, data_dir))
-        try:
-            check_run_inputs(cfg)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-        source = cfg.model.pretrained_path
-        starts_from = source[len(RUN_REF):] if source and source.startswith(RUN_REF) else None
-        if starts_from is not None and starts_from not in runs:
-            raise ConfigError(f"{where}: model.pretrained_path {source!r} must name a run listed "
-                              f"before it (runs so far: {', '.join(runs) or 'none'})")
-        if source and starts_from is None and not Path(source).expanduser().is_absolute():
-            cfg.model.pretrained_path = str(project_root() / source)
-        runs[name] = RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
-                             spec.get("reported_note", ""), starts_from)
+        runs[name] = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
-                  raw.get("notes", ""), generated=generated)
+                  raw.get("notes", ""), generated=generated, groups=groups)
     study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
     for spec in runs.values():  # a generated set replaces the real one wherever none is named
         if spec.config.data.name in generated and not spec.config.data.root:
@@ -150,6 +85,39 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
         if spec.starts_from:
             spec.config.model.pretrained_path = str(study.run_dir(spec.starts_from))
     return study
+
+
+def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides: list[str],
+              earlier: dict[str, RunSpec], data_dir: Optional[str | Path],
+              generated: dict[str, dict[str, int]]) -> RunSpec:
+    """One run of a study file, its config built on ``base`` and checked (``earlier``: the runs
+    listed before it, which ``run:NAME`` may name)."""
+    where = f"{path}: runs.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    bad = set(spec) - RUN_KEYS
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}; known: {sorted(RUN_KEYS)}")
+    role = spec.get("role", "seed")
+    if role not in ROLES:
+        raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
+    cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where), overrides=overrides)
+    if data_dir and get_dataset(cfg.data.name).folder and cfg.data.name not in generated \
+            and not cfg.data.root:
+        cfg.data.root = str(default_root(cfg.data.name, data_dir))
+    try:
+        check_run_inputs(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    source = cfg.model.pretrained_path
+    starts_from = source[len(RUN_REF):] if source and source.startswith(RUN_REF) else None
+    if starts_from is not None and starts_from not in earlier:
+        raise ConfigError(f"{where}: model.pretrained_path {source!r} must name a run listed "
+                          f"before it (runs so far: {', '.join(earlier) or 'none'})")
+    if source and starts_from is None and not Path(source).expanduser().is_absolute():
+        cfg.model.pretrained_path = str(project_root() / source)
+    return RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
+                   spec.get("reported_note", ""), starts_from)
 
 
 def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) -> Config:
@@ -252,34 +220,3 @@ def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
         done = run_state(spec.config, run_dir) == "complete"
         out[name] = json.loads((run_dir / "metrics.json").read_text()) if done else None
     return out
-
-
-def summary_table(study: Study, results: dict[str, Run]) -> pd.DataFrame:
-    """One row per run: our test accuracy beside the seed's reported number, with the model size,
-    profile, epochs, wall time and throughput that produced it (and the last validation accuracy
-    when the runs hold a validation split; ``data`` gives train/val/test sizes)."""
-    rows = []
-    for name, spec in study.runs.items():
-        m = results[name].metrics
-        cfg = spec.config
-        d = m["dataset"]
-        splits = "/".join(str(d[k]) for k in ("n_train", "n_val", "n_test") if d.get(k) or k != "n_val")
-        rows.append({
-            "run": spec.label,
-            "role": spec.role,
-            "model": cfg.model.name,
-            "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
-            "params (M)": round(m["parameters"] / 1e6, 2),
-            "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
-            "val acc": m.get("val_accuracy"),
-            "test acc": m["test_accuracy"],
-            "top-5": m["test_top5"],
-            "seed reported": spec.reported,
-            "profile": study.profile,
-            "data": f"{m['dataset']['name']} ({splits})",
-            "wall time (s)": round(m["wall_time_s"], 1),
-            "train img/s": round(m["train_images_per_s"]),
-            "device": m["device"],
-        })
-    table = pd.DataFrame(rows)
-    return table.drop(columns="val acc") if table["val acc"].isna().all() else table

@@ -1,5 +1,5 @@
 """``make report``: execute every study notebook headless with papermill, then assemble one HTML
-and PDF report (:mod:`cnnvit.render`).
+and PDF report (:mod:`.render`).
 
 A study whose notebook, parameter file, library code, pinned requirements and report parameters
 are all unchanged since its last successful execution (and whose runs are all still on disk) is
@@ -11,8 +11,6 @@ Files under ``outputs/<profile>/``: ``<study>.ipynb`` (executed), ``<study>.html
 ``report.pdf``.
 """
 from __future__ import annotations
-
-from .errors import ReportError
 
 import hashlib
 import json
@@ -27,15 +25,12 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from ..errors import ConfigError, DatasetError, ReportError
+from ..studies import check_study_inputs, completed_metrics, load_study
 from . import render
-from .config import CnnvitError, ConfigError
-from .data import DatasetError
 from .render import StudyOutcome
-from .study import check_study_inputs, completed_metrics, load_study
 
 log = logging.getLogger(__name__)
-
-
 
 
 @dataclass
@@ -74,9 +69,21 @@ def discover_studies(root: Path, profile: str, only: Optional[Sequence[str]] = N
     return entries
 
 
-# modules that build the report around the notebooks; no notebook imports them, so changing
-# them re-renders the report without executing any study again
-REPORT_ONLY = {"report.py", "render.py", "__main__.py"}
+# the code that builds the report around the notebooks (paths under lib/cnnvit/; a folder stands
+# for everything in it): no notebook imports it, so changing it re-renders the report without
+# executing any study again
+REPORT_ONLY = ("report/", "render.py", "__main__.py")
+
+
+def library_files(root: Path) -> list[Path]:
+    """The library's Python files that a study notebook's output can depend on: all of
+    ``lib/cnnvit`` apart from the report's own modules (:data:`REPORT_ONLY`)."""
+    lib = root / "lib" / "cnnvit"
+
+    def report_only(f: Path) -> bool:
+        rel = f.relative_to(lib).as_posix()
+        return any(rel.startswith(p) if p.endswith("/") else rel == p for p in REPORT_ONLY)
+    return sorted(f for f in lib.rglob("*.py") if not report_only(f))
 
 
 def fingerprint(root: Path, entry: StudyEntry, parameters: dict[str, Any]) -> str:
@@ -84,8 +91,7 @@ def fingerprint(root: Path, entry: StudyEntry, parameters: dict[str, Any]) -> st
     file, the library code it uses, the pinned requirements and ``parameters`` (pass them
     without machine-specific paths, so that a moved checkout still matches)."""
     h = hashlib.sha256()
-    files = [entry.notebook, entry.params, root / "requirements.txt"]
-    files += sorted(f for f in (root / "lib" / "cnnvit").rglob("*.py") if f.name not in REPORT_ONLY)
+    files = [entry.notebook, entry.params, root / "requirements.txt", *library_files(root)]
     for f in files:
         h.update(str(f.relative_to(root)).encode() + b"\0")
         h.update(f.read_bytes() if f.exists() else b"<missing>")

@@ -1,0 +1,161 @@
+"""Study 5, a simple classifier on CelebA attributes: tables per task, class balance, and the
+conclusions, from the runs its parameter file's ``groups:`` name (and each run's task)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from ..training.run import Run
+from .common import not_run, not_run_note, pct, profile_caveat, pts, skipped, weights_kind
+from .core import Study
+from .groups import one, parts, runs
+
+STUDY = "05_celeba_simple_classifier"
+_MAIN = ("seed_cnn", "seed_vit", "strong_cnn", "strong_vit")
+GROUPS = {
+    "preview": one("the run whose augmentation the notebook shows"),
+    "binary": parts("the binary task's seed settings and stronger recipes, CNN and ViT", *_MAIN),
+    "hair5": parts("the five-hair-colour task's seed settings and stronger recipes, CNN and ViT", *_MAIN),
+    "multilabel_seed": one("the multi-label seed setting, whose attributes the notebook lists"),
+    "pretraining": parts("the same ViT on the binary task from scratch and pretrained", "scratch", "pretrained"),
+    "cnn_family": runs("the CNNs on the binary task with the seed's recipe", minimum=3),
+}
+TASKS = {"binary": "Binary", "hair5": "Five hair colours", "multilabel": "Multi-label"}
+
+
+def task_runs(study: Study, task: str) -> list[str]:
+    """The study's runs of a CelebA task, less the runs others start from (helpers pretrained
+    for them, not contenders)."""
+    return [n for n, spec in study.runs.items()
+            if spec.config.data.task == task and n not in study.pretraining_sources]
+
+
+def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.DataFrame:
+    """One row per run of a CelebA task, with that task's metrics on the test split beside the
+    majority-class baseline and the seed's figure. Binary: accuracy, balanced accuracy, precision,
+    recall and F1 of the positive class, auROC. ``hair5``: accuracy, balanced accuracy, macro F1.
+    ``multilabel``: mean per-label accuracy, exact match, macro F1, mean average precision."""
+    rows = []
+    for name in [n for n in task_runs(study, task) if n in results]:
+        m, spec = results[name].metrics, study.runs[name]
+        t = m["test"]
+        # (no role column: the labels say "seed setting" or "stronger recipe", and the page is narrow)
+        row = {"run": spec.label, "model": spec.config.model.name, "weights": weights_kind(m),
+               "params (M)": m["parameters"] / 1e6, "epochs run": m.get("epochs_run", m["epochs"])}
+        if task == "binary":
+            positive = results[name].classes[1]
+            pc = t["per_class"][positive]
+            row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"],
+                        "precision": pc["precision"], "recall": pc["recall"], "F1": pc["f1"],
+                        "auROC": t.get("auroc")})
+        elif task == "hair5":
+            row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"], "macro F1": t["macro_f1"]})
+        else:
+            row.update({"mean acc": t["mean_accuracy"], "exact match": t["exact_match"], "macro F1": t["macro_f1"],
+                        "mAP": t["mean_average_precision"]})
+        row.update({"majority baseline": m["majority_baseline"], "seed reported": spec.reported,
+                    "profile": study.profile})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def class_balance(run: Run) -> pd.DataFrame:
+    """Images per class in each split of a run (per label: images having it, for a multi-label
+    task), with each class's share of the training split."""
+    counts = run.data_info["class_counts"]
+    table = pd.DataFrame({split: counts[split] for split in ("train", "val", "test")}, index=run.classes)
+    table["train share"] = table["train"] / (run.data_info["n_train"] or 1)
+    return table.rename_axis("label" if run.data_info.get("multilabel") else "class")
+
+
+def per_label_table(run: Run) -> pd.DataFrame:
+    """A multi-label run's attributes on the test split: how often each is present, the accuracy
+    of always answering its majority value, the model's accuracy, F1, average precision and
+    auROC; sorted by average precision (best learnt first)."""
+    rows = [{"attribute": a, "positive rate": v["positive_rate"],
+             "majority acc": max(v["positive_rate"], 1 - v["positive_rate"]), "accuracy": v["accuracy"],
+             "F1": v["f1"], "AP": v["average_precision"], "auROC": v["auroc"]}
+            for a, v in run.metrics["test"]["per_label"].items()]
+    return pd.DataFrame(rows).sort_values("AP", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def roc_curves(study: Study, results: Mapping[str, Run], names: list[str]) -> dict[str, dict]:
+    """``{label: {"fpr", "tpr", "auroc"}}`` of two-class runs, for :func:`plots.plot_roc_curves`."""
+    return {study.runs[n].label: {**results[n].metrics["test"]["roc_curve"], "auroc": results[n].metrics["test"]["auroc"]}
+            for n in names if "roc_curve" in results[n].metrics["test"]}
+
+
+def family_table(study: Study, results: Mapping[str, Run], names: list[str]) -> pd.DataFrame:
+    """Model, parameters (M) and test accuracy of the named runs, for an accuracy-against-size plot."""
+    return pd.DataFrame([{"model": study.runs[n].config.model.name, "params (M)": results[n].metrics["parameters"] / 1e6,
+                          "accuracy": results[n].metrics["test_accuracy"], "run": study.runs[n].label}
+                         for n in names])
+
+
+def _task_bullet(study: Study, results: Mapping[str, Run], task: str) -> str:
+    declared = task_runs(study, task)
+    names = [n for n in declared if n in results]
+    if not names:
+        return skipped(f"{TASKS[task]}.", declared)
+    best = max(names, key=lambda n: results[n].metrics["test_accuracy"])
+    m = results[best].metrics
+    what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
+    line = (f"- **{TASKS[task]}.** Highest test {what}: {study.runs[best].label}, {pct(m['test_accuracy'])} against "
+            f"{pct(m['majority_baseline'])} for always answering the majority "
+            f"({pts(m['test_accuracy'], m['majority_baseline'])})")
+    if task != "multilabel":
+        line += f"; balanced accuracy {pct(m['test']['balanced_accuracy'])}"
+    else:
+        line += f"; mAP {m['test']['mean_average_precision']:.3f}"
+    reported = [(study.runs[n].label, study.runs[n].reported, results[n].metrics["test_accuracy"])
+                for n in names if study.runs[n].reported is not None]
+    if reported:
+        line += ". Seed settings: " + "; ".join(f"{label} {pct(ours)} (seed reported {pct(rep)})"
+                                                for label, rep, ours in reported)
+    if task == "binary" and reported:
+        test_counts = results[best].data_info["class_counts"]["test"]
+        line += (f". The seed's precision and recall imply about 50% positives (a balanced set); "
+                 f"{pct(test_counts[1] / max(1, sum(test_counts)))} of this test split are "
+                 f"positive, so its accuracy compares with balanced accuracy here")
+    return line + "." + not_run_note(declared, results)
+
+
+def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
+    scratch, pre = study.member("pretraining", "scratch"), study.member("pretraining", "pretrained")
+    missing = not_run((scratch, pre), results)
+    if missing:
+        return skipped("Pretraining", missing)
+    a, b = results[scratch].metrics, results[pre].metrics
+    curves = {n: results[n].val_steps for n in (scratch, pre)}
+    first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
+    early = (f" At the first validation ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
+             f"{pct(first[pre])} against {pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
+    return (f"- **Pretraining** ({study.runs[pre].label} against {study.runs[scratch].label}): "
+            f"{pct(b['test_accuracy'])} against {pct(a['test_accuracy'])} "
+            f"({pts(b['test_accuracy'], a['test_accuracy'])}).{early}")
+
+
+def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:
+    family = study.members("cnn_family")
+    fam = [n for n in family if n in results]
+    if len(fam) < 3:  # a rank correlation of two points says nothing
+        return skipped("CNN size.", not_run(family, results))
+    t = family_table(study, results, fam)
+    rho = t["params (M)"].rank().corr(t["accuracy"].rank())
+    kinds = {n: weights_kind(results[n].metrics) for n in fam}
+    mixed = "" if len(set(kinds.values())) == 1 else (" Their starting points differ (" + "; ".join(
+        f"{study.runs[n].config.model.name}: {k}" for n, k in kinds.items()) + "), which this comparison mixes in.")
+    return (f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
+            f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
+            f"seed found).{mixed}" + not_run_note(family, results))
+
+
+def conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 5, every number read from the runs."""
+    lines = [f"*Computed from the runs of profile `{study.profile}`, on each run's test split.*", ""]
+    lines += [_task_bullet(study, results, task) for task in TASKS if task_runs(study, task)]
+    lines += [_pretraining(study, results), _cnn_size(study, results)]
+    lines += profile_caveat(study, "tiny stand-in models on a generated set in CelebA's format, and "
+                                   "\"pretrained\" weights from a run of this study on another task", "CelebA")
+    return "\n".join(lines)

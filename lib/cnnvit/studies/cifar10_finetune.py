@@ -1,0 +1,77 @@
+"""Study 4, fine-tuning a pretrained ViT/DeiT on CIFAR-10: its table and conclusions, from the
+runs its parameter file's ``groups:`` name."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from ..training.run import Run
+from .common import pct, profile_caveat, pts, skipped, weights_summary
+from .core import Study
+from .groups import one, runs
+
+STUDY = "04_cifar10_finetune"
+GROUPS = {
+    "seed_setting": one("the seed's setting: a new head on the frozen pretrained backbone"),
+    "finetuning": runs("partial and full fine-tuning, each set against the seed setting"),
+    "scratch": one("the same architecture trained from scratch, for contrast"),
+}
+# the seed's test-set figures for its frozen-backbone DeiT-B/16 (macro averages over classes)
+FINETUNE_SEED = {"accuracy": 0.8523, "macro_precision": 0.8512, "macro_recall": 0.8507, "macro_f1": 0.8510}
+
+
+def finetune_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """One row per run: where its weights came from, how much of it trained, when it stopped,
+    and accuracy with macro precision, recall and F1 on the test split; the seed's figures in a
+    row of their own."""
+    rows = []
+    for name, run in results.items():
+        m, spec = run.metrics, study.runs[name]
+        stop = m.get("early_stopping") or {}
+        rows.append({"run": spec.label, "role": spec.role, "weights": weights_summary(m),
+                     "trainable (M)": m.get("trainable_parameters", m["parameters"]) / 1e6,
+                     "epochs run": m.get("epochs_run", m["epochs"]), "best epoch": stop.get("best_epoch"),
+                     "accuracy": m["test"]["accuracy"], "precision": m["test"]["macro_precision"],
+                     "recall": m["test"]["macro_recall"], "F1": m["test"]["macro_f1"],
+                     "profile": study.profile})
+    rows.append({"run": "Seed report (DeiT-B/16, frozen backbone)", "role": "seed",
+                 "weights": "pretrained: ImageNet-1k (torch.hub)", "accuracy": FINETUNE_SEED["accuracy"],
+                 "precision": FINETUNE_SEED["macro_precision"], "recall": FINETUNE_SEED["macro_recall"],
+                 "F1": FINETUNE_SEED["macro_f1"], "profile": "seed"})
+    return pd.DataFrame(rows)
+
+
+def conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 4, every number read from the runs."""
+    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    seed, scratch = study.member("seed_setting"), study.member("scratch")
+    lines = [f"*Computed from the runs of profile `{study.profile}`: test split, each run's best "
+             f"validation epoch where it stopped early.*", ""]
+    if seed in acc:
+        m = results[seed].metrics
+        lines.append(f"- **Seed setting** (frozen backbone, new head): accuracy {pct(acc[seed])}, "
+                     f"macro F1 {m['test']['macro_f1']:.4f}, against the seed's "
+                     f"{pct(FINETUNE_SEED['accuracy'])} / {FINETUNE_SEED['macro_f1']:.4f}. Its weights: "
+                     f"{weights_summary(m)}.")
+    else:
+        lines.append(skipped("Seed setting", [seed]))
+    for name in study.members("finetuning"):
+        if name in acc and seed in acc:
+            lines.append(f"- **{study.runs[name].label}**: {pct(acc[name])} "
+                         f"({pts(acc[name], acc[seed])} against the frozen backbone).")
+        else:
+            lines.append(skipped(study.label(name), [n for n in (name, seed) if n not in acc]))
+    # the runs from pretrained weights (a run other runs start from is a helper, never one of them)
+    pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n not in study.pretraining_sources]
+    if scratch in acc and pretrained:
+        best_pre = max(pretrained, key=acc.get)
+        lines.append(f"- **Pretraining.** The same architecture from scratch reached {pct(acc[scratch])}; "
+                     f"the best run from pretrained weights ({study.runs[best_pre].label}) "
+                     f"{pct(acc[best_pre])} ({pts(acc[best_pre], acc[scratch])}).")
+    else:
+        lines.append(skipped("Pretraining.", [n for n in [scratch, seed, *study.members("finetuning")]
+                                              if n not in acc]))
+    lines += profile_caveat(study, "a tiny stand-in model, generated data and weights pretrained by this "
+                                   "project on another generated task", "DeiT on CIFAR-10")
+    return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""What every study's notebook shares: tables of runs, previews, diagnoses and the small pieces
+the conclusions are written with, so that no notebook holds a function definition or types a
+number in by hand."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..training.augment import Preprocess, make_generator
+from ..config import Config
+from ..datasets import dataset_from_config
+from ..training.run import Run
+from .core import Study
+
+# ------------------------------------------------------------------------- conclusions' wording
+
+
+def pct(x: float) -> str:
+    """A share as a percentage with one decimal (0.8812 -> '88.1%')."""
+    return f"{100 * x:.1f}%"
+
+
+def pts(a: float, b: float) -> str:
+    """The signed difference a - b in percentage points ('+1.2 points')."""
+    return f"{100 * (a - b):+.1f} points"
+
+
+def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
+    """The closing line of a non-paper profile's conclusions: what it runs on, and that its
+    numbers test the pipeline only."""
+    if study.profile == "paper":
+        return []
+    return ["", f"*Profile `{study.profile}` uses {uses}: these numbers test the pipeline and say "
+                f"nothing about {about}.*"]
+
+
+def not_run(names: Iterable[str], results: Mapping[str, Any]) -> list[str]:
+    """The runs of ``names`` that have no result, each once, in order."""
+    return [n for n in dict.fromkeys(names) if n not in results]
+
+
+def skipped(lead: str, names: Iterable[str]) -> str:
+    """The bullet of a conclusion that cannot be drawn because its runs have no result."""
+    return f"- **{lead}** Skipped, not run: {', '.join(names)}."
+
+
+def not_run_note(names: Iterable[str], results: Mapping[str, Any]) -> str:
+    """' Not run: a, b.' for the runs of ``names`` without a result ('' when all have one)."""
+    missing = not_run(names, results)
+    return f" Not run: {', '.join(missing)}." if missing else ""
+
+
+# ----------------------------------------------------------------------- where weights came from
+
+_LEGACY_RUN = re.compile(r"pretrained on (?P<data>.*?) by this project \((?P<model>.*?), run (?P<run>[^)]*)\)")
+
+
+def weights_origin(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a run's starting weights came from, as metrics.json stores it:
+    ``{"kind": "scratch"|"hub"|"file"|"run", "source", "data", "model", "run", "label"}``."""
+    origin = metrics.get("weights")
+    return origin if isinstance(origin, dict) else _legacy_origin(origin or "")
+
+
+def _legacy_origin(sentence: str) -> dict[str, Any]:
+    """The origin of a run folder written before metrics.json held it as data (one of the four
+    fixed sentences cnnvit wrote then); the sentence stays its label."""
+    origin = {"kind": "scratch", "source": None, "data": None, "model": None, "run": None,
+              "label": sentence or "trained from scratch"}
+    found = _LEGACY_RUN.match(sentence)
+    if found:
+        return {**origin, **found.groupdict(), "kind": "run"}
+    if sentence.startswith("pretrained: "):
+        return {**origin, "kind": "hub", "source": sentence.rsplit(" ", 1)[-1]}
+    if sentence.startswith("pretrained weights from "):
+        path = sentence.removeprefix("pretrained weights from ").split(": ", 1)[0]  # less what loaded
+        return {**origin, "kind": "file", "source": path}
+    return origin
+
+
+def weights_summary(metrics: Mapping[str, Any]) -> str:
+    """Where a run's weights came from, briefly, for a table cell."""
+    o = weights_origin(metrics)
+    if o["kind"] == "run":
+        return f"pretrained on {o['data'] or '?'} by this project ({o['model'] or '?'}, run {o['run']})"
+    if o["kind"] == "file":
+        return f"pretrained weights from {o['source']}"
+    return "pretrained" if o["kind"] == "hub" else "trained from scratch"
+
+
+def weights_kind(metrics: Mapping[str, Any]) -> str:
+    """'scratch', 'pretrained' (published weights or a file) or 'pretrained (this project)'."""
+    kind = weights_origin(metrics)["kind"]
+    return {"scratch": "scratch", "run": "pretrained (this project)"}.get(kind, "pretrained")
+
+
+# ---------------------------------------------------------------------------------- run tables
+
+def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """One row per run: our test accuracy beside the seed's reported number, with the model size,
+    profile, epochs, wall time and throughput that produced it (and the last validation accuracy
+    when the runs hold a validation split; ``data`` gives train/val/test sizes)."""
+    rows = []
+    for name, spec in study.runs.items():
+        m = results[name].metrics
+        cfg = spec.config
+        d = m["dataset"]
+        splits = "/".join(str(d[k]) for k in ("n_train", "n_val", "n_test") if d.get(k) or k != "n_val")
+        rows.append({
+            "run": spec.label,
+            "role": spec.role,
+            "model": cfg.model.name,
+            "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
+            "params (M)": round(m["parameters"] / 1e6, 2),
+            "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
+            "val acc": m.get("val_accuracy"),
+            "test acc": m["test_accuracy"],
+            "top-5": m["test_top5"],
+            "seed reported": spec.reported,
+            "profile": study.profile,
+            "data": f"{m['dataset']['name']} ({splits})",
+            "wall time (s)": round(m["wall_time_s"], 1),
+            "train img/s": round(m["train_images_per_s"]),
+            "device": m["device"],
+        })
+    table = pd.DataFrame(rows)
+    return table.drop(columns="val acc") if table["val acc"].isna().all() else table
+
+
+def factor_out_constants(table: pd.DataFrame, columns: tuple[str, ...] = ("input px", "data", "device")
+                         ) -> tuple[pd.DataFrame, str]:
+    """Drop the ``columns`` that hold one value for every row, and say that value once instead
+    (a caption): keeps a wide table within a printed page."""
+    same = [c for c in columns if c in table and table[c].nunique(dropna=False) == 1]
+    caption = "; ".join(f"{c}: {table[c].iloc[0]}" for c in same)
+    return table.drop(columns=same), (f"All runs: {caption}." if same else "")
+
+
+def per_class_table(results: Mapping[str, Run], labels: Mapping[str, str]) -> pd.DataFrame:
+    """Per-class F1 of each run (columns: runs, rows: classes)."""
+    return pd.DataFrame({labels[name]: {c: v["f1"] for c, v in run.metrics["test"]["per_class"].items()}
+                         for name, run in results.items()})
+
+
+def per_class_report(run: Run) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class on the test split (sklearn's report)."""
+    return pd.DataFrame(run.metrics["test"]["per_class"]).T.rename_axis("class")
+
+
+def class_accuracy_extremes(run: Run, k: int = 8) -> pd.DataFrame:
+    """The ``k`` classes the run recognises best and worst on the test split (recall), by name."""
+    per_class = run.metrics["test"]["per_class"]
+    s = pd.Series({c: v["recall"] for c, v in per_class.items()}).sort_values(ascending=False)
+    top, bottom = s.head(k), s.tail(k)[::-1]
+    return pd.DataFrame({"best class": top.index, "recall": top.values,
+                         "worst class": bottom.index, "recall ": bottom.values})
+
+
+def best_run(results: Mapping[str, Run]) -> str:
+    """Name of the run with the highest test accuracy."""
+    return max(results, key=lambda n: results[n].metrics["test_accuracy"])
+
+
+def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """Runs trained in several processes: world size, backend, and the check that the ranks'
+    shards of the first epoch were disjoint and covered it."""
+    rows = []
+    for name, run in results.items():
+        info = run.metrics.get("distributed")
+        if info:
+            shards = info.get("shard_check", {})
+            rows.append({"run": study.runs[name].label, "processes": info["world_size"],
+                         "backend": info["backend"], "SyncBatchNorm": info["sync_bn"],
+                         "images per rank (epoch 1)": shards.get("per_rank"),
+                         "shards disjoint": shards.get("disjoint"), "epoch covered": shards.get("complete"),
+                         "train img/s": round(run.metrics["train_images_per_s"]),
+                         "test acc": run.metrics["test_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------- data and diagnosis
+
+def preview_preprocessing(cfg: Config, n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``n`` test images (one per class where possible) before and after the run's training-time
+    preprocessing: (uint8 N x H x W x 3, float N x H' x W' x 3, class names)."""
+    data_cfg = dataclasses.replace(cfg.data, train_subset=10 * n, test_subset=10 * n)
+    ds = dataset_from_config(data_cfg, cfg.seed)
+    if ds.multilabel:  # no single class to show: the first images, titled by the labels they have
+        picks = list(range(min(n, len(ds.test_labels))))
+        names = [", ".join(c for c, v in zip(ds.classes, ds.test_labels[i]) if v)[:24] or "none" for i in picks]
+    else:
+        picks = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in np.unique(ds.test_labels)][:n]
+        names = [ds.classes[ds.test_labels[i]] for i in picks]
+    before = ds.test_images[picks]
+    prep = Preprocess.from_config(cfg.data, ds.mean, ds.std)
+    after = prep.train(torch.from_numpy(before), make_generator(seed, torch.device("cpu")))
+    return before, after.permute(0, 2, 3, 1).numpy(), names
+
+
+def training_diagnosis(run: Run) -> dict:
+    """Did the run learn? ``status`` is 'diverged' (the loss became NaN), 'stalled' (training loss
+    still within 3% of ln C, the loss of a uniform guess, and accuracy under 2/C) or 'learned';
+    with the evidence: losses, gradient norms at the start and end, and how many distinct classes
+    the model predicts on the test split."""
+    m, steps, epochs = run.metrics, run.steps, run.epochs
+    n_classes = len(run.classes)
+    chance_loss = float(np.log(n_classes))
+    finite = epochs["train_loss"].dropna()
+    last_loss = float(finite.iloc[-1]) if len(finite) else float("nan")
+    preds = run.predictions()["predictions"]
+    counts = np.bincount(preds, minlength=n_classes)
+    norms = steps["grad_norm"].dropna() if "grad_norm" in steps else pd.Series(dtype=float)
+    k = max(1, min(20, len(norms) // 10))
+    if m.get("diverged"):
+        status = "diverged"
+    elif last_loss > 0.97 * chance_loss and m["test_accuracy"] < 2 / n_classes:
+        status = "stalled"
+    else:
+        status = "learned"
+    return {"status": status, "final train loss": last_loss, "chance loss (ln C)": chance_loss,
+            "grad norm, first steps": float(norms.head(k).median()) if len(norms) else None,
+            "grad norm, last steps": float(norms.tail(k).median()) if len(norms) else None,
+            "distinct predicted classes": int((counts > 0).sum()),
+            "share of the most predicted class": float(counts.max() / max(1, counts.sum())),
+            "test acc": m["test_accuracy"], "chance acc (1/C)": 1 / n_classes}
+
+
+def diagnosis_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """:func:`training_diagnosis` of every run, one row each."""
+    return pd.DataFrame([{"run": study.runs[n].label, **training_diagnosis(r)} for n, r in results.items()])

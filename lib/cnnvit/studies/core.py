@@ -1,0 +1,86 @@
+"""A study as loaded from its parameter file: its runs (:class:`RunSpec`) and the groups that
+say which runs each conclusion compares. :mod:`.study` loads and runs it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..config import Config
+from ..errors import ConfigError
+from .groups import GroupValue, flatten
+
+RUN_REF = "run:"  # model.pretrained_path: run:NAME starts from an earlier run of the same study
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (``lib/cnnvit/studies`` three levels down)."""
+    return Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class RunSpec:
+    """One run of a study: its name, how tables name it, its role and its resolved config."""
+
+    name: str
+    label: str
+    role: str
+    config: Config
+    reported: Optional[float] = None
+    reported_note: str = ""
+    starts_from: Optional[str] = None  # the run of this study whose weights it starts from
+
+
+@dataclass
+class Study:
+    """Several runs sharing a base config, with the groups its conclusions read."""
+
+    study: str
+    profile: str
+    title: str
+    runs: dict[str, RunSpec]
+    source: str
+    notes: str = ""
+    out_dir: Path = field(default_factory=Path)
+    # data sets generated in a real one's format (name -> images, width, height, seed)
+    generated: dict[str, dict[str, int]] = field(default_factory=dict)
+    # groups: name -> run name, list of run names, or part -> run name(s) (see .groups)
+    groups: dict[str, GroupValue] = field(default_factory=dict)
+
+    def run_dir(self, name: str) -> Path:
+        return self.out_dir / "runs" / name
+
+    @property
+    def generated_root(self) -> Path:
+        """Where the generated data sets live (``<out_dir>/data/<name>/``)."""
+        return self.out_dir / "data"
+
+    def group(self, name: str) -> GroupValue:
+        """The runs of group ``name`` as the parameter file gives them."""
+        if name not in self.groups:
+            raise ConfigError(f"{self.source}: no group {name!r} (groups: {', '.join(self.groups) or 'none'})")
+        return self.groups[name]
+
+    def members(self, name: str, *keys: str) -> list[str]:
+        """The run names of group ``name`` in order (of a parts group: only the parts ``keys``,
+        when given)."""
+        return flatten(self.group(name), keys)
+
+    def member(self, name: str, key: Optional[str] = None) -> str:
+        """The one run of group ``name`` (of a parts group: its part ``key``)."""
+        value = self.group(name)
+        if key is not None:
+            value = value[key] if isinstance(value, dict) and key in value else None
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.source}: groups.{name}{'.' + key if key else ''} names no single run")
+        return value
+
+    @property
+    def pretraining_sources(self) -> set[str]:
+        """Runs that other runs of the study start from (``model.pretrained_path: run:NAME``):
+        helpers trained on another task, not contenders in their own right."""
+        return {spec.starts_from for spec in self.runs.values() if spec.starts_from}
+
+    def label(self, name: str) -> str:
+        """How tables name run ``name`` (its name, if the study holds no such run)."""
+        return self.runs[name].label if name in self.runs else name

@@ -1,0 +1,143 @@
+"""Study 2, CNN ablations on Tiny-ImageNet-200: the effects it isolates (each as the runs that
+show it, from the parameter file's ``groups:``) and its conclusions."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from ..training.run import Run
+from .common import pct, profile_caveat, pts, skipped, training_diagnosis
+from .core import Study
+from .groups import one, pairs, parts, runs
+
+STUDY = "02_tiny_imagenet_cnn_ablations"
+DEPTH_NAMES = ("ResNet-18", "ResNet-34", "ResNet-50")
+GROUPS = {
+    "preview": one("the run whose augmentation the notebook shows"),
+    "batchnorm": parts("VGG19 with and without BatchNorm", "with", "without"),
+    "depth": runs(f"{', '.join(DEPTH_NAMES)}, in that order", count=len(DEPTH_NAMES)),
+    "skip_connections": parts("ResNet-50 with and without skip connections, and a ResNet of similar size",
+                              "with", "without", "similar_size"),
+    "cardinality": parts("ResNet-50 and ResNeXt-50 at about the same size", "resnet", "resnext"),
+    "cnn_vs_t2t": parts("ResNeXt-50 against T2T-ViT-t-14 (and T2T-ViT at its native size, if run)",
+                        "cnn", "t2t", "native", optional=("native",)),
+    "stronger_recipes": pairs("each stronger recipe's run -> the seed-setting run it improves on"),
+}
+# the effects the study isolates: figure title -> (group, its parts shown; all when empty)
+EFFECTS = {
+    "BatchNorm (VGG19)": ("batchnorm", ("with", "without")),
+    "Depth (ResNet)": ("depth", ()),
+    "Skip connections": ("skip_connections", ("with", "without", "similar_size")),
+    "Cardinality": ("cardinality", ("resnet", "resnext")),
+    "CNN vs T2T-ViT": ("cnn_vs_t2t", ("cnn", "t2t")),
+}
+
+
+def effect_panels(study: Study, results: Mapping[str, Run]) -> dict[str, dict[str, pd.DataFrame]]:
+    """``{effect: {run label: per-epoch log}}`` for the effects whose runs all exist."""
+    panels = {}
+    for effect, (group, keys) in EFFECTS.items():
+        names = study.members(group, *keys)
+        if all(n in results for n in names):
+            panels[effect] = {study.runs[n].label: results[n].epochs for n in names}
+    return panels
+
+
+def ablation_pairs(study: Study) -> list[str]:
+    """The runs with and without BatchNorm and with and without skip connections (whose loss
+    and gradient norms show whether each network trained)."""
+    return study.members("batchnorm", "with", "without") + study.members("skip_connections", "with", "without")
+
+
+def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
+    with_bn, without = study.member("batchnorm", "with"), study.member("batchnorm", "without")
+    d = training_diagnosis(results[without])
+    if d["status"] == "stalled":
+        why = (f"it **stalled**: its training loss ended at {d['final train loss']:.3f}, against "
+               f"ln C = {d['chance loss (ln C)']:.3f} for a uniform guess, and it predicts "
+               f"{d['distinct predicted classes']} distinct class(es) on the test split")
+        if d["grad norm, first steps"] is not None:
+            why += (f"; its gradient norm went from {d['grad norm, first steps']:.2g} to "
+                    f"{d['grad norm, last steps']:.2g}")
+    elif d["status"] == "diverged":
+        where = results[without].metrics["diverged"]
+        why = f"it **diverged**: the loss became {where['loss']} at step {where['step']}"
+    else:
+        why = "it **did learn** here, unlike in the seed"
+    return f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed(with_bn)}, without it {vs_seed(without)}: {why}."
+
+
+def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, float], vs_seed) -> str:
+    cnn, t2t = study.member("cnn_vs_t2t", "cnn"), study.member("cnn_vs_t2t", "t2t")
+    logs = {n: results[n].epochs.dropna(subset=["val_loss"]) for n in (cnn, t2t)}
+    gaps = {n: float(df["val_loss"].iloc[-1] - df["train_loss"].iloc[-1]) for n, df in logs.items() if len(df)}
+    gap_text = ("; validation minus training loss at the end: " + ", ".join(
+        f"{study.runs[n].label} {g:+.2f}" for n, g in gaps.items())) if gaps else ""
+    native = study.group("cnn_vs_t2t").get("native")  # optional: a profile may leave it out
+    native_text = "" if native is None else (
+        f"; at the native 64 px (16 tokens) T2T-ViT-t-14 reached {pct(acc[native])}" if native in acc
+        else f"; at the native 64 px (16 tokens), not run: {native}")
+    return (f"- **CNN vs T2T-ViT.** T2T-ViT-t-14 {vs_seed(t2t)} against ResNeXt-50 "
+            f"{pct(acc[cnn])}: {pts(acc[t2t], acc[cnn])}{gap_text}{native_text}.")
+
+
+def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, float], vs_seed) -> list[str]:
+    """The depth, skip-connection and cardinality bullets."""
+    lines = []
+    depth = study.members("depth")
+    if all(n in acc for n in depth):
+        order = [acc[n] for n in depth]
+        rises = all(a < b for a, b in zip(order, order[1:]))  # a tie is no rise
+        trend = "rises with depth" if rises else "does not rise monotonically with depth"
+        lines.append("- **Depth.** " + ", ".join(f"{name} {vs_seed(n)}" for name, n in zip(DEPTH_NAMES, depth))
+                     + f": accuracy {trend} here.")
+    else:
+        lines.append(skipped("Depth.", [n for n in depth if n not in acc]))
+    skip = study.group("skip_connections")
+    with_skip, without, similar = skip["with"], skip["without"], skip["similar_size"]
+    if with_skip in acc and without in acc:
+        extra = f"; ResNet-34, of similar size, {pct(acc[similar]) if similar in acc else 'not run: ' + similar}"
+        seed_gap = f" (the seed: {pts(seed[without], seed[with_skip])})" if seed.get(with_skip) and seed.get(without) else ""
+        lines.append(f"- **Skip connections.** Removing them from ResNet-50 changes top-1 by "
+                     f"{pts(acc[without], acc[with_skip])}{seed_gap}{extra}.")
+    else:
+        lines.append(skipped("Skip connections.", [n for n in (with_skip, without) if n not in acc]))
+    resnet, resnext = study.member("cardinality", "resnet"), study.member("cardinality", "resnext")
+    if resnet in acc and resnext in acc:
+        seed_gap = f" (the seed: {pts(seed[resnext], seed[resnet])})" if seed.get(resnet) and seed.get(resnext) else ""
+        lines.append(f"- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: "
+                     f"{pts(acc[resnext], acc[resnet])}{seed_gap}.")
+    else:
+        lines.append(skipped("Cardinality.", [n for n in (resnet, resnext) if n not in acc]))
+    return lines
+
+
+def conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 2, every number read from the runs and the parameter file."""
+    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    seed = {n: s.reported for n, s in study.runs.items()}
+
+    def vs_seed(n: str) -> str:
+        return f"{pct(acc[n])}" + (f" (seed {pct(seed[n])})" if seed.get(n) is not None else "")
+
+    first = next(iter(results.values()))
+    lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
+             f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
+             f"epoch (the validation split was only watched).*", ""]
+    bn = study.members("batchnorm")
+    lines.append(_batchnorm(study, results, vs_seed) if all(n in acc for n in bn)
+                 else skipped("BatchNorm.", [n for n in bn if n not in acc]))
+    lines += _comparisons(study, acc, seed, vs_seed)
+    pair = study.members("cnn_vs_t2t", "cnn", "t2t")
+    lines.append(_cnn_vs_t2t(study, results, acc, vs_seed) if all(n in acc for n in pair)
+                 else skipped("CNN vs T2T-ViT.", [n for n in pair if n not in acc]))
+    for strong, base in study.group("stronger_recipes"):
+        lead = f"Stronger recipe: {study.label(strong)}."
+        if strong not in acc:
+            lines.append(skipped(lead, [strong]))
+            continue
+        cmp = f", against {pct(acc[base])} for its seed setting ({pts(acc[strong], acc[base])})" if base in acc else ""
+        lines.append(f"- **{lead}** {pct(acc[strong])}{cmp}.")
+    lines += profile_caveat(study, "tiny stand-in models on generated data", "Tiny-ImageNet")
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""Study 3, Vision Transformers in 2022 on Tiny-ImageNet: tables of the models, their cost and
+the ablations, and the conclusions, from the runs the parameter file's ``groups:`` name."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from ..training.run import Run
+from .common import not_run_note, pct, profile_caveat, pts, skipped, weights_summary
+from .core import RunSpec, Study
+from .groups import parts, runs
+
+STUDY = "03_tiny_imagenet_transformers"
+GROUPS = {
+    "models": runs("the models fine-tuned with the paper's recipe, compared"),
+    "frozen_backbone": parts("DeiT with a new head on the frozen backbone, and fully fine-tuned",
+                             "frozen", "finetuned"),
+    "optimizers": runs("DeiT by optimizer, the recipe's run first", minimum=2),
+    "augmentation": parts("DeiT's default recipe and its variants, each without or with one part",
+                          "baseline", lists=("variants",)),
+    "batch_sizes": runs("DeiT at several effective batch sizes", minimum=2),
+}
+OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
+
+
+def _setting(spec: RunSpec) -> str:
+    m = spec.config.model
+    return {"none": "full fine-tuning", "head": "new head on a frozen backbone",
+            "last_k": f"last {m.trainable_blocks} blocks fine-tuned"}[m.freeze]
+
+
+def _short(label: str) -> str:
+    """A run's label up to its first comma (the model), for running text."""
+    return label.split(",")[0]
+
+
+def _variant(label: str) -> str:
+    """What a variant's label says after its model ('DeiT-B/16 distilled: without Mixup')."""
+    return label.split(": ", 1)[-1]
+
+
+def effective_batch(spec: RunSpec) -> int:
+    """Images per optimizer step: ``train.batch_size`` (the global batch, shared by the
+    ``train.nproc`` processes) times ``train.grad_accum``."""
+    return spec.config.train.batch_size * spec.config.train.grad_accum
+
+
+def table_runs(study: Study) -> list[str]:
+    """The runs the model tables show: the compared models, then the frozen-backbone run."""
+    return list(dict.fromkeys(study.members("models") + study.members("frozen_backbone", "frozen")))
+
+
+def transformer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """acc@1 and acc@5 of each model beside the paper's, and which setting produced it."""
+    rows = []
+    for n in table_runs(study):
+        if n in results:
+            m, spec = results[n].metrics, study.runs[n]
+            rows.append({"run": spec.label, "setting": _setting(spec), "weights": weights_summary(m),
+                         "acc@1": m["test_accuracy"], "acc@5": m["test_top5"], "paper acc@1": spec.reported,
+                         "vs paper (points)": None if spec.reported is None else 100 * (m["test_accuracy"] - spec.reported),
+                         "epochs": m["epochs"], "profile": study.profile})
+    return pd.DataFrame(rows)
+
+
+def efficiency_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """Parameters, GFLOPs per image, checkpoint size, time per epoch, training images/s and peak
+    GPU memory of each model's run (as measured by the run itself)."""
+    rows = []
+    for n in table_runs(study):
+        if n in results:
+            m, ep = results[n].metrics, results[n].epochs
+            rows.append({"run": study.runs[n].label, "params (M)": m["parameters"] / 1e6,
+                         "GFLOPs / image": m.get("gflops_per_image"), "checkpoint (MB)": m.get("checkpoint_mb"),
+                         "s / epoch": float(ep["epoch_time_s"].mean()), "train img/s": m["train_images_per_s"],
+                         "peak GPU memory (GB)": m.get("peak_gpu_memory_gb"), "device": m["device"]})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """Each augmentation variant's acc@1 against the default recipe's (difference in points),
+    best first; empty without the default recipe's run."""
+    baseline = study.member("augmentation", "baseline")
+    if baseline not in results:
+        return pd.DataFrame()
+    base = results[baseline].metrics["test_accuracy"]
+    rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0}]
+    rows += [{"variant": _variant(study.runs[n].label), "acc@1": results[n].metrics["test_accuracy"],
+              "vs default (points)": 100 * (results[n].metrics["test_accuracy"] - base)}
+             for n in study.members("augmentation", "variants") if n in results]
+    return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
+
+
+def _models(study: Study, acc: Mapping[str, float]) -> str:
+    names = study.members("models")
+    present = [n for n in names if n in acc]
+    if not present:
+        return skipped("Models", names)
+    ranked = sorted(present, key=acc.get, reverse=True)
+    return ("- **Models** (full fine-tuning): " + ", ".join(
+        f"{_short(study.runs[n].label)} {pct(acc[n])}"
+        + (f" (paper {pct(study.runs[n].reported)})" if study.runs[n].reported else "") for n in ranked)
+        + f". Best: {_short(study.runs[ranked[0]].label)}." + not_run_note(names, acc))
+
+
+def _optimizers(study: Study, acc: Mapping[str, float]) -> str:
+    names = study.members("optimizers")
+    present = [n for n in names if n in acc]
+    if len(present) < 2:  # one optimizer alone compares nothing
+        return skipped("Optimizers", [n for n in names if n not in acc])
+
+    def name(n: str) -> str:  # the recipe's run by its optimizer; each other by what its label says
+        return OPTIMIZER_NAMES.get(study.runs[n].config.optim.name, study.runs[n].config.optim.name) \
+            if n == names[0] else _variant(study.runs[n].label)
+    return ("- **Optimizers** (DeiT): " + ", ".join(f"{name(n)} {pct(acc[n])}" for n in present) + "."
+            + not_run_note(names, acc))
+
+
+def _augmentation(study: Study, results: Mapping[str, Run]) -> str:
+    names = study.members("augmentation")
+    table = ablation_table(study, results)
+    if len(table) < 2:
+        return skipped("Augmentation ablation", [n for n in names if n not in results])
+    best, worst = table.iloc[0], table.iloc[-1]
+    return (f"- **Augmentation ablation** (DeiT, {len(table) - 1} variants): best "
+            f"\"{best['variant']}\" {pct(best['acc@1'])}, worst \"{worst['variant']}\" "
+            f"{pct(worst['acc@1'])} ({worst['vs default (points)']:+.1f} points against the default)."
+            + not_run_note(names, results))
+
+
+def _batch_sizes(study: Study, acc: Mapping[str, float]) -> str:
+    names = study.members("batch_sizes")
+    present = [n for n in names if n in acc]
+    if len(present) < 2:
+        return skipped("Batch size", [n for n in names if n not in acc])
+    return ("- **Batch size** (DeiT, effective): " + ", ".join(
+        f"{effective_batch(study.runs[n])}: {pct(acc[n])}" for n in present) + "." + not_run_note(names, acc))
+
+
+def conclusions(study: Study, results: Mapping[str, Run]) -> str:
+    """Markdown conclusions of study 3, every number read from the runs."""
+    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 on the test split (Tiny-ImageNet's "
+             f"labelled val split in the paper profile), after the last epoch.*", "", _models(study, acc)]
+    frozen, tuned = study.member("frozen_backbone", "frozen"), study.member("frozen_backbone", "finetuned")
+    if frozen in acc and tuned in acc:
+        lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct(acc[frozen])}, "
+                     f"everything fine-tuned {pct(acc[tuned])} ({pts(acc[tuned], acc[frozen])}).")
+    else:
+        lines.append(skipped("Frozen backbone vs fine-tuning", [n for n in (frozen, tuned) if n not in acc]))
+    lines += [_optimizers(study, acc), _augmentation(study, results), _batch_sizes(study, acc)]
+    lines += profile_caveat(study, "tiny stand-ins, generated data and weights this study pretrained on "
+                                   "another generated task", "Tiny-ImageNet")
+    return "\n".join(lines)
