@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError, DatasetError
 from .base import (Dataset, DatasetSpec, decode_images, find_marked_folder, locate_folder,
                    register_dataset, root_of, stratified_indices)
-from .fetch import FetchSpec, Source, extract_archive, fetch_for_loader, google_drive_url
+from .fetch import FetchSpec, Source, extract_archive, find_or_fetch, google_drive_url
 
 NAME = "celeba"
 FOLDER = "celeba"  # under a data directory
@@ -286,12 +286,8 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
     ``seed``; the same split for every task): the validation tenth is held out here already.
     Only the images kept are decoded."""
     root_path = root_of(NAME, root)
-    folder = find_folder(root_path)
-    if folder is None and download:
-        fetch_for_loader(FETCH, root_path)
-        folder = find_folder(root_path)
-    if folder is None:
-        raise DatasetError(not_found_message(root_path))
+    folder = find_or_fetch(find_folder, FETCH, root_path, download,
+                           lambda root: DatasetError(not_found_message(root)))
     attrs = parse_attributes(folder / ATTR_FILE)
     images = find_image_folder(folder, attrs.files)
     labels, classes = task_labels(attrs, task, attribute, attributes)

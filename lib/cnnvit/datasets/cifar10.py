@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import DatasetError
 from .base import (Dataset, DatasetSpec, channel_stats, decode_images, list_image_folder,
                    register_dataset, root_of, stratified_indices, take_subsets)
-from .fetch import FetchSpec, Source, extract_archive, fetch_for_loader
+from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
 NAME = "cifar10"
 FOLDER = "cifar10"  # under a data directory
@@ -133,13 +133,7 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
                  test_subset: Optional[int], seed: int) -> Dataset:
     """CIFAR-10 from torchvision's pickles or a ``train/<class>/*``, ``test/<class>/*`` tree."""
     root_path = root_of(NAME, root)
-    found = find_format(root_path)
-    if found is None and download:
-        fetch_for_loader(FETCH, root_path)
-        found = find_format(root_path)
-    if found is None:
-        raise not_found(root_path)
-    fmt, folder = found
+    fmt, folder = find_or_fetch(find_format, FETCH, root_path, download, not_found)
     if fmt == "pickle":
         train_x, train_y, test_x, test_y, classes = _load_pickles(folder)
         train_x, train_y, test_x, test_y = take_subsets(train_x, train_y, test_x, test_y,

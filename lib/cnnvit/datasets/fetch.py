@@ -29,7 +29,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from tqdm import tqdm  # plain text, as the training bars: readable in logs
 
@@ -37,6 +37,7 @@ from ..errors import DatasetError, FetchError
 from .base import FetchSpec, Source, default_root, registered  # noqa: F401 (FetchSpec, Source: re-exported)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DOWNLOADS = "downloads"  # folder under the data directory for archives in transit
 CONNECT_TIMEOUT = 10.0  # seconds: an offline machine fails at once, a stalled server in seconds
@@ -148,6 +149,19 @@ def fetch_into(spec: FetchSpec, folder: Path, downloads: Optional[Path] = None, 
             downloads.rmdir()
     log.info("%s ready: %s", spec.title, detail)
     return detail
+
+
+def find_or_fetch(find: Callable[[Path], Optional[T]], spec: FetchSpec, root: Path, download: bool,
+                  missing: Callable[[Path], Exception]) -> T:
+    """What ``find`` finds under ``root``; when nothing and ``download`` (data.download=true),
+    fetch the data set there first; else raise ``missing(root)``."""
+    found = find(root)
+    if found is None and download:
+        fetch_for_loader(spec, root)
+        found = find(root)
+    if found is None:
+        raise missing(root)
+    return found
 
 
 def fetch_for_loader(spec: FetchSpec, root: Path) -> None:

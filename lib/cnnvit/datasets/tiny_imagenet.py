@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DatasetError
 from .base import (Dataset, DatasetSpec, channel_stats, decode_images, find_marked_folder,
                    locate_folder, register_dataset, root_of, take_subsets)
-from .fetch import FetchSpec, Source, extract_archive, fetch_for_loader
+from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +194,8 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
     """Tiny-ImageNet-200 (official layout); its labelled val split is our test split. The arrays
     may be memory-mapped from the cache (``stats=False``: mean and std left to the caller)."""
     root_path = root_of(NAME, root)
-    folder = find_folder(root_path)
-    if folder is None and download:
-        fetch_for_loader(FETCH, root_path)
-        folder = find_folder(root_path)
-    if folder is None:
-        raise DatasetError(not_found_message(root_path))
+    folder = find_or_fetch(find_folder, FETCH, root_path, download,
+                           lambda root: DatasetError(not_found_message(root)))
     a = load_arrays(folder, use_cache=use_cache)
     train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
                                                     train_subset, test_subset, seed)
