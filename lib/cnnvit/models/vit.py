@@ -96,6 +96,13 @@ def swin_large_patch4_window12_384(num_classes: int, hub: Hub, pretrained: bool 
 # --------------------------------------------------------------------------- from scratch
 
 @register_model(native_size=32, **TIMM_TRANSFORMER)
+def vit_mini_cifar(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    """A ViT a laptop CPU trains on CIFAR-10 in minutes: 32 px, 4x4 patches (64 tokens), width 64,
+    depth 4, 2 heads, MLP ratio 2 (0.14M parameters); ``vit_small_cifar`` at a twentieth of its size."""
+    return vit(32, 4, 64, 4, 2, 2.0, num_classes, drop_path)
+
+
+@register_model(native_size=32, **TIMM_TRANSFORMER)
 def vit_small_cifar(num_classes: int, drop_path: float = 0.0) -> nn.Module:
     """A ViT sized for 32 px from scratch: 4x4 patches (64 tokens), width 192, depth 9, 12 heads,
     MLP ratio 2 (2.7M parameters), the baseline ViT of Lee et al. 2021 for small data sets."""

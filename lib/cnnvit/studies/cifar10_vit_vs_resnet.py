@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..training.run import Run
-from .common import pct, skipped
+from .common import pct, pct_seeds, profile_caveat, seed_stats, skipped
 from .core import Study
 from .groups import parts
 
@@ -22,16 +22,16 @@ GROUPS = {
 RECIPES = (("resnet_recipes", "ResNet-18", 0.95), ("vit_recipes", "ViT", 0.90))
 
 
-def _seed_settings(study: Study, acc: Mapping[str, float], ep: Mapping[str, int]) -> str:
+def _seed_settings(study: Study, stats: Mapping[str, tuple[float, float, int]], ep: Mapping[str, int]) -> str:
     cnn, vit = study.member("seed_settings", "cnn"), study.member("seed_settings", "vit")
-    r, v = acc[cnn], acc[vit]
+    r, v = stats[cnn][0], stats[vit][0]
     model = {n: f"`{study.runs[n].config.model.name}`" for n in (cnn, vit)}
     if r == v:
         lead = "the two are level"
     else:
         lead = f"the {'CNN' if r > v else 'ViT'} leads by {100 * abs(r - v):.1f} points"
-    line = (f"- **Seed settings.** ResNet-18 ({model[cnn]}) reached {pct(r)} in {ep[cnn]} epochs and "
-            f"ViT-B/16 ({model[vit]}) {pct(v)} in {ep[vit]} epochs: {lead}")
+    line = (f"- **Seed settings.** ResNet-18 ({model[cnn]}) reached {pct_seeds(stats[cnn])} in {ep[cnn]} "
+            f"epochs and ViT-B/16 ({model[vit]}) {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
     seed_r, seed_v = study.runs[cnn].reported, study.runs[vit].reported
     if seed_r is None or seed_v is None:
         return line + "."
@@ -42,14 +42,15 @@ def _seed_settings(study: Study, acc: Mapping[str, float], ep: Mapping[str, int]
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     """Markdown conclusions of study 1, every number read from the runs."""
-    acc = {name: run.metrics["test_accuracy"] for name, run in results.items()}
+    stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
+    acc = {name: mean for name, (mean, _, _) in stats.items()}
     ep = {name: run.metrics["epochs"] for name, run in results.items()}
     prof = study.profile
     lines = [f"*Computed from the runs of profile `{prof}`; every number below is test accuracy on "
              f"the run's full test split ({next(iter(results.values())).metrics['dataset']['n_test']} "
-             f"images).*", ""]
+             f"images), the mean over seeds where a run was repeated.*", ""]
     missing = [n for n in study.members("seed_settings") if n not in acc]
-    lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, acc, ep))
+    lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, stats, ep))
     with_pre, without = study.member("preprocessing", "with"), study.member("preprocessing", "without")
     missing = [n for n in (with_pre, without) if n not in acc]
     if missing:
@@ -58,7 +59,8 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
         a, b = acc[with_pre], acc[without]
         verdict = "helped" if a > b else "did not help"
         lines.append(f"- **Preprocessing ablation.** With the seed's flip and normalisation ViT-B/16 reached "
-                     f"{pct(a)}, without them {pct(b)}: preprocessing {verdict} here "
+                     f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: preprocessing "
+                     f"{verdict} here "
                      f"({100 * (a - b):+.1f} points; the seed reported that it helps).")
     for group, family, target in RECIPES:
         seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
@@ -71,8 +73,6 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
         lines.append(f"- **{family}, strong recipe** (`{study.runs[strong_run].config.model.name}`). {pct(g)} "
                      f"after {ep[strong_run]} epochs at 32 px, "
                      f"against {pct(s)} for the seed setting ({100 * (g - s):+.1f} points).{met}")
-    if prof != "paper":
-        lines.append("")
-        lines.append(f"*Profile `{prof}` uses small stand-in models and data: these numbers test the "
-                     f"pipeline and say nothing about CIFAR-10. See the `paper` profile for the study.*")
+    lines += profile_caveat(study, "small stand-in models and data", "CIFAR-10. See the `paper` profile "
+                            "for the study")
     return "\n".join(lines)

@@ -29,6 +29,10 @@ class RunSpec:
     reported: Optional[float] = None
     reported_note: str = ""
     starts_from: Optional[str] = None  # the run of this study whose weights it starts from
+    replica_of: Optional[str] = None  # `seeds:` the run this one repeats with another seed
+
+
+SEED_SUFFIX = ".seed"  # a repeat of run NAME with seed S is the run NAME.seedS
 
 
 @dataclass
@@ -46,6 +50,10 @@ class Study:
     generated: dict[str, dict[str, int]] = field(default_factory=dict)
     # groups: name -> run name, list of run names, or part -> run name(s) (see .groups)
     groups: dict[str, GroupValue] = field(default_factory=dict)
+
+    def repeats(self, name: str) -> list[str]:
+        """Run ``name`` and the runs that repeat it with other seeds (``seeds:``), in order."""
+        return [name] + [n for n, spec in self.runs.items() if spec.replica_of == name]
 
     def run_dir(self, name: str) -> Path:
         return self.out_dir / "runs" / name

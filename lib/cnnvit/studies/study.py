@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,13 +36,13 @@ from ..datasets import dataset_from_config, default_root, generators, get_datase
 from ..errors import ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
 from ..training import Run, check_device, check_run_inputs, load_run, run_state, train
-from .core import RUN_REF, RunSpec, Study, project_root
+from .core import RUN_REF, SEED_SUFFIX, RunSpec, Study, project_root
 from .groups import check_groups
 from .registry import group_schema
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = {"label", "role", "reported", "reported_note", "config"}
+RUN_KEYS = {"label", "role", "reported", "reported_note", "config", "seeds"}
 STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated"}
 # generated.<data set>: what may be set, and its default
 GENERATED_DEFAULTS = {"images": 600, "width": 36, "height": 44, "seed": 0}
@@ -75,6 +76,7 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     runs: dict[str, RunSpec] = {}
     for name, spec in runs_raw.items():
         runs[name] = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
+        runs.update(_repeats(runs[name], spec.get("seeds"), f"{path}: runs.{name}.seeds"))
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
                   raw.get("notes", ""), generated=generated, groups=groups)
     study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
@@ -118,6 +120,25 @@ def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides:
         cfg.model.pretrained_path = str(project_root() / source)
     return RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
                    spec.get("reported_note", ""), starts_from)
+
+
+def _repeats(run: RunSpec, seeds: Any, where: str) -> dict[str, RunSpec]:
+    """``seeds: [s0, s1, ...]``: the run itself takes seed s0 and a copy ``NAME.seedS`` runs with
+    each other seed (data order, augmentation and initial weights all follow ``seed``), so that
+    tables and conclusions can give the mean and spread over seeds."""
+    if seeds is None:
+        return {}
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ConfigError(f"{where}: expected a list of distinct non-negative integer seeds, got {seeds!r}")
+    run.config.seed = seeds[0]
+    out = {}
+    for s in seeds[1:]:
+        cfg = config_mod.from_dict(run.config.to_dict())
+        cfg.seed = s
+        name = f"{run.name}{SEED_SUFFIX}{s}"
+        out[name] = replace(run, name=name, label=f"{run.label} (seed {s})", config=cfg, replica_of=run.name)
+    return out
 
 
 def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) -> Config:
