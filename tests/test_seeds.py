@@ -59,7 +59,8 @@ def test_tables_give_the_mean_and_spread_over_seeds(tmp_path):
     assert stats["a"] == pytest.approx((np.mean(acc), np.std(acc, ddof=1), 3))
     assert stats["b"] == (results["b"].metrics["test_accuracy"], 0.0, 1)
     table = summary_table(study, results).set_index("run")
-    assert table.loc["model A", "over seeds"] == pct_seeds(stats["a"])
+    mean, std, n = stats["a"]
+    assert table.loc["model A", "over seeds"] == f"{mean:.3f} ± {std:.3f} (3)"
     assert table["over seeds"].isna().sum() == 3  # the repeats and the run without seeds
 
 

@@ -143,7 +143,8 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
             "val acc": m.get("val_accuracy"),
             "test acc": m["test_accuracy"],
-            "over seeds": pct_seeds(stats[name]) if name in stats and stats[name][2] > 1 else None,
+            "over seeds": f"{stats[name][0]:.3f} ± {stats[name][1]:.3f} ({stats[name][2]})"
+                          if name in stats and stats[name][2] > 1 else None,
             "top-5": m["test_top5"],
             "seed reported": spec.reported,
             "profile": study.profile,
