@@ -388,8 +388,8 @@ def scratch_env(root: Path) -> dict[str, str]:
     and a stale .pyc would then run the wrong code)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(root / "lib")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
-               MPLBACKEND="Agg")
+    # (no MPLBACKEND: it would reach the notebooks' kernels and stop their inline figures)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
     return env
 
 
