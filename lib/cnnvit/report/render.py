@@ -421,6 +421,8 @@ table.summary td:nth-child(-n+3), table.summary th:nth-child(-n+3) { text-align:
 table.summary tr.group th { text-align: left; background: #e4e9f2; font-size: .85rem; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
+  /* a long identifier (a model name) may break inside a cell rather than push a table off the page */
+  th, td { overflow-wrap: anywhere; }
   @page { size: A4; margin: 16mm 14mm 18mm;
           @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #777; } }
   .title-page { break-after: page; }

@@ -143,7 +143,7 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
             "val acc": m.get("val_accuracy"),
             "test acc": m["test_accuracy"],
-            "over seeds": f"{stats[name][0]:.3f} ± {stats[name][1]:.3f} ({stats[name][2]})"
+            "over seeds": f"{stats[name][0]:.3f} ± {stats[name][1]:.3f}"
                           if name in stats and stats[name][2] > 1 else None,
             "top-5": m["test_top5"],
             "seed reported": spec.reported,
@@ -155,6 +155,7 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows)
     unused = [c for c in ("val acc", "over seeds") if table[c].isna().all()]
+    table["over seeds"] = table["over seeds"].fillna("")  # shown only on the runs that were repeated
     return table.drop(columns=unused)
 
 
