@@ -26,9 +26,10 @@ TASKS = {"binary": "Binary", "hair5": "Five hair colours", "multilabel": "Multi-
 
 def task_runs(study: Study, task: str) -> list[str]:
     """The study's runs of a CelebA task, less the runs others start from (helpers pretrained
-    for them, not contenders)."""
+    for them, not contenders) and the repeats of a run with other seeds (the summary table gives
+    their spread)."""
     return [n for n, spec in study.runs.items()
-            if spec.config.data.task == task and n not in study.pretraining_sources]
+            if spec.config.data.task == task and n not in study.pretraining_sources and not spec.replica_of]
 
 
 def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.DataFrame:
