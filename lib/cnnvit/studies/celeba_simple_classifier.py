@@ -7,7 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run, not_run_note, pct, profile_caveat, pts, skipped, weights_kind
+from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
+                     weights_kind)
 from .core import Study
 from .groups import one, parts, runs
 
@@ -109,10 +110,11 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str) -> str:
         line += f"; balanced accuracy {pct(m['test']['balanced_accuracy'])}"
     else:
         line += f"; mAP {m['test']['mean_average_precision']:.3f}"
-    reported = [(study.runs[n].label, study.runs[n].reported, results[n].metrics["test_accuracy"])
+    stats = seed_stats(study, results)  # a run repeated over seeds: its mean ± std
+    reported = [(study.runs[n].label, study.runs[n].reported, stats[n])
                 for n in names if study.runs[n].reported is not None]
     if reported:
-        line += ". Seed settings: " + "; ".join(f"{label} {pct(ours)} (seed reported {pct(rep)})"
+        line += ". Seed settings: " + "; ".join(f"{label} {pct_seeds(ours)} (seed reported {pct(rep)})"
                                                 for label, rep, ours in reported)
     if task == "binary" and reported:
         test_counts = results[best].data_info["class_counts"]["test"]
