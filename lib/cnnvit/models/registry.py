@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import ModelError
@@ -31,10 +31,11 @@ OPTIONS = ("pretrained", "drop_path")  # what create_model passes on to a builde
 @dataclass(frozen=True)
 class Hub:
     """Published weights: the library that serves them (``timm`` or ``torchvision``) and its
-    identifier (timm's model name; torchvision's weights, e.g. ``ResNet18_Weights.IMAGENET1K_V1``)."""
+    identifier (timm's model name; torchvision's weights, e.g. ``ResNet18_Weights.IMAGENET1K_V1``).
+    Left out, the identifier is the registered model's name (timm names models as we do)."""
 
     library: str
-    ident: str
+    ident: Optional[str] = None
 
     def location(self) -> str:
         """The Hugging Face repository (timm) or the URL (torchvision) of the weights."""
@@ -89,7 +90,8 @@ def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[
         doc = inspect.getdoc(fn) or ""
         _REGISTRY[name] = ModelInfo(
             name=name, builder=fn, family=fn.__module__.rsplit(".", 1)[-1], native_size=native_size,
-            fixed_size=fixed_size, hub=hub, drop_path=drop_path, layer_decay=layer_decay,
+            fixed_size=fixed_size, hub=hub if hub is None or hub.ident else replace(hub, ident=name),
+            drop_path=drop_path, layer_decay=layer_decay,
             freeze_last_k=freeze_last_k, description=" ".join(doc.split("\n\n")[0].split()))
         return fn
     return wrap

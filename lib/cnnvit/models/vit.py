@@ -12,6 +12,7 @@ from .registry import Hub, register_model
 TIMM_TRANSFORMER = dict(fixed_size=True, drop_path=True, layer_decay=True, freeze_last_k=True)
 # T2T-ViT: blocks and stochastic depth, but no group_matcher
 T2T = dict(fixed_size=True, drop_path=True, freeze_last_k=True)
+TIMM = Hub("timm")  # published weights under the model's own name
 
 
 def vit(img_size: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio: float,
@@ -26,14 +27,14 @@ def vit(img_size: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio: 
 
 # --------------------------------------------------------------------------- timm, 224 px
 
-@register_model(native_size=224, hub=Hub("timm", "vit_base_patch16_224"), **TIMM_TRANSFORMER)
+@register_model(native_size=224, hub=TIMM, **TIMM_TRANSFORMER)
 def vit_base_patch16_224(num_classes: int, hub: Hub, pretrained: bool = False,
                          drop_path: float = 0.0) -> nn.Module:
     """timm ViT-B/16 at 224 px (86M parameters), as in the seed."""
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=224, hub=Hub("timm", "vit_base_patch32_224"), **TIMM_TRANSFORMER)
+@register_model(native_size=224, hub=TIMM, **TIMM_TRANSFORMER)
 def vit_base_patch32_224(num_classes: int, hub: Hub, pretrained: bool = False,
                          drop_path: float = 0.0) -> nn.Module:
     """timm ViT-B/32 at 224 px (49 tokens; 88.22M parameters with 1000 classes; timm's default
@@ -41,21 +42,21 @@ def vit_base_patch32_224(num_classes: int, hub: Hub, pretrained: bool = False,
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=224, hub=Hub("timm", "deit_base_patch16_224"), **TIMM_TRANSFORMER)
+@register_model(native_size=224, hub=TIMM, **TIMM_TRANSFORMER)
 def deit_base_patch16_224(num_classes: int, hub: Hub, pretrained: bool = False,
                           drop_path: float = 0.0) -> nn.Module:
     """timm DeiT-B/16 at 224 px (86M parameters; the seed of study 4 fine-tunes it)."""
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=224, hub=Hub("timm", "deit_small_patch16_224"), **TIMM_TRANSFORMER)
+@register_model(native_size=224, hub=TIMM, **TIMM_TRANSFORMER)
 def deit_small_patch16_224(num_classes: int, hub: Hub, pretrained: bool = False,
                            drop_path: float = 0.0) -> nn.Module:
     """timm DeiT-S/16 at 224 px (22M parameters)."""
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=224, hub=Hub("timm", "deit_tiny_patch16_224"), **TIMM_TRANSFORMER)
+@register_model(native_size=224, hub=TIMM, **TIMM_TRANSFORMER)
 def deit_tiny_patch16_224(num_classes: int, hub: Hub, pretrained: bool = False,
                           drop_path: float = 0.0) -> nn.Module:
     """timm DeiT-Ti/16 at 224 px (5.7M parameters)."""
@@ -64,20 +65,20 @@ def deit_tiny_patch16_224(num_classes: int, hub: Hub, pretrained: bool = False,
 
 # --------------------------------------------------------------------------- timm, 384 px (study 3)
 
-@register_model(native_size=384, hub=Hub("timm", "vit_large_patch16_384"), **TIMM_TRANSFORMER)
+@register_model(native_size=384, hub=TIMM, **TIMM_TRANSFORMER)
 def vit_large_patch16_384(num_classes: int, hub: Hub, pretrained: bool = False,
                           drop_path: float = 0.0) -> nn.Module:
     """timm ViT-L/16 at 384 px (304M parameters; ImageNet-21k, fine-tuned on 1k)."""
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=384, hub=Hub("timm", "cait_s36_384"), **TIMM_TRANSFORMER)
+@register_model(native_size=384, hub=TIMM, **TIMM_TRANSFORMER)
 def cait_s36_384(num_classes: int, hub: Hub, pretrained: bool = False, drop_path: float = 0.0) -> nn.Module:
     """timm CaiT-S/36 at 384 px (68M parameters; ImageNet-1k with distillation)."""
     return timm_model(hub, num_classes, pretrained, drop_path)
 
 
-@register_model(native_size=384, hub=Hub("timm", "deit_base_distilled_patch16_384"), **TIMM_TRANSFORMER)
+@register_model(native_size=384, hub=TIMM, **TIMM_TRANSFORMER)
 def deit_base_distilled_patch16_384(num_classes: int, hub: Hub, pretrained: bool = False,
                                     drop_path: float = 0.0) -> nn.Module:
     """timm DeiT-B/16 distilled at 384 px (88M parameters; its two heads are averaged)."""
@@ -85,7 +86,7 @@ def deit_base_distilled_patch16_384(num_classes: int, hub: Hub, pretrained: bool
 
 
 # Swin's stages are ``layers`` of windowed blocks, not a ``blocks`` sequence: no last_k
-@register_model(native_size=384, hub=Hub("timm", "swin_large_patch4_window12_384"),
+@register_model(native_size=384, hub=TIMM,
                 **dict(TIMM_TRANSFORMER, freeze_last_k=False))
 def swin_large_patch4_window12_384(num_classes: int, hub: Hub, pretrained: bool = False,
                                    drop_path: float = 0.0) -> nn.Module:
