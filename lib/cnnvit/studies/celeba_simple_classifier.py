@@ -7,8 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
-                     weights_kind)
+from .common import (best_run, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats,
+                     skipped, weights_kind)
 from .core import Study
 from .groups import one, parts, runs
 
@@ -29,8 +29,7 @@ def task_runs(study: Study, task: str) -> list[str]:
     """The study's runs of a CelebA task, less the runs others start from (helpers pretrained
     for them, not contenders) and the repeats of a run with other seeds (the summary table gives
     their spread)."""
-    return [n for n, spec in study.runs.items()
-            if spec.config.data.task == task and n not in study.pretraining_sources and not spec.replica_of]
+    return [n for n in study.contenders() if study.runs[n].config.data.task == task]
 
 
 def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.DataFrame:
@@ -95,12 +94,13 @@ def family_table(study: Study, results: Mapping[str, Run], names: list[str]) -> 
                          for n in names])
 
 
-def _task_bullet(study: Study, results: Mapping[str, Run], task: str) -> str:
+def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
+                 stats: Mapping[str, tuple[float, float, int]]) -> str:
     declared = task_runs(study, task)
     names = [n for n in declared if n in results]
     if not names:
         return skipped(f"{TASKS[task]}.", declared)
-    best = max(names, key=lambda n: results[n].metrics["test_accuracy"])
+    best = best_run({n: results[n] for n in names})
     m = results[best].metrics
     what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
     line = (f"- **{TASKS[task]}.** Highest test {what}: {study.runs[best].label}, {pct(m['test_accuracy'])} against "
@@ -110,7 +110,6 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str) -> str:
         line += f"; balanced accuracy {pct(m['test']['balanced_accuracy'])}"
     else:
         line += f"; mAP {m['test']['mean_average_precision']:.3f}"
-    stats = seed_stats(study, results)  # a run repeated over seeds: its mean ± std
     reported = [(study.runs[n].label, study.runs[n].reported, stats[n])
                 for n in names if study.runs[n].reported is not None]
     if reported:
@@ -157,7 +156,8 @@ def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     """Markdown conclusions of study 5, every number read from the runs."""
     lines = [f"*Computed from the runs of profile `{study.profile}`, on each run's test split.*", ""]
-    lines += [_task_bullet(study, results, task) for task in TASKS if task_runs(study, task)]
+    stats = seed_stats(study, results)  # a run repeated over seeds: its mean ± std
+    lines += [_task_bullet(study, results, task, stats) for task in TASKS if task_runs(study, task)]
     lines += [_pretraining(study, results), _cnn_size(study, results)]
     lines += profile_caveat(study, "tiny stand-in models on a generated set in CelebA's format, and "
                                    "\"pretrained\" weights from a run of this study on another task", "CelebA")

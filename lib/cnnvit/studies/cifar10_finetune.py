@@ -7,7 +7,7 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import pct, profile_caveat, pts, skipped, weights_summary
+from .common import not_run, pct, profile_caveat, pts, skipped, weights_summary
 from .core import Study
 from .groups import one, runs
 
@@ -61,9 +61,10 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
             lines.append(f"- **{study.runs[name].label}**: {pct(acc[name])} "
                          f"({pts(acc[name], acc[seed])} against the frozen backbone).")
         else:
-            lines.append(skipped(study.label(name), [n for n in (name, seed) if n not in acc]))
+            lines.append(skipped(study.label(name), not_run((name, seed), acc)))
     # the runs from pretrained weights (a run other runs start from is a helper, never one of them)
-    pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n not in study.pretraining_sources]
+    contenders = study.contenders()
+    pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n in contenders]
     if scratch in acc and pretrained:
         best_pre = max(pretrained, key=acc.get)
         lines.append(f"- **Pretraining.** The same architecture from scratch reached {pct(acc[scratch])}; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..training.run import Run
-from .common import pct, pct_seeds, profile_caveat, seed_stats, skipped
+from .common import not_run, pct, pct_seeds, profile_caveat, seed_stats, skipped
 from .core import Study
 from .groups import parts
 
@@ -49,10 +49,10 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     lines = [f"*Computed from the runs of profile `{prof}`; every number below is test accuracy on "
              f"the run's full test split ({next(iter(results.values())).metrics['dataset']['n_test']} "
              f"images), the mean over seeds where a run was repeated.*", ""]
-    missing = [n for n in study.members("seed_settings") if n not in acc]
+    missing = not_run(study.members("seed_settings"), acc)
     lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, stats, ep))
     with_pre, without = study.member("preprocessing", "with"), study.member("preprocessing", "without")
-    missing = [n for n in (with_pre, without) if n not in acc]
+    missing = not_run((with_pre, without), acc)
     if missing:
         lines.append(skipped("Preprocessing ablation.", missing))
     else:
@@ -64,7 +64,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
                      f"({100 * (a - b):+.1f} points; the seed reported that it helps).")
     for group, family, target in RECIPES:
         seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
-        missing = [n for n in (seed_run, strong_run) if n not in acc]
+        missing = not_run((seed_run, strong_run), acc)
         if missing:
             lines.append(skipped(f"{family}, strong recipe", missing))
             continue

@@ -47,8 +47,8 @@ def seed_stats(study: Study, results: Mapping[str, Run]) -> dict[str, tuple[floa
     """For every run that is not itself a repeat: the mean and standard deviation (ddof 1; 0 for
     one run) of the test accuracy over it and its finished repeats with other seeds, and how many."""
     out = {}
-    for name, spec in study.runs.items():
-        if spec.replica_of or name not in results:
+    for name in study.runs:
+        if study.runs[name].replica_of or name not in results:
             continue
         acc = [results[n].metrics["test_accuracy"] for n in study.repeats(name) if n in results]
         out[name] = (float(np.mean(acc)), float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, len(acc))

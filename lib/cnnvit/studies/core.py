@@ -89,6 +89,12 @@ class Study:
         helpers trained on another task, not contenders in their own right."""
         return {spec.starts_from for spec in self.runs.values() if spec.starts_from}
 
+    def contenders(self) -> list[str]:
+        """The runs that compete in the study's tables and conclusions: not the repeats of a run
+        with other seeds (their spread is the run's), nor the runs others start from."""
+        sources = self.pretraining_sources
+        return [n for n, spec in self.runs.items() if not spec.replica_of and n not in sources]
+
     def label(self, name: str) -> str:
         """How tables name run ``name`` (its name, if the study holds no such run)."""
         return self.runs[name].label if name in self.runs else name

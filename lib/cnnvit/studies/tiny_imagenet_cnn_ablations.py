@@ -7,7 +7,7 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import pct, profile_caveat, pts, skipped, training_diagnosis
+from .common import not_run, pct, profile_caveat, pts, skipped, training_diagnosis
 from .core import Study
 from .groups import one, pairs, parts, runs
 
@@ -93,7 +93,7 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
         lines.append("- **Depth.** " + ", ".join(f"{name} {vs_seed(n)}" for name, n in zip(DEPTH_NAMES, depth))
                      + f": accuracy {trend} here.")
     else:
-        lines.append(skipped("Depth.", [n for n in depth if n not in acc]))
+        lines.append(skipped("Depth.", not_run(depth, acc)))
     skip = study.group("skip_connections")
     with_skip, without, similar = skip["with"], skip["without"], skip["similar_size"]
     if with_skip in acc and without in acc:
@@ -102,14 +102,14 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
         lines.append(f"- **Skip connections.** Removing them from ResNet-50 changes top-1 by "
                      f"{pts(acc[without], acc[with_skip])}{seed_gap}{extra}.")
     else:
-        lines.append(skipped("Skip connections.", [n for n in (with_skip, without) if n not in acc]))
+        lines.append(skipped("Skip connections.", not_run((with_skip, without), acc)))
     resnet, resnext = study.member("cardinality", "resnet"), study.member("cardinality", "resnext")
     if resnet in acc and resnext in acc:
         seed_gap = f" (the seed: {pts(seed[resnext], seed[resnet])})" if seed.get(resnet) and seed.get(resnext) else ""
         lines.append(f"- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: "
                      f"{pts(acc[resnext], acc[resnet])}{seed_gap}.")
     else:
-        lines.append(skipped("Cardinality.", [n for n in (resnet, resnext) if n not in acc]))
+        lines.append(skipped("Cardinality.", not_run((resnet, resnext), acc)))
     return lines
 
 
@@ -127,11 +127,11 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
              f"epoch (the validation split was only watched).*", ""]
     bn = study.members("batchnorm")
     lines.append(_batchnorm(study, results, vs_seed) if all(n in acc for n in bn)
-                 else skipped("BatchNorm.", [n for n in bn if n not in acc]))
+                 else skipped("BatchNorm.", not_run(bn, acc)))
     lines += _comparisons(study, acc, seed, vs_seed)
     pair = study.members("cnn_vs_t2t", "cnn", "t2t")
     lines.append(_cnn_vs_t2t(study, results, acc, vs_seed) if all(n in acc for n in pair)
-                 else skipped("CNN vs T2T-ViT.", [n for n in pair if n not in acc]))
+                 else skipped("CNN vs T2T-ViT.", not_run(pair, acc)))
     for strong, base in study.group("stronger_recipes"):
         lead = f"Stronger recipe: {study.label(strong)}."
         if strong not in acc:

@@ -7,7 +7,7 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run_note, pct, profile_caveat, pts, skipped, weights_summary
+from .common import not_run, not_run_note, pct, profile_caveat, pts, skipped, weights_summary
 from .core import RunSpec, Study
 from .groups import parts, runs
 
@@ -108,7 +108,7 @@ def _optimizers(study: Study, acc: Mapping[str, float]) -> str:
     names = study.members("optimizers")
     present = [n for n in names if n in acc]
     if len(present) < 2:  # one optimizer alone compares nothing
-        return skipped("Optimizers", [n for n in names if n not in acc])
+        return skipped("Optimizers", not_run(names, acc))
 
     def name(n: str) -> str:  # the recipe's run by its optimizer; each other by what its label says
         return OPTIMIZER_NAMES.get(study.runs[n].config.optim.name, study.runs[n].config.optim.name) \
@@ -121,7 +121,7 @@ def _augmentation(study: Study, results: Mapping[str, Run]) -> str:
     names = study.members("augmentation")
     table = ablation_table(study, results)
     if len(table) < 2:
-        return skipped("Augmentation ablation", [n for n in names if n not in results])
+        return skipped("Augmentation ablation", not_run(names, results))
     best, worst = table.iloc[0], table.iloc[-1]
     return (f"- **Augmentation ablation** (DeiT, {len(table) - 1} variants): best "
             f"\"{best['variant']}\" {pct(best['acc@1'])}, worst \"{worst['variant']}\" "
@@ -133,7 +133,7 @@ def _batch_sizes(study: Study, acc: Mapping[str, float]) -> str:
     names = study.members("batch_sizes")
     present = [n for n in names if n in acc]
     if len(present) < 2:
-        return skipped("Batch size", [n for n in names if n not in acc])
+        return skipped("Batch size", not_run(names, acc))
     return ("- **Batch size** (DeiT, effective): " + ", ".join(
         f"{effective_batch(study.runs[n])}: {pct(acc[n])}" for n in present) + "." + not_run_note(names, acc))
 
@@ -148,7 +148,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
         lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct(acc[frozen])}, "
                      f"everything fine-tuned {pct(acc[tuned])} ({pts(acc[tuned], acc[frozen])}).")
     else:
-        lines.append(skipped("Frozen backbone vs fine-tuning", [n for n in (frozen, tuned) if n not in acc]))
+        lines.append(skipped("Frozen backbone vs fine-tuning", not_run((frozen, tuned), acc)))
     lines += [_optimizers(study, acc), _augmentation(study, results), _batch_sizes(study, acc)]
     lines += profile_caveat(study, "tiny stand-ins, generated data and weights this study pretrained on "
                                    "another generated task", "Tiny-ImageNet")
