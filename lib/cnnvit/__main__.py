@@ -72,38 +72,31 @@ def _print_status(status) -> None:
 def data_action(argv: list[str], quiet: bool = False) -> int:
     """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
     present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed."""
-    from .datasets import fetch
-    from .datasets import default_data_dir
+    from .datasets import default_data_dir, fetch
 
     args = _data_action_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        if args.action == "check":
-            data_dir = (args.dir or default_data_dir()).expanduser()
-            statuses = [fetch.check_dataset(spec, data_dir) for spec in fetch.resolve(args.names)]
-            print(f"data directory: {data_dir}")
-            for status in statuses:
-                _print_status(status)
-            return 0 if all(s.state == "present" for s in statuses) else 1
-        data_dir = (args.to or default_data_dir()).expanduser()
-        failed = []
-        for spec in fetch.resolve(args.names):
-            try:
-                status = fetch.fetch_dataset(spec, data_dir, timeout=args.timeout,
-                                             progress=not (quiet or args.quiet))
-            except CnnvitError as exc:  # say so and go on with the next data set
-                print(f"error: {exc}", file=sys.stderr)
-                failed.append(spec.name)
-                continue
+    if args.action == "check":
+        data_dir = (args.dir or default_data_dir()).expanduser()
+        statuses = [fetch.check_dataset(spec, data_dir) for spec in fetch.resolve(args.names)]
+        print(f"data directory: {data_dir}")
+        for status in statuses:
             _print_status(status)
-        if failed:
-            print(f"error: not fetched: {', '.join(failed)} (see above)", file=sys.stderr)
-            return 2
-        return 0
-    except CnnvitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return 0 if all(s.state == "present" for s in statuses) else 1
+    data_dir = (args.to or default_data_dir()).expanduser()
+    failed = []
+    for spec in fetch.resolve(args.names):
+        try:
+            status = fetch.fetch_dataset(spec, data_dir, timeout=args.timeout,
+                                         progress=not (quiet or args.quiet))
+        except CnnvitError as exc:  # say so and go on with the next data set
+            print(f"error: {exc}", file=sys.stderr)
+            failed.append(spec.name)
+            continue
+        _print_status(status)
+    if failed:
+        print(f"error: not fetched: {', '.join(failed)} (see above)", file=sys.stderr)
         return 2
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -218,12 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `data fetch|check` have their own arguments; `data [PARAMS] --set ...` describes a data set
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if first is not None and argv[first] == "data" and len(argv) > first + 1 and argv[first + 1] in DATA_ACTIONS:
-        return data_action(argv[first + 1:], quiet=bool({"-q", "--quiet"} & set(argv[:first])))
-    args = _parser().parse_args(argv)
+    data_fetch_or_check = (first is not None and argv[first] == "data" and len(argv) > first + 1
+                           and argv[first + 1] in DATA_ACTIONS)
+    args = None if data_fetch_or_check else _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     try:
+        if data_fetch_or_check:
+            return data_action(argv[first + 1:], quiet=bool({"-q", "--quiet"} & set(argv[:first])))
         return COMMANDS[args.command](args)
     except CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)

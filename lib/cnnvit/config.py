@@ -6,8 +6,6 @@ the key (and the file it came from) before any data is loaded or any model is bu
 """
 from __future__ import annotations
 
-from .errors import CnnvitError, ConfigError  # noqa: F401 (re-exported)
-
 import dataclasses
 import re
 import typing
@@ -18,6 +16,7 @@ from typing import Any, Optional
 import yaml
 
 from . import datasets
+from .errors import CnnvitError, ConfigError  # noqa: F401 (re-exported)
 
 
 class _Loader(yaml.SafeLoader):
@@ -32,10 +31,6 @@ _Loader.add_implicit_resolver(
 
 def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
-
-
-
-
 
 
 @dataclass

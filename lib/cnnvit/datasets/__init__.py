@@ -7,7 +7,7 @@ Adding a data set: write a module that builds its :class:`Dataset` and calls
 """
 from ..errors import DatasetError, FetchError
 from .base import (Dataset, DatasetSpec, FetchSpec, Source, channel_stats, dataset_from_config,
-                   decode_images, default_data_dir, default_root, default_val_fraction, describe,
+                   decode_images, default_data_dir, default_root, default_val_fraction,
                    find_marked_folder, generators, get_dataset, hold_out_validation, load_dataset, locate_dataset,
                    names, prepare_dataset, register_dataset, registered, stratified_indices,
                    take_subsets, unregister_dataset)
@@ -18,7 +18,7 @@ from . import synthetic, cifar10, tiny_imagenet, celeba  # noqa: E402,I001
 __all__ = [
     "CONNECT_TIMEOUT", "Dataset", "DatasetError", "DatasetSpec", "FetchError", "FetchSpec", "Source",
     "Status", "celeba", "channel_stats", "check_dataset", "cifar10", "dataset_from_config",
-    "dataset_specs", "decode_images", "default_data_dir", "default_root", "default_val_fraction", "describe",
+    "dataset_specs", "decode_images", "default_data_dir", "default_root", "default_val_fraction",
     "fetch_dataset", "find_marked_folder", "generators", "get_dataset", "hold_out_validation",
     "load_dataset", "locate_dataset", "names", "prepare_dataset", "register_dataset", "registered",
     "resolve", "stratified_indices", "synthetic", "take_subsets", "tiny_imagenet",

@@ -388,8 +388,3 @@ def prepare_dataset(data_cfg: Any) -> None:
     spec = get_dataset(data_cfg.name)
     if spec.prepare is not None:
         spec.prepare(data_cfg)
-
-
-def describe(data_cfg: Any, seed: int) -> str:
-    """What ``cnnvit data`` prints: the loaded data set's splits, class counts and image size."""
-    return dataset_from_config(data_cfg, seed).describe()

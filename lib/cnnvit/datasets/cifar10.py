@@ -162,7 +162,7 @@ def locate(data_cfg: Any) -> str:
 
 def prepare(data_cfg: Any) -> None:
     if data_cfg.download:  # fetched by one process; nothing to cache
-        load_cifar10(data_cfg.root, True, 1, 1, 0)
+        find_or_fetch(find_format, FETCH, root_of(NAME, data_cfg.root), True, not_found)
 
 
 SPEC = register_dataset(DatasetSpec(

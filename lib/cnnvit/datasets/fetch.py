@@ -112,9 +112,11 @@ def fetch_dataset(spec: FetchSpec, data_dir: Path, *, timeout: float = CONNECT_T
     """Make ``data_dir`` hold ``spec``'s data set in the layout the studies read; return its
     status. Does nothing to a data set already present; refuses to touch a corrupt one."""
     data_dir = Path(data_dir).expanduser()
-    fetch_into(spec, default_root(spec.name, data_dir), data_dir / DOWNLOADS, timeout=timeout,
-               progress=progress, retries=retries, again=fetch_command(spec.name, data_dir))
-    return check_dataset(spec, data_dir)
+    folder = default_root(spec.name, data_dir)
+    # fetch_into returns only once the data set is in place, with what it found there
+    detail = fetch_into(spec, folder, data_dir / DOWNLOADS, timeout=timeout, progress=progress,
+                        retries=retries, again=fetch_command(spec.name, data_dir))
+    return Status(spec.name, folder, "present", detail)
 
 
 def fetch_into(spec: FetchSpec, folder: Path, downloads: Optional[Path] = None, *,
