@@ -258,7 +258,6 @@ class FetchSpec:
     note: str = ""  # anything else a person placing the files by hand should know
 
 
-
 def _no_rules(data_cfg: Any) -> None:
     return None
 

@@ -179,8 +179,10 @@ def create_model(name: str, num_classes: int, **options: Any) -> nn.Module:
         raise ModelError(f"create_model: unknown option(s) {', '.join(unknown)}; options: "
                          f"{', '.join(OPTIONS)}")
     _check_options(info, **options)
-    arguments = inspect.signature(info.builder).parameters
-    kwargs = {k: v for k, v in options.items() if k in arguments}
+    # register_model checked that a builder takes exactly what its metadata says
+    kwargs: dict[str, Any] = {}
+    if info.drop_path:
+        kwargs["drop_path"] = options.get("drop_path", 0.0)
     if info.hub:
-        kwargs["hub"] = info.hub
+        kwargs.update(hub=info.hub, pretrained=options.get("pretrained", False))
     return info.builder(num_classes=num_classes, **kwargs)

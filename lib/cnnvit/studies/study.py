@@ -146,8 +146,6 @@ def study_config_for_run(path: str | Path, run: str, overrides: list[str] = ()) 
     return load_study(path, overrides, only=[run]).runs[run].config
 
 
-
-
 def _generated_spec(raw: Any, path: Path) -> dict[str, dict[str, int]]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: generated: expected a mapping of data set name to its size")

@@ -26,6 +26,7 @@ from . import distributed, evaluate, files
 from .augment import batch_indices, make_generator, seed_everything
 from .device import autocast
 from .distributed import Dist
+from .identity import CHECKPOINT
 from .losses import Objective
 from .schedules import Schedule
 from .setup import Modules, Splits
@@ -57,7 +58,7 @@ class Trainer:
 
     @property
     def checkpoint(self) -> Path:
-        return self.out / "checkpoint.pt"
+        return self.out / CHECKPOINT
 
 
 @dataclass

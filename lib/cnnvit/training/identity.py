@@ -11,6 +11,8 @@ from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
 
+CHECKPOINT = "checkpoint.pt"  # a partial run: the state to resume from (see .state)
+
 # keys that may differ between the run on disk and the config asking for it: where the data and
 # a starting checkpoint lie (their folders move with the project), how the work is executed, and
 # what is recorded beside the results
@@ -50,7 +52,7 @@ def run_state(cfg: Config, run_dir: Path) -> str:
         return "conflict"
     if (run_dir / "metrics.json").exists():
         return "complete"
-    return "partial" if (run_dir / "checkpoint.pt").exists() else "new"
+    return "partial" if (run_dir / CHECKPOINT).exists() else "new"
 
 
 def conflict_message(cfg: Config, run_dir: Path) -> str:

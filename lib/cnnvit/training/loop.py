@@ -26,7 +26,7 @@ from .augment import seed_everything
 from .checks import check_run_inputs, check_steps_happen, check_sync_bn
 from .device import check_device, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
-from .identity import conflict_message, run_state
+from .identity import CHECKPOINT, conflict_message, run_state
 from .schedules import Schedule
 from .state import RunState
 from .summary import build_summary
@@ -107,10 +107,10 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     objective = setup.make_objective(cfg, ds, device, name)
     sample_weights = setup.sample_weights(cfg, ds, name)
     ema = setup.make_ema(model, tc.model_ema)
-    if (out / "checkpoint.pt").exists():
-        state.load(out / "checkpoint.pt", model, opt, ema, device)
+    if (out / CHECKPOINT).exists():
+        state.load(out / CHECKPOINT, model, opt, ema, device)
         log.info("%s: resuming after epoch %d (step %d) from %s", name, state.epoch, state.step,
-                 out / "checkpoint.pt")
+                 out / CHECKPOINT)
     modules = setup.wrap(model, opt, ema, cfg, device, dist, state.dist_info, sample_weights is not None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -176,7 +176,7 @@ def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple
     summary = build_summary(
         name=t.name, cfg=t.cfg, ds=ds, state=state, metrics=metrics, weights=weights,
         n_params=sizes[0], n_trainable=sizes[1], flops=flops, model_file=t.out / "model.pt",
-        stopped_early=stopped_early, device=t.device, device_name=device_description(t.device), dist=t.dist)
+        stopped_early=stopped_early, device=t.device, dist=t.dist)
     (t.out / "metrics.json").write_text(json.dumps(summary, indent=1))
     t.checkpoint.unlink(missing_ok=True)
     log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", t.name,

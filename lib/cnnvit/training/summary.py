@@ -13,6 +13,7 @@ import torch
 
 from ..config import Config
 from ..datasets import Dataset
+from .device import device_description
 from .distributed import Dist
 from .metrics import majority_baseline
 from .state import RunState
@@ -20,9 +21,9 @@ from .state import RunState
 
 def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metrics: dict[str, Any],
                   weights: Any, n_params: int, n_trainable: int, flops: Optional[float], model_file: Path,
-                  stopped_early: bool, device: torch.device, device_name: str, dist: Dist) -> dict[str, Any]:
+                  stopped_early: bool, device: torch.device, dist: Dist) -> dict[str, Any]:
     """The metrics.json dict. ``weights`` is what ``prepare_model`` said about where the
-    weights came from, kept as it is; ``device_name`` the device's description."""
+    weights came from, kept as it is."""
     tc, rows, best, on_cuda = cfg.train, state.epochs_log, state.best, device.type == "cuda"
     val_acc = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
     return {
@@ -44,7 +45,7 @@ def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metri
         "best_val_accuracy": max(val_acc) if val_acc else None,
         "train_time_s": state.train_time, "wall_time_s": state.wall_time(),
         "train_images_per_s": len(rows) and float(np.mean([r["images_per_s"] for r in rows])),
-        "device": device_name + (f" x {dist.world_size}" if dist.active else ""),
+        "device": device_description(device) + (f" x {dist.world_size}" if dist.active else ""),
         "torch": torch.__version__,
         "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
                     "n_val": int(len(ds.val_labels)), "n_test": int(len(ds.test_labels))},
