@@ -320,30 +320,32 @@ def test_training_diagnosis_reports_its_evidence() -> None:
     assert d["grad norm, first steps"] is None, "no gradient norms logged: none claimed"
 
 
-@pytest.mark.parametrize("accs, trend", [((0.5511, 0.5622, 0.5933), "rises with depth"),
-                                         ((0.5511, 0.5933, 0.5622), "does not rise monotonically with depth"),
-                                         ((0.5933, 0.5622, 0.5511), "does not rise monotonically with depth"),
-                                         ((0.5511, 0.5511, 0.5933), "does not rise monotonically with depth"),
-                                         ((0.5622, 0.5622, 0.5622), "does not rise monotonically with depth")])
+@pytest.mark.parametrize("accs, trend", [
+    ((0.5511, 0.5622, 0.5933), "rises with depth here, as in the seed"),  # the seed's rose
+    ((0.5511, 0.5933, 0.5622), "does not rise monotonically with depth here, unlike in the seed"),
+    ((0.5933, 0.5622, 0.5511), "does not rise monotonically with depth here, unlike in the seed"),
+    ((0.5511, 0.5511, 0.5933), "does not rise monotonically with depth here, unlike in the seed"),
+    ((0.5622, 0.5622, 0.5622), "does not rise monotonically with depth here, unlike in the seed")])
 def test_tiny_imagenet_depth_trend(accs: tuple[float, float, float], trend: str) -> None:
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(
         resnet18=accs[0], resnet34=accs[1], resnet50=accs[2]))
     r18, r34, r50 = (f"{100 * a:.1f}%" for a in accs)
     assert bullet(md, "Depth.") == (f"- **Depth.** ResNet-18 {r18} (seed 55.1%), ResNet-34 {r34} (seed 56.0%), "
-                                    f"ResNet-50 {r50} (seed 59.0%): accuracy {trend} here.")
+                                    f"ResNet-50 {r50} (seed 59.0%): accuracy {trend}.")
 
 
 def test_tiny_imagenet_skip_and_cardinality_are_signed_against_resnet50_and_the_seeds_gap() -> None:
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results())
     assert bullet(md, "Skip connections.") == (
         "- **Skip connections.** Removing them from ResNet-50 changes top-1 by -9.2 points "
-        "(the seed: -4.9 points); ResNet-34, of similar size, 56.2%.")
+        "(the seed: -4.9 points; same direction); ResNet-34, of similar size, 56.2%.")
     assert bullet(md, "Cardinality.") == (
         "- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: +1.1 points "
-        "(the seed: +0.3 points).")
+        "(the seed: +0.3 points; same direction).")
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnet34=None, resnet50_noskip=0.6101))
     assert bullet(md, "Skip connections.").endswith(
-        "changes top-1 by +1.7 points (the seed: -4.9 points); ResNet-34, of similar size, not run: resnet34.")
+        "changes top-1 by +1.7 points (the seed: -4.9 points; the opposite direction); ResNet-34, of similar size, "
+        "not run: resnet34.")
 
 
 def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_run() -> None:
@@ -353,17 +355,18 @@ def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_r
                                     val_loss=(3.2, 2.4, float("nan")))
     results["t2t_vit"] = fake_run(0.4511, n_classes=200, train_loss=(3.5, 2.7), val_loss=(3.6, 2.9))
     line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), results), "CNN vs T2T-ViT.")
-    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points; "
-                    "validation minus training loss at the end: ResNeXt-50 32x4d (SGD 0.1, batch 128) +1.30, "
+    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 at 224 px 45.1% (seed 41.6%) against ResNeXt-50 32x4d "
+                    "60.4%: -15.3 points (the seed: -17.7 points; same direction); validation minus training loss at the end: ResNeXt-50 32x4d (SGD 0.1, batch 128) +1.30, "
                     "T2T-ViT-t-14 at 224 px (AdamW, its paper's recipe) +0.20; at the native 64 px (16 tokens) "
                     "T2T-ViT-t-14 reached 48.2%.")
     line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(t2t_vit_64=None)), "CNN vs T2T-ViT.")
-    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points; "
-                    "at the native 64 px (16 tokens), not run: t2t_vit_64.")
+    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT-t-14 at 224 px 45.1% (seed 41.6%) against ResNeXt-50 32x4d "
+                    "60.4%: -15.3 points (the seed: -17.7 points; same direction); at the native 64 px (16 tokens), not run: t2t_vit_64.")
     # a profile without the native run (smoke) does not mention it
     line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY, "smoke"), tiny_results(t2t_vit_64=None)),
                   "CNN vs T2T-ViT.")
-    assert line == "- **CNN vs T2T-ViT.** T2T-ViT-t-14 45.1% (seed 41.6%) against ResNeXt-50 60.4%: -15.3 points."
+    assert line == ("- **CNN vs T2T-ViT.** T2T-ViT stand-in 45.1% (seed 41.6%) against ResNeXt-50 stand-in 60.4%: "
+                    "-15.3 points (the seed: -17.7 points; same direction).")
 
 
 def test_tiny_imagenet_stronger_recipe_compares_with_its_own_seed_run() -> None:
@@ -440,7 +443,14 @@ def test_transformers_rank_models_best_first_with_the_papers_number() -> None:
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results())
     assert bullet(md, "Models") == (
         "- **Models** (full fine-tuning): Swin-L/4 88.1% (paper 91.3%), DeiT-B/16 distilled 87.3% (paper 87.3%), "
-        "CaiT-S/36 86.8% (paper 86.7%), ViT-L/16 85.1% (paper 86.4%). Best: Swin-L/4.")
+        "CaiT-S/36 86.8% (paper 86.7%), ViT-L/16 85.1% (paper 86.4%). Best: Swin-L/4. The paper's best, "
+        "Swin-L/4, is also the best here; the paper's order reproduces.")
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(cait=0.8750))
+    assert bullet(md, "Models").endswith("Best: Swin-L/4. The paper's best, Swin-L/4, is also the best here; "
+                                         "the paper's order does not reproduce.")
+    md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(vit_l=0.9001))
+    assert bullet(md, "Models").endswith("Best: ViT-L/16. The paper's best, Swin-L/4, is not the best here; "
+                                         "the paper's order does not reproduce.")
     md = studies.transformers_conclusions(study_of(TRANSFORMERS), transformer_results(vit_l=0.9001, swin=None))
     assert bullet(md, "Models").endswith("Best: ViT-L/16. Not run: swin.")
     assert "Swin" not in bullet(md, "Models")
@@ -598,11 +608,13 @@ def test_finetune_pretraining_compares_scratch_with_the_best_pretrained_run() ->
     md = studies.finetune_conclusions(study, finetune_results())
     assert bullet(md, "Pretraining.") == (
         f"- **Pretraining.** The same architecture from scratch reached 70.2%; the best run from pretrained "
-        f"weights ({study.runs['full_finetune'].label}) 97.6% (+27.4 points).")
+        f"weights ({study.runs['full_finetune'].label}) 97.6% (+27.4 points): pretraining helped here. The frozen "
+        f"backbone alone beat training from scratch (+15.9 points).")
     # scratch ahead of everything: still compared with the best *pretrained* run
     md = studies.finetune_conclusions(study, finetune_results(scratch=0.9901, partial_finetune=0.9801))
     assert bullet(md, "Pretraining.").endswith(
-        f"({study.runs['partial_finetune'].label}) 98.0% (-1.0 points).")
+        f"({study.runs['partial_finetune'].label}) 98.0% (-1.0 points): pretraining did not help here. The frozen "
+        f"backbone alone did not beat training from scratch (-12.9 points).")
     md = studies.finetune_conclusions(study, finetune_results(seed_linear_probe=None, partial_finetune=None,
                                                              full_finetune=None))
     assert bullet(md, "Pretraining.") == (
@@ -985,3 +997,37 @@ def test_a_run_renamed_in_a_copy_of_the_parameter_file_is_still_named_by_the_con
     assert bullets(md) == expected_bullets(name, profile)
     said = [line for line in md.splitlines() if "not run: " in line.lower()]
     assert said and all(run in line for line in said) and not re.search(rf"\b{old}\b", md), md
+
+
+# ------------------------------------------------------------------------------------ laptop
+# The laptop profile repeats each study's headline over 3 seeds: its bullets give the mean ± std
+# of the repeats (not the first seed's number), and say whether the seed's finding reproduces.
+
+LAPTOP_HEADLINES = {  # study -> (the bullet of its headline, the runs repeated in it)
+    CIFAR: ("Seed settings.", ("seed_resnet18", "seed_vit_b16")),
+    TINY: ("BatchNorm.", ("vgg19_bn", "vgg19")),
+    TRANSFORMERS: ("Frozen backbone vs fine-tuning", ("deit_head_only", "deit")),
+    FINETUNE: ("Seed setting", ("seed_linear_probe",)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAPTOP_HEADLINES))
+def test_laptop_headline_is_the_mean_and_spread_over_its_seeds(name: str) -> None:
+    study = study_of(name, "laptop")
+    lead, headline = LAPTOP_HEADLINES[name]
+    # every run at 0.40, each headline run's repeats at 0.30, 0.40, 0.50 (+0.01 per headline run)
+    accs = {n: 0.40 for n in study.runs}
+    for k, base in enumerate(headline):
+        for seed_shift, repeat in zip((-0.1, 0.0, 0.1), study.repeats(base)):
+            accs[repeat] = 0.40 + seed_shift + 0.01 * k
+    assert all(len(study.repeats(b)) == 3 for b in headline), "the laptop headline runs over 3 seeds"
+    n_classes = 20 if name == TINY else 10
+    results = {n: fake_run(a, n_classes=n_classes, train_loss=(2.5, 2.0), test={"macro_f1": a}, weights=SCRATCH)
+               for n, a in accs.items()}
+    md = {CIFAR: studies.cifar10_conclusions, TINY: studies.tiny_imagenet_conclusions,
+          TRANSFORMERS: studies.transformers_conclusions, FINETUNE: studies.finetune_conclusions}[name](study, results)
+    line = bullet(md, lead)
+    for k, _ in enumerate(headline):
+        assert f"{40 + k:.1f}% ± 10.0 (3 seeds)" in line, line
+    assert "the mean over seeds where a run was repeated" in md.splitlines()[0]
+    assert md.splitlines()[-1].startswith("*Profile `laptop`")

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from cnnvit import config as config_mod
-from cnnvit.datasets import Dataset, dataset_from_config
+from cnnvit.datasets import Dataset, DatasetError, dataset_from_config
 
 # torchvision's CIFAR-10 order (written out, not imported: a changed library list must fail here)
 TORCHVISION_CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -452,3 +452,41 @@ def test_tiny_imagenet_cache_follows_a_corrected_val_annotation(tmp_path: Path) 
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     wnid_of[TIN_VAL_ID0 + int(name.removeprefix("val_").removesuffix(".JPEG"))] = moved
     check_tiny_imagenet(load("tiny-imagenet", tmp_path), wnid_of)
+
+
+# --------------------------------------------------------------------------- data.classes
+
+@pytest.mark.parametrize("fmt", ["pickles", "folders", "tiny-imagenet"])
+def test_first_classes_keep_every_image_of_those_classes_with_its_label(tmp_path: Path, fmt: str) -> None:
+    """``data.classes=k``: exactly the images of the first k classes, in both splits, each with
+    its own label, the names of those classes, then subsets and the validation split as usual."""
+    if fmt == "tiny-imagenet":
+        wnid_of = write_tiny_imagenet(tmp_path / "tiny-imagenet-200")
+        truth = {i: WNIDS.index(w) for i, w in wnid_of.items()}
+        k, name, ident, all_names = 2, "tiny-imagenet", grid_ident, ["zebra fish", "goldfish", "bullfrog"]
+    else:
+        if fmt == "pickles":
+            truth = write_cifar_pickles(tmp_path / "cifar-10-batches-py")
+        else:
+            truth = {i: TORCHVISION_CIFAR10.index(c) for i, c in write_cifar_folders(tmp_path).items()}
+        k, name, ident, all_names = 4, "cifar10", ident_of, TORCHVISION_CIFAR10
+    ds = load(name, tmp_path, f"data.classes={k}", "data.val_fraction=0.25")
+    assert ds.classes == all_names[:k]
+    seen = {}
+    for split, j, img, y in labelled(ds):
+        seen[i := ident(img)] = split
+        assert y == truth[i] < k, f"{split}[{j}] image {i}: label {y}, written with {truth[i]}"
+    assert sorted(seen) == sorted(i for i, c in truth.items() if c < k), "not every image of the classes kept"
+    assert len(ds.val_labels) and set(np.unique(ds.test_labels)) == set(range(k))
+    sub = load(name, tmp_path, f"data.classes={k}", f"data.train_subset={2 * k}", "data.val_fraction=0")
+    assert len(sub.train_labels) == 2 * k and all(y == truth[ident(img)] < k for _, _, img, y in labelled(sub))
+
+
+def test_more_classes_than_the_data_set_has_is_refused_by_name(tmp_path: Path) -> None:
+    write_cifar_pickles(tmp_path / "cifar-10-batches-py")
+    with pytest.raises(DatasetError, match="data.classes: 11 asked for, but the train split has 10"):
+        load("cifar10", tmp_path, "data.classes=11")
+    with pytest.raises(config_mod.ConfigError, match="data.classes: must be at least 2"):
+        config_mod.build(overrides=["data.classes=1"])
+    with pytest.raises(config_mod.ConfigError, match="data.classes: CelebA"):
+        config_mod.build(overrides=["data.name=celeba", "data.classes=3"])

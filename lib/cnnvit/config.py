@@ -40,6 +40,7 @@ class DataConfig:
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
+    classes: Optional[int] = None  # keep only the first N classes (data set's order), both splits
     # stratified share of the training split held out as validation; None: the data set's own
     # protocol (its DatasetSpec.val_fraction), resolved when the config is built
     val_fraction: Optional[float] = None
@@ -289,6 +290,8 @@ def validate(cfg: Config) -> None:
     for key in ("data.train_subset", "data.test_subset", "data.image_size"):
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
+    if flat["data.classes"] is not None and flat["data.classes"] < 2:
+        raise ConfigError(f"data.classes: must be at least 2 or null, got {flat['data.classes']}")
     if flat["optim.lr"] <= 0:
         raise ConfigError(f"optim.lr: must be positive, got {flat['optim.lr']}")
     for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):

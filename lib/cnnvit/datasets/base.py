@@ -100,9 +100,26 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def first_classes(labels: np.ndarray, classes: Optional[int], split: str) -> np.ndarray:
+    """Indices of the images of ``labels`` whose class is among the first ``classes`` (all when
+    None); :class:`DatasetError` when the split has fewer classes than asked for."""
+    labels = np.asarray(labels)
+    if not classes:
+        return np.arange(len(labels))
+    have = int(labels.max()) + 1 if len(labels) else 0
+    if classes > have:
+        raise DatasetError(f"data.classes: {classes} asked for, but the {split} split has {have} classes")
+    return np.flatnonzero(labels < classes)
+
+
 def take_subsets(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 train_subset: Optional[int], test_subset: Optional[int], seed: int):
-    """Stratified subsets of both splits (None: the whole split), chosen by ``seed``."""
+                 train_subset: Optional[int], test_subset: Optional[int], seed: int,
+                 classes: Optional[int] = None):
+    """The first ``classes`` classes (None: all), then stratified subsets of both splits (None:
+    the whole split), chosen by ``seed``."""
+    if classes:
+        keep, keep_test = first_classes(train_y, classes, "train"), first_classes(test_y, classes, "test")
+        train_x, train_y, test_x, test_y = train_x[keep], train_y[keep], test_x[keep_test], test_y[keep_test]
     if train_subset:
         keep = stratified_indices(train_y, train_subset, seed)
         train_x, train_y = train_x[keep], train_y[keep]
@@ -350,6 +367,8 @@ def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
     are stratified and chosen by ``seed`` (the subset is taken first, the validation share from
     it). Mean and std are those of the images left to train on."""
     ds = get_dataset(data_cfg.name).load(data_cfg, seed)
+    if data_cfg.classes:  # the loader kept only their images
+        ds.classes = ds.classes[:data_cfg.classes]
     ds = hold_out_validation(ds, data_cfg.val_fraction, seed)
     for attr in ("train_images", "train_labels", "test_images", "test_labels", "val_images",
                  "val_labels"):  # read what is still memory-mapped (torch wants writable arrays)
@@ -364,10 +383,10 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
                  val_fraction: float = 0.0, synthetic_size: int = 32,
                  synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
-                 attributes: str = "all") -> Dataset:
+                 attributes: str = "all", classes: Optional[int] = None) -> Dataset:
     """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests)."""
     data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
-                               test_subset=test_subset, val_fraction=val_fraction,
+                               test_subset=test_subset, classes=classes, val_fraction=val_fraction,
                                synthetic_train=synthetic_train, synthetic_test=synthetic_test,
                                synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
                                task=task, attribute=attribute, attributes=attributes)

@@ -317,6 +317,8 @@ def locate(data_cfg: Any) -> str:
 
 def validate(data_cfg: Any) -> None:
     """CelebA's own rules for a config, before any file is read."""
+    if data_cfg.classes:
+        raise ConfigError("data.classes: CelebA's tasks fix their own labels; leave data.classes unset")
     if data_cfg.val_fraction:
         raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
                           "leave data.val_fraction at 0")

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (Dataset, DatasetSpec, channel_stats, decode_images, list_image_folder,
+from .base import (Dataset, DatasetSpec, channel_stats, decode_images, first_classes, list_image_folder,
                    register_dataset, root_of, stratified_indices, take_subsets)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
@@ -115,9 +115,13 @@ FETCH = FetchSpec(
 
 
 def _load_folders(folder: Path, train_subset: Optional[int], test_subset: Optional[int],
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    train_files, train_y, test_files, test_y, classes = _list_splits(folder)
+                  seed: int, classes: Optional[int] = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    train_files, train_y, test_files, test_y, names = _list_splits(folder)
     # subset before decoding: a 5,000-image run need not read all 50,000 files
+    keep, keep_test = first_classes(train_y, classes, "train"), first_classes(test_y, classes, "test")
+    train_files, train_y = [train_files[i] for i in keep], train_y[keep]
+    test_files, test_y = [test_files[i] for i in keep_test], test_y[keep_test]
     if train_subset:
         keep = stratified_indices(train_y, train_subset, seed)
         train_files, train_y = [train_files[i] for i in keep], train_y[keep]
@@ -126,28 +130,30 @@ def _load_folders(folder: Path, train_subset: Optional[int], test_subset: Option
         test_files, test_y = [test_files[i] for i in keep], test_y[keep]
     train_x = decode_images(train_files)
     test_x = decode_images(test_files, size=train_x.shape[1:3])
-    return train_x, train_y, test_x, test_y, classes
+    return train_x, train_y, test_x, test_y, names
 
 
 def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int],
-                 test_subset: Optional[int], seed: int) -> Dataset:
+                 test_subset: Optional[int], seed: int, classes: Optional[int] = None) -> Dataset:
     """CIFAR-10 from torchvision's pickles or a ``train/<class>/*``, ``test/<class>/*`` tree."""
     root_path = root_of(NAME, root)
     fmt, folder = find_or_fetch(find_format, FETCH, root_path, download, not_found)
     if fmt == "pickle":
-        train_x, train_y, test_x, test_y, classes = _load_pickles(folder)
+        train_x, train_y, test_x, test_y, names = _load_pickles(folder)
         train_x, train_y, test_x, test_y = take_subsets(train_x, train_y, test_x, test_y,
-                                                        train_subset, test_subset, seed)
+                                                        train_subset, test_subset, seed, classes)
         source = f"torchvision pickles in {folder}"
     else:
-        train_x, train_y, test_x, test_y, classes = _load_folders(folder, train_subset, test_subset, seed)
+        train_x, train_y, test_x, test_y, names = _load_folders(folder, train_subset, test_subset, seed,
+                                                                classes)
         source = f"image folders in {folder}"
     mean, std = channel_stats(train_x)
-    return Dataset(NAME, classes, train_x, train_y, test_x, test_y, source, mean, std)
+    return Dataset(NAME, names, train_x, train_y, test_x, test_y, source, mean, std)
 
 
 def load(data_cfg: Any, seed: int) -> Dataset:
-    return load_cifar10(data_cfg.root, data_cfg.download, data_cfg.train_subset, data_cfg.test_subset, seed)
+    return load_cifar10(data_cfg.root, data_cfg.download, data_cfg.train_subset, data_cfg.test_subset, seed,
+                        data_cfg.classes)
 
 
 def locate(data_cfg: Any) -> str:

@@ -44,7 +44,7 @@ def load(data_cfg: Any, seed: int) -> Dataset:
                    data_cfg.synthetic_classes)
     ds.train_images, ds.train_labels, ds.test_images, ds.test_labels = take_subsets(
         ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, data_cfg.train_subset,
-        data_cfg.test_subset, seed)
+        data_cfg.test_subset, seed, data_cfg.classes)
     return ds
 
 

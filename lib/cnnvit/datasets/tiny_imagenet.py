@@ -190,7 +190,7 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],
                        test_subset: Optional[int], seed: int, use_cache: bool = True,
-                       stats: bool = True) -> Dataset:
+                       stats: bool = True, classes: Optional[int] = None) -> Dataset:
     """Tiny-ImageNet-200 (official layout); its labelled val split is our test split. The arrays
     may be memory-mapped from the cache (``stats=False``: mean and std left to the caller)."""
     root_path = root_of(NAME, root)
@@ -198,14 +198,14 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
                            lambda root: DatasetError(not_found_message(root)))
     a = load_arrays(folder, use_cache=use_cache)
     train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
-                                                    train_subset, test_subset, seed)
+                                                    train_subset, test_subset, seed, classes)
     mean, std = channel_stats(train_x) if stats else (None, None)
     return Dataset(NAME, a["classes"], train_x, train_y, test_x, test_y, a["source"], mean, std)
 
 
 def load(data_cfg: Any, seed: int) -> Dataset:
     return load_tiny_imagenet(data_cfg.root, data_cfg.download, data_cfg.train_subset,
-                              data_cfg.test_subset, seed, stats=False)
+                              data_cfg.test_subset, seed, stats=False, classes=data_cfg.classes)
 
 
 def locate(data_cfg: Any) -> str:

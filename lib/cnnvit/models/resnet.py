@@ -147,3 +147,43 @@ def resnext50_32x4d_cifar(num_classes: int) -> nn.Module:
     (23.38M parameters with 200 classes)."""
     return SmallStemResNet("bottleneck", [3, 4, 6, 3], num_classes=num_classes, groups=32,
                            width_per_group=4)
+
+
+# the laptop profile's ResNets: the seed's depths and blocks at an eighth of the width
+MINI_WIDTHS = (8, 16, 32, 64)
+
+
+@register_model(**SMALL_STEM)
+def resnet18_mini_cifar(num_classes: int) -> nn.Module:
+    """``resnet18_cifar`` at an eighth of its width (8-64 channels; 0.19M parameters with 200
+    classes), for 32 px on a laptop CPU."""
+    return SmallStemResNet("basic", [2, 2, 2, 2], num_classes=num_classes, widths=MINI_WIDTHS)
+
+
+@register_model(**SMALL_STEM)
+def resnet34_mini_cifar(num_classes: int) -> nn.Module:
+    """``resnet34_cifar`` at an eighth of its width (0.35M parameters with 200 classes)."""
+    return SmallStemResNet("basic", [3, 4, 6, 3], num_classes=num_classes, widths=MINI_WIDTHS)
+
+
+@register_model(**SMALL_STEM)
+def resnet50_mini_cifar(num_classes: int) -> nn.Module:
+    """``resnet50_cifar`` at an eighth of its width (bottleneck blocks 3-4-6-3, inner widths 8-64;
+    0.43M parameters with 200 classes)."""
+    return SmallStemResNet("bottleneck", [3, 4, 6, 3], num_classes=num_classes, widths=MINI_WIDTHS)
+
+
+@register_model(**SMALL_STEM)
+def resnet50_noskip_mini_cifar(num_classes: int) -> nn.Module:
+    """``resnet50_mini_cifar`` without skip connections (as ``resnet50_noskip_cifar``)."""
+    return SmallStemResNet("bottleneck", [3, 4, 6, 3], num_classes=num_classes, widths=MINI_WIDTHS,
+                           skip=False)
+
+
+@register_model(**SMALL_STEM)
+def resnext50_mini_cifar(num_classes: int) -> nn.Module:
+    """ResNeXt-50's rule at an eighth of ResNet-50's width: twice the inner width of
+    ``resnet50_mini_cifar`` in 16 groups (16x1d; 0.44M parameters with 200 classes, within 4% of
+    it). 32x4d's 32 groups do not divide an eighth of its width."""
+    return SmallStemResNet("bottleneck", [3, 4, 6, 3], num_classes=num_classes, widths=MINI_WIDTHS,
+                           groups=16, width_per_group=8)

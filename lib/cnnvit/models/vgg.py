@@ -61,3 +61,21 @@ def vgg19_bn(num_classes: int) -> nn.Module:
 def vgg19(num_classes: int) -> nn.Module:
     """VGG19 without BatchNorm, otherwise as ``vgg19_bn`` (the seed's ablation)."""
     return VGG(VGG19_CONVS, (64, 128, 256, 512, 512), num_classes, batch_norm=False)
+
+
+# the laptop profile's VGG19: its 16 convs and 3 fully connected layers at an eighth of the width
+MINI_WIDTHS = (8, 16, 32, 64, 64)
+
+
+@register_model(native_size=32)
+def vgg19_mini_bn(num_classes: int) -> nn.Module:
+    """VGG19's layout (16 convs in five blocks, two hidden fully connected layers) with
+    BatchNorm at an eighth of its width (8-64 channels, hidden 256; 0.50M parameters with 200
+    classes), for 32 px on a laptop CPU."""
+    return VGG(VGG19_CONVS, MINI_WIDTHS, num_classes, batch_norm=True, hidden=256)
+
+
+@register_model(native_size=32)
+def vgg19_mini(num_classes: int) -> nn.Module:
+    """``vgg19_mini_bn`` without BatchNorm (the seed's ablation at laptop scale)."""
+    return VGG(VGG19_CONVS, MINI_WIDTHS, num_classes, batch_norm=False, hidden=256)

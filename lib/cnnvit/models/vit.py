@@ -126,3 +126,48 @@ def t2t_vit_t_14_64(num_classes: int, drop_path: float = 0.0) -> nn.Module:
     from .t2t_vit import t2t_vit_t_14 as build
 
     return build(num_classes, img_size=64, drop_path_rate=drop_path)
+
+
+# --------------------------------------------------------------------------- laptop scale
+# The transformers of study 3 at the size of ``vit_mini_cifar`` (32 px, width 64, depth 4), so a
+# laptop CPU pretrains each on Tiny-ImageNet and fine-tunes it on CIFAR-10 in minutes.
+
+@register_model(native_size=32, **TIMM_TRANSFORMER)
+def cait_mini_cifar(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    """timm's CaiT at 32 px: 4x4 patches, width 64, 4 self-attention and 1 class-attention
+    blocks, 2 heads, MLP ratio 2 (0.21M parameters with 200 classes)."""
+    from timm.models.cait import Cait
+
+    return Cait(img_size=32, patch_size=4, num_classes=num_classes, embed_dim=64, depth=4, num_heads=2,
+                mlp_ratio=2.0, depth_token_only=1, drop_path_rate=drop_path)
+
+
+@register_model(native_size=32, **TIMM_TRANSFORMER)
+def deit_distilled_mini_cifar(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    """timm's distilled DeiT (class and distillation tokens, two heads averaged) at the size of
+    ``vit_mini_cifar`` (0.17M parameters with 200 classes)."""
+    from timm.models.deit import VisionTransformerDistilled
+
+    return VisionTransformerDistilled(img_size=32, patch_size=4, num_classes=num_classes, embed_dim=64,
+                                      depth=4, num_heads=2, mlp_ratio=2.0, drop_path_rate=drop_path)
+
+
+@register_model(native_size=32, **dict(TIMM_TRANSFORMER, freeze_last_k=False))  # as Swin-L
+def swin_mini_cifar(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    """timm's Swin at 32 px: 2x2 patches, 4x4 windows, three stages of 2 blocks, widths 32-128,
+    MLP ratio 2 (0.42M parameters with 200 classes; like Swin-L, the largest of the four)."""
+    from timm.models.swin_transformer import SwinTransformer
+
+    return SwinTransformer(img_size=32, patch_size=2, window_size=4, embed_dim=32, depths=(2, 2, 2),
+                           num_heads=(1, 2, 4), mlp_ratio=2.0, num_classes=num_classes,
+                           drop_path_rate=drop_path)
+
+
+@register_model(native_size=64, **T2T)
+def t2t_vit_mini_64(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    """T2T-ViT-t at 64 px (16 tokens, as ``t2t_vit_t_14_64``) at laptop scale: width 64, depth 4,
+    2 heads, MLP ratio 2, token width 16 (0.17M parameters with 200 classes)."""
+    from .t2t_vit import T2TViT
+
+    return T2TViT(img_size=64, num_classes=num_classes, embed_dim=64, depth=4, num_heads=2,
+                  mlp_ratio=2.0, token_dim=16, drop_path_rate=drop_path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run, pct, profile_caveat, pts, skipped, weights_summary
+from .common import not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped, weights_summary
 from .core import Study
 from .groups import one, runs
 
@@ -44,14 +45,16 @@ def finetune_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     """Markdown conclusions of study 4, every number read from the runs."""
-    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
+    acc = {n: mean for n, (mean, _, _) in stats.items()}
     seed, scratch = study.member("seed_setting"), study.member("scratch")
     lines = [f"*Computed from the runs of profile `{study.profile}`: test split, each run's best "
-             f"validation epoch where it stopped early.*", ""]
+             f"validation epoch where it stopped early, the mean over seeds where a run was repeated.*", ""]
     if seed in acc:
         m = results[seed].metrics
-        lines.append(f"- **Seed setting** (frozen backbone, new head): accuracy {pct(acc[seed])}, "
-                     f"macro F1 {m['test']['macro_f1']:.4f}, against the seed's "
+        f1 = np.mean([results[r].metrics["test"]["macro_f1"] for r in study.repeats(seed) if r in results])
+        lines.append(f"- **Seed setting** (frozen backbone, new head): accuracy {pct_seeds(stats[seed])}, "
+                     f"macro F1 {f1:.4f}, against the seed's "
                      f"{pct(FINETUNE_SEED['accuracy'])} / {FINETUNE_SEED['macro_f1']:.4f}. Its weights: "
                      f"{weights_summary(m)}.")
     else:
@@ -67,9 +70,12 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n in contenders]
     if scratch in acc and pretrained:
         best_pre = max(pretrained, key=acc.get)
+        frozen = (f" The frozen backbone alone {'beat' if acc[seed] > acc[scratch] else 'did not beat'} "
+                  f"training from scratch ({pts(acc[seed], acc[scratch])})." if seed in pretrained else "")
         lines.append(f"- **Pretraining.** The same architecture from scratch reached {pct(acc[scratch])}; "
                      f"the best run from pretrained weights ({study.runs[best_pre].label}) "
-                     f"{pct(acc[best_pre])} ({pts(acc[best_pre], acc[scratch])}).")
+                     f"{pct(acc[best_pre])} ({pts(acc[best_pre], acc[scratch])}): pretraining "
+                     f"{'helped' if acc[best_pre] > acc[scratch] else 'did not help'} here.{frozen}")
     else:
         lines.append(skipped("Pretraining.", [n for n in [scratch, seed, *study.members("finetuning")]
                                               if n not in acc]))

@@ -43,6 +43,19 @@ def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
                 f"nothing about {about}.*"]
 
 
+def same_direction(ours: float, seed: float) -> str:
+    """Whether a difference of ours has the sign of the seed's: the verdict a conclusion gives."""
+    if ours == 0 or seed == 0:
+        return "no direction to compare"
+    return "same direction" if (ours > 0) == (seed > 0) else "the opposite direction"
+
+
+def model_name(study: Study, name: str) -> str:
+    """A run's model as its label names it: the label up to its first ' (' ('ResNet-50 (SGD 0.2)'
+    -> 'ResNet-50'), so that a profile's smaller stand-ins are named as what they are."""
+    return study.runs[name].label.split(" (")[0]
+
+
 def seed_stats(study: Study, results: Mapping[str, Run]) -> dict[str, tuple[float, float, int]]:
     """For every run that is not itself a repeat: the mean and standard deviation (ddof 1; 0 for
     one run) of the test accuracy over it and its finished repeats with other seeds, and how many."""

@@ -7,7 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run, pct, profile_caveat, pts, skipped, training_diagnosis
+from .common import (model_name, not_run, pct, pct_seeds, profile_caveat, pts, same_direction, seed_stats,
+                     skipped, training_diagnosis)
 from .core import Study
 from .groups import one, pairs, parts, runs
 
@@ -78,8 +79,11 @@ def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, floa
     native_text = "" if native is None else (
         f"; at the native 64 px (16 tokens) T2T-ViT-t-14 reached {pct(acc[native])}" if native in acc
         else f"; at the native 64 px (16 tokens), not run: {native}")
-    return (f"- **CNN vs T2T-ViT.** T2T-ViT-t-14 {vs_seed(t2t)} against ResNeXt-50 "
-            f"{pct(acc[cnn])}: {pts(acc[t2t], acc[cnn])}{gap_text}{native_text}.")
+    seed = study.runs[t2t].reported, study.runs[cnn].reported
+    seed_gap = f" (the seed: {pts(*seed)}; {same_direction(acc[t2t] - acc[cnn], seed[0] - seed[1])})" \
+        if None not in seed else ""
+    return (f"- **CNN vs T2T-ViT.** {model_name(study, t2t)} {vs_seed(t2t)} against {model_name(study, cnn)} "
+            f"{pct(acc[cnn])}: {pts(acc[t2t], acc[cnn])}{seed_gap}{gap_text}{native_text}.")
 
 
 def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, float], vs_seed) -> list[str]:
@@ -90,24 +94,33 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
         order = [acc[n] for n in depth]
         rises = all(a < b for a, b in zip(order, order[1:]))  # a tie is no rise
         trend = "rises with depth" if rises else "does not rise monotonically with depth"
+        verdict = ""
+        if all(seed.get(n) for n in depth):
+            seed_rises = all(seed[a] < seed[b] for a, b in zip(depth, depth[1:]))
+            verdict = ", as in the seed" if rises == seed_rises else ", unlike in the seed"
         lines.append("- **Depth.** " + ", ".join(f"{name} {vs_seed(n)}" for name, n in zip(DEPTH_NAMES, depth))
-                     + f": accuracy {trend} here.")
+                     + f": accuracy {trend} here{verdict}.")
     else:
         lines.append(skipped("Depth.", not_run(depth, acc)))
     skip = study.group("skip_connections")
     with_skip, without, similar = skip["with"], skip["without"], skip["similar_size"]
     if with_skip in acc and without in acc:
-        extra = f"; ResNet-34, of similar size, {pct(acc[similar]) if similar in acc else 'not run: ' + similar}"
-        seed_gap = f" (the seed: {pts(seed[without], seed[with_skip])})" if seed.get(with_skip) and seed.get(without) else ""
-        lines.append(f"- **Skip connections.** Removing them from ResNet-50 changes top-1 by "
+        extra = (f"; {model_name(study, similar)}, of similar size, "
+                 f"{pct(acc[similar]) if similar in acc else 'not run: ' + similar}")
+        seed_gap = (f" (the seed: {pts(seed[without], seed[with_skip])}; "
+                    f"{same_direction(acc[without] - acc[with_skip], seed[without] - seed[with_skip])})"
+                    if seed.get(with_skip) and seed.get(without) else "")
+        lines.append(f"- **Skip connections.** Removing them from {model_name(study, with_skip)} changes top-1 by "
                      f"{pts(acc[without], acc[with_skip])}{seed_gap}{extra}.")
     else:
         lines.append(skipped("Skip connections.", not_run((with_skip, without), acc)))
     resnet, resnext = study.member("cardinality", "resnet"), study.member("cardinality", "resnext")
     if resnet in acc and resnext in acc:
-        seed_gap = f" (the seed: {pts(seed[resnext], seed[resnet])})" if seed.get(resnet) and seed.get(resnext) else ""
-        lines.append(f"- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: "
-                     f"{pts(acc[resnext], acc[resnet])}{seed_gap}.")
+        seed_gap = (f" (the seed: {pts(seed[resnext], seed[resnet])}; "
+                    f"{same_direction(acc[resnext] - acc[resnet], seed[resnext] - seed[resnet])})"
+                    if seed.get(resnet) and seed.get(resnext) else "")
+        lines.append(f"- **Cardinality.** {model_name(study, resnext)} against {model_name(study, resnet)} at about "
+                     f"the same size: {pts(acc[resnext], acc[resnet])}{seed_gap}.")
     else:
         lines.append(skipped("Cardinality.", not_run((resnet, resnext), acc)))
     return lines
@@ -115,16 +128,18 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     """Markdown conclusions of study 2, every number read from the runs and the parameter file."""
-    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
+    acc = {n: mean for n, (mean, _, _) in stats.items()}
     seed = {n: s.reported for n, s in study.runs.items()}
 
     def vs_seed(n: str) -> str:
-        return f"{pct(acc[n])}" + (f" (seed {pct(seed[n])})" if seed.get(n) is not None else "")
+        return f"{pct_seeds(stats[n])}" + (f" (seed {pct(seed[n])})" if seed.get(n) is not None else "")
 
     first = next(iter(results.values()))
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
              f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
-             f"epoch (the validation split was only watched).*", ""]
+             f"epoch (the validation split was only watched), the mean over seeds where a run was repeated.*",
+             ""]
     bn = study.members("batchnorm")
     lines.append(_batchnorm(study, results, vs_seed) if all(n in acc for n in bn)
                  else skipped("BatchNorm.", not_run(bn, acc)))

@@ -7,7 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run, not_run_note, pct, profile_caveat, pts, skipped, weights_summary
+from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
+                     weights_summary)
 from .core import RunSpec, Study
 from .groups import parts, runs
 
@@ -22,6 +23,7 @@ GROUPS = {
     "batch_sizes": runs("DeiT at several effective batch sizes", minimum=2),
 }
 OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
+PAPER_DATA = "tiny-imagenet"  # the paper's figures are top-1 on it: only runs on it are set against them
 
 
 def _setting(spec: RunSpec) -> str:
@@ -52,16 +54,20 @@ def table_runs(study: Study) -> list[str]:
 
 
 def transformer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
-    """acc@1 and acc@5 of each model beside the paper's, and which setting produced it."""
-    rows = []
+    """acc@1 and acc@5 of each model beside the paper's (the difference only for runs on the
+    paper's data set), the mean ± std over seeds of a repeated run, and which setting produced it."""
+    rows, stats = [], seed_stats(study, results)
     for n in table_runs(study):
         if n in results:
             m, spec = results[n].metrics, study.runs[n]
+            comparable = spec.reported is not None and spec.config.data.name == PAPER_DATA
             rows.append({"run": spec.label, "setting": _setting(spec), "weights": weights_summary(m),
-                         "acc@1": m["test_accuracy"], "acc@5": m["test_top5"], "paper acc@1": spec.reported,
-                         "vs paper (points)": None if spec.reported is None else 100 * (m["test_accuracy"] - spec.reported),
+                         "acc@1": m["test_accuracy"], "over seeds": pct_seeds(stats[n]) if stats[n][2] > 1 else "",
+                         "acc@5": m["test_top5"], "paper acc@1": spec.reported,
+                         "vs paper (points)": 100 * (m["test_accuracy"] - spec.reported) if comparable else None,
                          "epochs": m["epochs"], "profile": study.profile})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.drop(columns=[c for c in ("over seeds",) if c in table and not table[c].any()])
 
 
 def efficiency_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
@@ -84,7 +90,7 @@ def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     baseline = study.member("augmentation", "baseline")
     if baseline not in results:
         return pd.DataFrame()
-    base = results[baseline].metrics["test_accuracy"]
+    base = seed_stats(study, results)[baseline][0]  # the mean, where the recipe ran over seeds
     rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0}]
     rows += [{"variant": _variant(study.runs[n].label), "acc@1": results[n].metrics["test_accuracy"],
               "vs default (points)": 100 * (results[n].metrics["test_accuracy"] - base)}
@@ -92,16 +98,24 @@ def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
 
 
-def _models(study: Study, acc: Mapping[str, float]) -> str:
+def _models(study: Study, stats: Mapping[str, tuple[float, float, int]]) -> str:
     names = study.members("models")
+    acc = {n: mean for n, (mean, _, _) in stats.items()}
     present = [n for n in names if n in acc]
     if not present:
         return skipped("Models", names)
     ranked = sorted(present, key=acc.get, reverse=True)
+    paper = [n for n in present if study.runs[n].reported]
+    verdict = ""
+    if len(paper) == len(present) == len(names) > 1:  # every model ran: the paper's ranking applies
+        paper_ranked = sorted(present, key=lambda n: study.runs[n].reported, reverse=True)
+        best = _short(study.runs[paper_ranked[0]].label)
+        verdict = (f" The paper's best, {best}, is {'also' if ranked[0] == paper_ranked[0] else 'not'} the best "
+                   f"here; the paper's order {'reproduces' if ranked == paper_ranked else 'does not reproduce'}.")
     return ("- **Models** (full fine-tuning): " + ", ".join(
-        f"{_short(study.runs[n].label)} {pct(acc[n])}"
+        f"{_short(study.runs[n].label)} {pct_seeds(stats[n])}"
         + (f" (paper {pct(study.runs[n].reported)})" if study.runs[n].reported else "") for n in ranked)
-        + f". Best: {_short(study.runs[ranked[0]].label)}." + not_run_note(names, acc))
+        + f". Best: {_short(study.runs[ranked[0]].label)}." + verdict + not_run_note(names, acc))
 
 
 def _optimizers(study: Study, acc: Mapping[str, float]) -> str:
@@ -117,16 +131,18 @@ def _optimizers(study: Study, acc: Mapping[str, float]) -> str:
             + not_run_note(names, acc))
 
 
-def _augmentation(study: Study, results: Mapping[str, Run]) -> str:
+def _augmentation(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]]) -> str:
     names = study.members("augmentation")
     table = ablation_table(study, results)
     if len(table) < 2:
         return skipped("Augmentation ablation", not_run(names, results))
     best, worst = table.iloc[0], table.iloc[-1]
+    _, std, n = stats[study.member("augmentation", "baseline")]
+    spread = f" The default recipe's spread over {n} seeds: ± {100 * std:.1f} points." if n > 1 else ""
     return (f"- **Augmentation ablation** (DeiT, {len(table) - 1} variants): best "
             f"\"{best['variant']}\" {pct(best['acc@1'])}, worst \"{worst['variant']}\" "
             f"{pct(worst['acc@1'])} ({worst['vs default (points)']:+.1f} points against the default)."
-            + not_run_note(names, results))
+            + spread + not_run_note(names, results))
 
 
 def _batch_sizes(study: Study, acc: Mapping[str, float]) -> str:
@@ -140,16 +156,18 @@ def _batch_sizes(study: Study, acc: Mapping[str, float]) -> str:
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     """Markdown conclusions of study 3, every number read from the runs."""
-    acc = {n: r.metrics["test_accuracy"] for n, r in results.items()}
+    stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
+    acc = {n: mean for n, (mean, _, _) in stats.items()}
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 on the test split (Tiny-ImageNet's "
-             f"labelled val split in the paper profile), after the last epoch.*", "", _models(study, acc)]
+             f"labelled val split in the paper profile), after the last epoch, the mean over seeds where a run "
+             f"was repeated.*", "", _models(study, stats)]
     frozen, tuned = study.member("frozen_backbone", "frozen"), study.member("frozen_backbone", "finetuned")
     if frozen in acc and tuned in acc:
-        lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct(acc[frozen])}, "
-                     f"everything fine-tuned {pct(acc[tuned])} ({pts(acc[tuned], acc[frozen])}).")
+        lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct_seeds(stats[frozen])}, "
+                     f"everything fine-tuned {pct_seeds(stats[tuned])} ({pts(acc[tuned], acc[frozen])}).")
     else:
         lines.append(skipped("Frozen backbone vs fine-tuning", not_run((frozen, tuned), acc)))
-    lines += [_optimizers(study, acc), _augmentation(study, results), _batch_sizes(study, acc)]
+    lines += [_optimizers(study, acc), _augmentation(study, results, stats), _batch_sizes(study, acc)]
     lines += profile_caveat(study, "tiny stand-ins, generated data and weights this study pretrained on "
                                    "another generated task", "Tiny-ImageNet")
     return "\n".join(lines)
