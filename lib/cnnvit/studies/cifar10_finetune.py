@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..training.run import Run
-from .common import not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped, weights_summary
+from .common import (difference_noise, not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
+                     weights_summary)
 from .core import Study
 from .groups import one, runs
 
@@ -70,12 +71,18 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n in contenders]
     if scratch in acc and pretrained:
         best_pre = max(pretrained, key=acc.get)
-        frozen = (f" The frozen backbone alone {'beat' if acc[seed] > acc[scratch] else 'did not beat'} "
-                  f"training from scratch ({pts(acc[seed], acc[scratch])})." if seed in pretrained else "")
+        n_test = results[scratch].metrics["dataset"]["n_test"]
+
+        def gain(run: str, helped: str, not_helped: str) -> str:  # beyond the test split's sampling noise?
+            noise = difference_noise(acc[run], acc[scratch], n_test)
+            word = helped if acc[run] - acc[scratch] > noise else (
+                not_helped if acc[run] - acc[scratch] < -noise else "made no difference beyond sampling noise")
+            return f"{word} ({pts(acc[run], acc[scratch])}, noise ±{100 * noise:.1f})"
+        frozen = (f" The frozen backbone alone, against training from scratch: "
+                  f"{gain(seed, 'better', 'worse')}." if seed in pretrained else "")
         lines.append(f"- **Pretraining.** The same architecture from scratch reached {pct(acc[scratch])}; "
                      f"the best run from pretrained weights ({study.runs[best_pre].label}) "
-                     f"{pct(acc[best_pre])} ({pts(acc[best_pre], acc[scratch])}): pretraining "
-                     f"{'helped' if acc[best_pre] > acc[scratch] else 'did not help'} here.{frozen}")
+                     f"{pct(acc[best_pre])}: pretraining {gain(best_pre, 'helped', 'hurt')} here.{frozen}")
     else:
         lines.append(skipped("Pretraining.", [n for n in [scratch, seed, *study.members("finetuning")]
                                               if n not in acc]))

@@ -37,15 +37,24 @@ def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
         return []
     if study.profile == "laptop":
         return ["", f"*Profile `laptop`: small models and subsets of the real data, trained on a CPU in "
-                    f"minutes. The findings above hold at this scale; the seed's own numbers need the "
+                    f"minutes. The numbers and verdicts above are this scale's; the seed's own numbers need the "
                     f"`paper` profile.*"]
     return ["", f"*Profile `{study.profile}` uses {uses}: these numbers test the pipeline and say "
                 f"nothing about {about}.*"]
 
 
-def same_direction(ours: float, seed: float) -> str:
-    """Whether a difference of ours has the sign of the seed's: the verdict a conclusion gives."""
-    if ours == 0 or seed == 0:
+def difference_noise(a: float, b: float, n_test: int) -> float:
+    """Half-width of a 95% interval for the difference of two accuracies ``a`` and ``b``, each
+    measured on ``n_test`` test images (binomial sampling alone; no training noise)."""
+    return 1.96 * float(np.sqrt((a * (1 - a) + b * (1 - b)) / n_test))
+
+
+def same_direction(ours: float, seed: float, noise: float = 0.0) -> str:
+    """Whether a difference of ours has the sign of the seed's: the verdict a conclusion gives;
+    a difference within ``noise`` (see :func:`difference_noise`) has no sign to compare."""
+    if abs(ours) <= noise:
+        return f"within the test split's sampling noise, ±{100 * noise:.1f} points"
+    if seed == 0:
         return "no direction to compare"
     return "same direction" if (ours > 0) == (seed > 0) else "the opposite direction"
 
