@@ -15,12 +15,13 @@ DATASETS ?= all
 OUT := outputs/$(PROFILE)
 comma := ,
 
-.PHONY: env test report data lab clean-smoke help
+.PHONY: env test report data lab clean-smoke help gpu-check
 help:
 	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
 	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
 	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets"
 	@echo "make test                                          run the test suite"
+	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...]     check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
 	@echo "make lab                                           JupyterLab with the project's environment"
 	@echo "make env                                           build .venv with pinned versions"
 
@@ -47,3 +48,10 @@ lab: env
 
 clean-smoke:
 	rm -rf outputs/smoke
+
+# one prepared check of a GPU machine (benchmarks/gpu_check.py; core dependencies only: a bare
+# GPU machine runs it with its own python, PYTHON=python3 and no .venv)
+DEVICE ?= cuda
+gpu-check:
+	PYTHONPATH=lib $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py --device $(DEVICE) \
+	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") --out outputs/gpu-check

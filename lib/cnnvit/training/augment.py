@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 import numpy as np
@@ -37,6 +37,7 @@ class Preprocess:
     color_jitter: float = 0.0
     random_erasing: float = 0.0
     channels_last: bool = False
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, data_cfg, mean, std, channels_last: bool = False) -> "Preprocess":
@@ -81,12 +82,19 @@ class Preprocess:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode=self.resize_mode,
                               align_corners=False, antialias=x.shape[-1] > self.image_size)
         if self.normalize:
-            mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+            mean, std = self._stats(x.device)
             x = (x - mean) / std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as 1 x 3 x 1 x 1 tensors on ``device``, made once: a tensor built from
+        Python numbers is a host-to-device copy, and one per batch would stall every step."""
+        if device not in self._on_device:
+            self._on_device[device] = (torch.tensor(self.mean, device=device).view(1, 3, 1, 1),
+                                       torch.tensor(self.std, device=device).view(1, 3, 1, 1))
+        return self._on_device[device]
 
     def _eraser(self, device: torch.device):
         from timm.data.random_erasing import RandomErasing
@@ -181,11 +189,13 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def batch_indices(n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool,
-                  rank: int = 0, world_size: int = 1,
-                  weights: Optional[torch.Tensor] = None) -> Iterator[torch.Tensor]:
+                  rank: int = 0, world_size: int = 1, weights: Optional[torch.Tensor] = None,
+                  device: Optional[torch.device] = None) -> Iterator[torch.Tensor]:
     """Index batches of one epoch; with ``world_size > 1`` each rank takes a disjoint shard of
     every global batch (the same permutation on every rank, from ``seed``). With ``weights``
-    (one per sample), the epoch's ``n`` indices are drawn with replacement in proportion to them."""
+    (one per sample), the epoch's ``n`` indices are drawn with replacement in proportion to them.
+    The order is drawn on the CPU (the same on every device) and moved to ``device`` once: a
+    CPU index into a GPU tensor is a copy, and a sync, at every step."""
     if weights is not None:
         gen = torch.Generator().manual_seed(seed)
         order = torch.multinomial(weights.double(), n, replacement=True, generator=gen)
@@ -194,6 +204,8 @@ def batch_indices(n: int, batch_size: int, shuffle: bool, seed: int, drop_last: 
         order = torch.randperm(n, generator=gen)
     else:
         order = torch.arange(n)
+    if device is not None:
+        order = order.to(device)
     global_bs = batch_size * world_size
     stop = (n // global_bs) * global_bs if drop_last else n
     for start in range(0, stop, global_bs):

@@ -96,7 +96,7 @@ def train_epoch(t: Trainer, state: RunState, epoch: int) -> EpochStats:
     gen = make_generator(stream, t.device)
     local_batch = tc.batch_size // dist.world_size  # train.batch_size is the global batch
     batches = batch_indices(len(t.splits.train_y), local_batch, True, t.cfg.seed * 1000 + epoch, True,
-                            dist.rank, dist.world_size, weights=t.sample_weights)
+                            dist.rank, dist.world_size, weights=t.sample_weights, device=t.device)
     n_micro = t.schedule.steps_per_epoch * tc.grad_accum  # drop_last: equal batches
     # this rank's samples, for the shard check (weighted draws repeat images by design: no check)
     check_shards = dist.active and not state.dist_info.get("shard_check") and t.sample_weights is None
@@ -252,7 +252,8 @@ def early_stopping(t: Trainer, state: RunState, epoch: int, row: dict[str, Any])
     best = state.best
     if t.dist.main and tc.early_stop_patience and row["val_accuracy"] is not None:
         if best is None or row["val_accuracy"] > best["val_accuracy"]:  # a tie is no improvement
-            weights = {k: v.detach().cpu().clone() for k, v in t.modules.eval_model.state_dict().items()}
+            # from the bare module: torch.compile's wrapper prefixes every key with _orig_mod.
+            weights = {k: v.detach().cpu().clone() for k, v in t.modules.result.state_dict().items()}
             state.best = best = {"epoch": epoch + 1, "val_accuracy": row["val_accuracy"],
                                  "evaluations_since": 0, "state": weights}
         else:

@@ -24,7 +24,7 @@ from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
 from .checks import check_run_inputs, check_steps_happen, check_sync_bn
-from .device import check_device, device_description, resolve_device
+from .device import check_device, configure_backends, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
 from .identity import CHECKPOINT, conflict_message, run_state
 from .schedules import Schedule
@@ -108,12 +108,13 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     sample_weights = setup.sample_weights(cfg, ds, name)
     ema = setup.make_ema(model, tc.model_ema)
     if (out / CHECKPOINT).exists():
-        state.load(out / CHECKPOINT, model, opt, ema, device)
+        state.load(out / CHECKPOINT, model, opt, ema)
         log.info("%s: resuming after epoch %d (step %d) from %s", name, state.epoch, state.step,
                  out / CHECKPOINT)
     modules = setup.wrap(model, opt, ema, cfg, device, dist, state.dist_info, sample_weights is not None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    configure_backends(device)
     t = Trainer(cfg, name, out, device, dist, modules, splits, objective, schedule, sample_weights,
                 aug_seed=tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919,
                 tracker=tracker, progress=progress)

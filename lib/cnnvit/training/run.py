@@ -99,8 +99,7 @@ class Run:
             raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the run was trained "
                              f"on {native[0]}x{native[1]}")
         x = torch.from_numpy(images)
-        return predict_logits(self.model, x, self.preprocess(), batch_size, self.device,
-                              self.config.train.amp).numpy()
+        return predict_logits(self.model, x, self.preprocess(), batch_size, self.device).numpy()
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"

@@ -50,10 +50,12 @@ class RunState:
                      "best": self.best, "ema": None if ema is None else ema.module.state_dict()}, path)
 
     def load(self, path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-             ema: Optional[Any], device: torch.device) -> None:
+             ema: Optional[Any]) -> None:
         """Restore the checkpoint at ``path`` into this state, ``model``, ``opt`` and ``ema``
         (keys missing from checkpoints of earlier versions take their defaults)."""
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        # read to the CPU: load_state_dict copies into the model's (and the optimizer's) device
+        # tensors, and nothing of the file stays on the GPU (state.best's weights stay on the CPU)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if ema is not None:  # (a checkpoint without one: the average starts from the weights)

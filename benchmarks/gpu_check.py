@@ -1,0 +1,445 @@
+"""One prepared check of a GPU machine (`make gpu-check`): every CUDA-only branch of the training
+core on real CIFAR-10, the host syncs of a training step, and training throughput beside a
+minimal reference loop in plain PyTorch, with the projected time of every paper-profile run.
+
+Needs only the training core's dependencies (torch, torchvision, timm, numpy, pandas, scikit-
+learn, PyYAML, tqdm) and no network; reads CIFAR-10 from DATA_DIR/cifar10. Usage:
+
+    python benchmarks/gpu_check.py --data-dir DIR [--device cuda|cpu] [--out outputs/gpu-check]
+
+Writes OUT/summary.md and OUT/throughput.csv; exits 1 when a check fails. ``--device cpu`` runs
+the same logic at a CPU's scale (small models, few steps) in a few minutes; ``--quick`` is the
+reduced form a test runs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+from cnnvit import config as config_mod  # noqa: E402
+from cnnvit.datasets import dataset_from_config, get_dataset  # noqa: E402
+from cnnvit.models import apply_freeze, count_flops, create_model, native_size  # noqa: E402
+from cnnvit.training import load_run, train  # noqa: E402
+
+log = logging.getLogger("gpu-check")
+
+# full training splits of the paper profile's data sets (before its validation share)
+FULL_TRAIN = {"cifar10": 50_000, "tiny-imagenet": 100_000, "celeba": 162_079}
+# functions of the training loop whose syncs are scheduled (logging, NaN checks, epoch edges,
+# validation); a sync anywhere else inside train_epoch happens at every step
+SCHEDULED_SYNCS = {"_log_steps", "check_losses", "_sync", "_validate"}
+
+
+@dataclass
+class Check:
+    """One line of the summary: what was checked, whether it held, and the evidence."""
+
+    name: str
+    ok: Optional[bool]  # None: not applicable on this device
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class Scale:
+    """How big a check is on this device."""
+
+    device: str
+    subset: int  # training images of the feature runs
+    test: int  # test images of every run
+    small: str  # a CNN of the paper profile, or its laptop-sized sibling on a CPU
+    big224: str  # a fixed-size 224 px model (resize to 224)
+    big384: str  # a fixed-size 384 px model (resize to 384)
+    models: list[tuple[str, int, int, str]] = field(default_factory=list)  # (model, px, batch, freeze)
+    steps: int = 30  # measured steps per throughput epoch
+    batch: int = 128  # batch of the feature, resume and sync runs
+    compile: bool = True  # the resume check under torch.compile (a CPU compiles for a minute)
+
+
+def scale_for(device: str, quick: bool) -> Scale:
+    if device == "cuda":
+        return Scale("cuda", 4096, 2000, "resnet18_cifar", "vit_base_patch16_224", "deit_base_distilled_patch16_384",
+                     models=paper_models())
+    models = [("resnet10_mini_cifar", 32, 64, "none"), ("vit_mini_cifar", 32, 64, "none")]
+    if quick:
+        return Scale("cpu", 256, 200, "resnet10_mini_cifar", "resnet10_mini_cifar", "resnet10_mini_cifar",
+                     models=models[:1], steps=4, batch=16, compile=False)
+    return Scale("cpu", 1024, 1000, "resnet10_mini_cifar", "resnet10_mini_cifar", "resnet10_mini_cifar",
+                 models=models + [("vit_mini_cifar", 32, 64, "head")], steps=12, batch=64)
+
+
+# --------------------------------------------------------------------------- the paper profile
+
+def paper_runs() -> list[tuple[str, str, config_mod.Config]]:
+    """(study, run, config) of every run of params/paper/ (each seed of a repeated run once)."""
+    out = []
+    for path in sorted((ROOT / "params" / "paper").glob("*.yaml")):
+        raw = config_mod.load_yaml(path)
+        base = raw.get("base", {})
+        for name, spec in raw.get("runs", {}).items():
+            layer = merge(base, spec.get("config", {}))
+            cfg = config_mod.build((layer, f"{path.name}: {name}"))
+            for seed in spec.get("seeds", [None]):
+                out.append((path.stem, name if seed is None else f"{name}.seed{seed}", cfg))
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def paper_models() -> list[tuple[str, int, int, str]]:
+    """The models the issue names, each at the batch size and input size of its first paper run."""
+    wanted = [("resnet18_cifar", "none"), ("resnet18", "none"), ("vit_base_patch16_224", "none"),
+              ("vit_small_cifar", "none"), ("resnet50_cifar", "none"), ("t2t_vit_t_14_64", "none"),
+              ("deit_base_patch16_224", "head"), ("deit_base_patch16_224", "none")]
+    runs = paper_runs()
+    out = []
+    for model, freeze in wanted:
+        cfg = next((c for _, _, c in runs if c.model.name == model and c.model.freeze == freeze), None)
+        out.append((model, input_px(cfg) if cfg else native_size(model), cfg.train.batch_size if cfg else 128,
+                    freeze))
+    return out
+
+
+def input_px(cfg: config_mod.Config) -> int:
+    """The side of the images a run's model sees: its resize, else its data set's own size
+    (CelebA's 178 x 218 counted as 218)."""
+    return cfg.data.image_size or get_dataset(cfg.data.name).native_size or 218
+
+
+# --------------------------------------------------------------------------- runs of the library
+
+def config(data_root: str, device: str, **sections: dict) -> config_mod.Config:
+    """A run on CIFAR-10 at DATA_DIR on ``device``; ``sections`` are merged over the defaults."""
+    layer = merge({"data": {"name": "cifar10", "root": data_root}, "device": device,
+                   "train": {"tensorboard": False, "eval_batch_size": 250}}, sections)
+    return config_mod.build((layer, "gpu-check"))
+
+
+def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:
+    """Short runs that between them take every CUDA-only branch the issue lists."""
+    features = {
+        "bf16, channels_last, crop, flip, erasing, Mixup/CutMix, EMA, early stopping": dict(
+            model={"name": sc.small}, data={"val_fraction": 0.1, "crop_padding": 4, "flip": True,
+                                             "random_erasing": 0.25},
+            train={"epochs": 3, "batch_size": sc.batch, "mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1,
+                   "model_ema": 0.99, "early_stop_patience": 1},
+            optim={"name": "sgd", "lr": 0.05}),
+        "random resized crop, RandAugment, colour jitter, resize to 224": dict(
+            model={"name": sc.big224}, data={"image_size": 224, "random_resized_crop": True,
+                                             "policy": "randaugment", "color_jitter": 0.2,
+                                             "train_subset": max(sc.subset // 8, 64)},
+            train={"epochs": 1, "batch_size": min(32, sc.batch)}, optim={"name": "adamw", "lr": 1e-4}),
+        "AutoAugment, bicubic resize to 384, frozen backbone": dict(
+            model={"name": sc.big384, "freeze": "head"},
+            data={"image_size": 384, "resize_mode": "bicubic", "policy": "autoaugment",
+                  "train_subset": max(sc.subset // 16, 64)},
+            train={"epochs": 1, "batch_size": min(32, sc.batch)}, optim={"name": "adam", "lr": 1e-3}),
+    }
+    checks = []
+    for i, (what, sections) in enumerate(features.items()):
+        sections.setdefault("data", {}).setdefault("train_subset", sc.subset)
+        sections["data"]["test_subset"] = sc.test
+        t0 = time.time()
+        try:
+            run_dir = train(config(root, sc.device, **sections), work / f"feature{i}", name=f"feature{i}",
+                            dataset=None, progress=False)
+            m = load_run(run_dir, device=sc.device).metrics
+            checks.append(Check(what, True, f"test accuracy {m['test_accuracy']:.3f} ({m['model']})",
+                                time.time() - t0))
+            if i == 0:
+                checks.append(predict_check(run_dir, sc))
+        except Exception as e:  # a failed check is reported, the others still run
+            checks.append(Check(what, False, f"{type(e).__name__}: {e}", time.time() - t0))
+    return checks
+
+
+def predict_check(run_dir: Path, sc: Scale) -> Check:
+    """load_run().predict on the device gives the predictions the run saved (on its test split,
+    loaded again as the run loaded it)."""
+    t0 = time.time()
+    run = load_run(run_dir, device=sc.device)
+    saved = run.predictions()
+    ds = dataset_from_config(run.config.data, run.config.seed)
+    logits = run.predict(ds.test_images)
+    agree = float((logits.argmax(1) == saved["predictions"]).mean())
+    return Check("load_run().predict on the device against the saved predictions", agree >= 0.999,
+                 f"{agree:.2%} of {len(logits)} predictions agree", time.time() - t0)
+
+
+def resume_check(sc: Scale, root: str, work: Path) -> Check:
+    """torch.compile with early stopping, killed (SIGKILL) after its first checkpoint and resumed
+    by a second process: the run finishes and records where it resumed."""
+    t0 = time.time()
+    sections = dict(model={"name": sc.small}, data={"train_subset": sc.subset, "test_subset": sc.test,
+                                                      "val_fraction": 0.1, "crop_padding": 4, "flip": True},
+                    train={"epochs": 3, "batch_size": sc.batch, "compile": sc.compile, "early_stop_patience": 2},
+                    optim={"name": "sgd", "lr": 0.05})
+    cfg_file = work / "resume.yaml"
+    cfg_file.write_text(config_mod.dump(config(root, sc.device, **sections)))
+    out = work / "resume"
+    cmd = [sys.executable, "-m", "cnnvit", "-q", "train", str(cfg_file), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while proc.poll() is None and not (out / "checkpoint.pt").exists():
+        time.sleep(0.5)
+    if proc.poll() is None:
+        time.sleep(1.0)  # the checkpoint is written atomically; let the epoch's files follow
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    try:
+        m = load_run(out, device=sc.device).metrics
+    except Exception as e:
+        return Check("killed and resumed", False, f"{e}; {done.stderr[-400:]}", time.time() - t0)
+    resumed = m.get("resumed_from_epoch")
+    what = ("torch.compile with" if sc.compile else "(no compile)") + " early stopping, killed and resumed"
+    return Check(what, done.returncode == 0 and bool(resumed),
+                 f"resumed after epoch {resumed}, test accuracy {m['test_accuracy']:.3f}", time.time() - t0)
+
+
+# --------------------------------------------------------------------------- syncs of a step
+
+def count_step_syncs(run: Callable[[], Any]) -> tuple[int, int, list[str]]:
+    """Run ``run`` with CUDA's sync debug mode on; (syncs inside a training step outside the
+    scheduled ones, all syncs, where the first unscheduled ones came from)."""
+    found: list[list[traceback.FrameSummary]] = []
+    real_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" in str(message):
+            found.append(traceback.extract_stack())
+        else:
+            real_show(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = show
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        warnings.showwarning = real_show
+    in_step = [s for s in found if any(f.name == "train_epoch" for f in s)
+               and not any(f.name in SCHEDULED_SYNCS for f in s)]
+    where = []
+    for stack in in_step[:3]:  # the innermost frame of the caller's code (not warnings', not ours)
+        own = [f for f in stack if Path(f.filename).name not in ("warnings.py", Path(__file__).name)]
+        lib = [f for f in own if "cnnvit" in f.filename] or own
+        where.append(f"{Path(lib[-1].filename).name}:{lib[-1].lineno} {lib[-1].name}")
+    return len(in_step), len(found), where
+
+
+def sync_check(sc: Scale, root: str, work: Path) -> Check:
+    """A warm run, then the same run counted: no sync inside a step but the scheduled ones."""
+    if sc.device != "cuda":
+        return Check("host syncs per training step", None, "CUDA only (torch.cuda.set_sync_debug_mode)")
+    t0 = time.time()
+    sections = dict(model={"name": sc.small}, data={"train_subset": sc.subset, "test_subset": sc.test,
+                                                      "crop_padding": 4, "flip": True, "random_erasing": 0.25},
+                    train={"epochs": 1, "batch_size": 256, "mixup": 0.8, "cutmix": 1.0},
+                    optim={"name": "sgd", "lr": 0.05})
+    train(config(root, sc.device, **sections), work / "sync-warm", name="sync-warm", progress=False)
+    bad, total, where = count_step_syncs(lambda: train(config(root, sc.device, **sections), work / "sync",
+                                                       name="sync", progress=False))
+    steps = sc.subset // 256
+    return Check("host syncs per training step", bad == 0,
+                 f"{bad} unscheduled syncs in {steps} steps ({total} in all, evaluation and logging included)"
+                 + (f"; first at {', '.join(where)}" if where else ""), time.time() - t0)
+
+
+# --------------------------------------------------------------------------- throughput
+
+def ours(sc: Scale, root: str, work: Path, model: str, px: int, batch: int, freeze: str) -> dict[str, Any]:
+    """Training images/s of the library's loop: the second of two short epochs (the first warms
+    cuDNN and the allocator), and the run's peak GPU memory."""
+    n = batch * sc.steps
+    cfg = config(root, sc.device, model={"name": model, "freeze": freeze},
+                 data={"train_subset": n, "test_subset": min(sc.test, 500), "image_size": px,
+                       "crop_padding": 4, "flip": True},
+                 train={"epochs": 2, "batch_size": batch, "eval_every": 2}, optim={"name": "adamw", "lr": 1e-4})
+    run_dir = train(cfg, work / f"tp-{model}-{px}-{freeze}", name=model, progress=False)
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    m = load_run(run_dir, device=sc.device).metrics
+    return {"ours img/s": float(epochs["images_per_s"].iloc[-1]), "peak GPU GB": m.get("peak_gpu_memory_gb"),
+            "params (M)": m["parameters"] / 1e6}
+
+
+def reference(sc: Scale, model: str, px: int, batch: int, freeze: str) -> float:
+    """Training images/s of a minimal loop in plain PyTorch: the same model, bf16 autocast and
+    channels_last on CUDA, one random batch already on the device, AdamW."""
+    dev = torch.device(sc.device)
+    net = create_model(model, num_classes=10).to(dev)
+    apply_freeze(net, freeze)
+    cuda = dev.type == "cuda"
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=1e-4)
+    x = torch.randn(batch, 3, px, px, device=dev)
+    x = x.contiguous(memory_format=torch.channels_last) if cuda else x
+    y = torch.randint(0, 10, (batch,), device=dev)
+    net.train()
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(net(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    for _ in range(max(3, sc.steps // 5)):
+        step()
+    if cuda:
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(sc.steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize(dev)
+    return batch * sc.steps / (time.perf_counter() - t0)
+
+
+def throughput(sc: Scale, root: str, work: Path) -> pd.DataFrame:
+    """Ours beside the reference loop for every model of the scale, with the ratio."""
+    rows = []
+    for model, px, batch, freeze in sc.models:
+        row = {"model": model, "px": px, "batch": batch, "freeze": freeze}
+        try:
+            row.update(ours(sc, root, work, model, px, batch, freeze))
+            row["reference img/s"] = reference(sc, model, px, batch, freeze)
+            row["ratio"] = row["ours img/s"] / row["reference img/s"]
+        except Exception as e:  # e.g. out of memory: the row says so, the rest still run
+            row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        if sc.device == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+        log.info("%s", row)
+    return pd.DataFrame(rows)
+
+
+def projection(sc: Scale, table: pd.DataFrame) -> pd.DataFrame:
+    """Every paper run's training images and its projected time: at the measured speed of its
+    model (same input size and freeze), else from its FLOPs at the measured images x FLOPs."""
+    measured = table.dropna(subset=["ours img/s"]) if "ours img/s" in table else table.iloc[0:0]
+    flops_cache: dict[tuple[str, int], Optional[float]] = {}
+
+    def flops(model: str, px: int) -> Optional[float]:
+        if (model, px) not in flops_cache:
+            try:
+                flops_cache[model, px] = count_flops(create_model(model, num_classes=10), px)
+            except Exception:  # a model the counter cannot trace: no estimate
+                flops_cache[model, px] = None
+        return flops_cache[model, px]
+    budget = [r["ours img/s"] * (flops(r["model"], r["px"]) or math.nan) / (3 if r["freeze"] == "head" else 1)
+              for _, r in measured.iterrows()]
+    budget = float(np.nanmedian(budget)) if budget else math.nan  # forward FLOPs per second, trained
+    rows = []
+    for study, name, cfg in paper_runs():
+        px = input_px(cfg)
+        n = (cfg.data.train_subset or FULL_TRAIN[cfg.data.name]) * (1 - (cfg.data.val_fraction or 0))
+        images = n * cfg.train.epochs
+        hit = measured[(measured["model"] == cfg.model.name) & (measured["px"] == px)
+                       & (measured["freeze"] == cfg.model.freeze)]
+        if len(hit):
+            speed, how = float(hit["ours img/s"].iloc[0]), "measured"
+        else:
+            f = flops(cfg.model.name, px)
+            speed = budget / f * (3 if cfg.model.freeze == "head" else 1) if f else math.nan
+            how = "from FLOPs"
+        rows.append({"study": study, "run": name, "model": cfg.model.name, "px": px, "train images": int(images),
+                     "img/s": speed, "speed": how, "projected min": images / speed / 60})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- report
+
+def summary(sc: Scale, checks: list[Check], table: pd.DataFrame, plan: pd.DataFrame, seconds: float) -> str:
+    """summary.md: the checks, the throughput table against the 0.9x goal, the projection."""
+    dev = torch.cuda.get_device_name(0) if sc.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
+    mark = {True: "pass", False: "**FAIL**", None: "n/a"}
+    lines = [f"# GPU check: {dev}", "",
+             f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, {seconds / 60:.1f} min in all.", "",
+             "## Checks", "", "| check | result | evidence | s |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {mark[c.ok]} | {c.detail} | {c.seconds:.0f} |" for c in checks]
+    lines += ["", "## Training throughput beside a minimal reference loop", "",
+              "Goal: every model at >= 0.9x the reference loop's images/s.", "", table_md(table)]
+    if len(plan):
+        total = plan["projected min"].sum()
+        lines += ["", f"## Projected time of the paper profile at these speeds ({total / 60:.1f} h in all)", "",
+                  table_md(plan.groupby("study", as_index=False)["projected min"].sum()), "",
+                  table_md(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def table_md(df: pd.DataFrame) -> str:
+    fmt = df.copy()
+    for c in fmt.select_dtypes("number"):
+        fmt[c] = fmt[c].map(lambda v: "" if pd.isna(v) else f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}")
+    head = "| " + " | ".join(fmt.columns) + " |"
+    rule = "|" + "---|" * len(fmt.columns)
+    return "\n".join([head, rule] + ["| " + " | ".join(map(str, r)) + " |" for r in fmt.itertuples(index=False)])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR") or
+                                                         Path.home() / ".cache" / "cnnvit-data"))
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "gpu-check")
+    ap.add_argument("--quick", action="store_true", help="the reduced CPU form the tests run")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("cnnvit").setLevel(logging.WARNING)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available here (use --device cpu)", file=sys.stderr)
+        return 2
+    root = args.data_dir.expanduser() / "cifar10"
+    if not root.exists():
+        print(f"error: no CIFAR-10 at {root} (make data DATA_DIR=...)", file=sys.stderr)
+        return 2
+    sc, t0 = scale_for(args.device, args.quick), time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        work = Path(tmp)
+        checks = feature_checks(sc, str(root), work)
+        checks.append(resume_check(sc, str(root), work))
+        checks.append(sync_check(sc, str(root), work))
+        table = throughput(sc, str(root), work)
+    plan = projection(sc, table) if not args.quick else pd.DataFrame()
+    table.to_csv(args.out / "throughput.csv", index=False)
+    text = summary(sc, checks, table, plan, time.time() - t0)
+    (args.out / "summary.md").write_text(text)
+    print(text)
+    failed = [c.name for c in checks if c.ok is False] + (list(table["model"][table["error"].notna()])
+                                                          if "error" in table else [])
+    if failed:
+        print(f"error: failed: {'; '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
