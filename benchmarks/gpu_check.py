@@ -37,14 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from cnnvit import config as config_mod  # noqa: E402
-from cnnvit.datasets import dataset_from_config, get_dataset  # noqa: E402
-from cnnvit.models import apply_freeze, count_flops, create_model, native_size  # noqa: E402
+from cnnvit.datasets import dataset_from_config  # noqa: E402
+from cnnvit.models import apply_freeze, create_model, native_size  # noqa: E402
+from cnnvit.training.cost import Projector, input_px, train_images, training_passes  # noqa: E402
 from cnnvit.training import load_run, train  # noqa: E402
 
 log = logging.getLogger("gpu-check")
 
-# full training splits of the paper profile's data sets (before its validation share)
-FULL_TRAIN = {"cifar10": 50_000, "tiny-imagenet": 100_000, "celeba": 162_079}
 # functions of the training loop whose syncs are scheduled (logging, NaN checks, epoch edges,
 # validation); a sync anywhere else inside train_epoch happens at every step
 SCHEDULED_SYNCS = {"_log_steps", "check_losses", "_sync", "_validate"}
@@ -123,12 +122,6 @@ def paper_models() -> list[tuple[str, int, int, str]]:
         out.append((model, input_px(cfg) if cfg else native_size(model), cfg.train.batch_size if cfg else 128,
                     freeze))
     return out
-
-
-def input_px(cfg: config_mod.Config) -> int:
-    """The side of the images a run's model sees: its resize, else its data set's own size
-    (CelebA's 178 x 218 counted as 218)."""
-    return cfg.data.image_size or get_dataset(cfg.data.name).native_size or 218
 
 
 # --------------------------------------------------------------------------- runs of the library
@@ -341,37 +334,21 @@ def throughput(sc: Scale, root: str, work: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def projection(sc: Scale, table: pd.DataFrame) -> pd.DataFrame:
-    """Every paper run's training images and its projected time: at the measured speed of its
-    model (same input size and freeze), else from its FLOPs at the measured images x FLOPs."""
+def projection(table: pd.DataFrame) -> pd.DataFrame:
+    """Every paper run's training images and projected time: at the measured speed of its model
+    (same input size and freeze), else from its FLOPs at the FLOP rate the measured models
+    sustained here (their median)."""
     measured = table.dropna(subset=["ours img/s"]) if "ours img/s" in table else table.iloc[0:0]
-    flops_cache: dict[tuple[str, int], Optional[float]] = {}
-
-    def flops(model: str, px: int) -> Optional[float]:
-        if (model, px) not in flops_cache:
-            try:
-                flops_cache[model, px] = count_flops(create_model(model, num_classes=10), px)
-            except Exception:  # a model the counter cannot trace: no estimate
-                flops_cache[model, px] = None
-        return flops_cache[model, px]
-    budget = [r["ours img/s"] * (flops(r["model"], r["px"]) or math.nan) / (3 if r["freeze"] == "head" else 1)
-              for _, r in measured.iterrows()]
-    budget = float(np.nanmedian(budget)) if budget else math.nan  # forward FLOPs per second, trained
+    proj = Projector(measured)
+    rates = [r["ours img/s"] * (proj.flops(r["model"], r["px"]) or math.nan) * training_passes(r["freeze"])
+             for _, r in measured.iterrows()]
+    if rates and not all(math.isnan(r) for r in rates):
+        proj.flops_per_s = float(np.nanmedian(rates))
     rows = []
     for study, name, cfg in paper_runs():
-        px = input_px(cfg)
-        n = (cfg.data.train_subset or FULL_TRAIN[cfg.data.name]) * (1 - (cfg.data.val_fraction or 0))
-        images = n * cfg.train.epochs
-        hit = measured[(measured["model"] == cfg.model.name) & (measured["px"] == px)
-                       & (measured["freeze"] == cfg.model.freeze)]
-        if len(hit):
-            speed, how = float(hit["ours img/s"].iloc[0]), "measured"
-        else:
-            f = flops(cfg.model.name, px)
-            speed = budget / f * (3 if cfg.model.freeze == "head" else 1) if f else math.nan
-            how = "from FLOPs"
-        rows.append({"study": study, "run": name, "model": cfg.model.name, "px": px, "train images": int(images),
-                     "img/s": speed, "speed": how, "projected min": images / speed / 60})
+        minutes, how = proj.minutes(cfg)
+        rows.append({"study": study, "run": name, "model": cfg.model.name, "px": input_px(cfg),
+                     "train images": train_images(cfg), "speed": how, "projected min": minutes})
     return pd.DataFrame(rows)
 
 
@@ -429,7 +406,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         checks.append(resume_check(sc, str(root), work))
         checks.append(sync_check(sc, str(root), work))
         table = throughput(sc, str(root), work)
-    plan = projection(sc, table) if not args.quick else pd.DataFrame()
+    plan = projection(table) if not args.quick else pd.DataFrame()
     table.to_csv(args.out / "throughput.csv", index=False)
     text = summary(sc, checks, table, plan, time.time() - t0)
     (args.out / "summary.md").write_text(text)

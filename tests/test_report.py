@@ -530,3 +530,37 @@ def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><script>undefined_function()</script></body></html>")
     assert open_in_chromium(bad, tmp_path / "chromium2")[1], "the check does see a page's errors"
+
+
+def test_laptop_title_page_says_real_data_at_small_scale() -> None:
+    """The laptop profile trains on real data: its caveat says so, and does not call its numbers
+    a pipeline check."""
+    page = render.assemble_html({"Profile": "laptop", "Date": "2026-11-28"}, [], pd.DataFrame())
+    text = html_mod.unescape(re.sub(r"<[^>]+>", "", re.findall(r'<p class="caveat">(.*?)</p>', page, re.S)[0]))
+    assert text.startswith("Profile laptop: small models on subsets of the real data sets, trained on a CPU")
+    assert "check the pipeline" not in text and "generated" not in text
+
+
+def test_partial_study_is_rendered_with_its_missing_runs_and_exits_zero(project, monkeypatch, capsys):
+    """A study whose runs cannot all train here (its data is missing) but one of which is
+    complete on disk: rendered, marked partial on the title page, in its section and in the
+    summary, the missing run listed with its projected GPU time; `report` exits 0."""
+    params = project / "params" / "smoke" / "01_alpha.yaml"
+    params.write_text(params.read_text().replace("{name: synthetic, synthetic_train: 64, synthetic_test: 32}",
+                                                 "{name: cifar10, root: /nonexistent/cifar10}"))
+    out = project / "outputs" / "smoke"
+    complete_run(params, out / "01_alpha", "seed_run", 0.61)
+    monkeypatch.setattr("cnnvit.studies.project_root", lambda: project)
+    from cnnvit.__main__ import main
+    assert main(["report", "--profile", "smoke", "--studies", "01", "--out", str(out), "--no-pdf"]) == 0
+    assert "partial: 01_alpha" in capsys.readouterr().err
+    page = (out / "report.html").read_text()
+    facts = re.search(r"<th>Studies</th><td>(.*?)</td>", page).group(1)
+    assert "partial (runs that could not train here left out): 01_alpha" in html_mod.unescape(facts)
+    box = html_mod.unescape(re.sub(r"<[^>]+>", "", re.search(r'<div class="partial">(.*?)</div>', page, re.S).group(1)))
+    assert "1 runs could not train" in box and "strong_run" in box and "seed_run" not in box
+    assert re.search(r"strong_run \(Alpha title strong recipe; test_resnet_cifar\): (under 1 min|\d+ min) on a GPU, "
+                     r"from FLOPs", box), box
+    assert 'status-partial">PARTIAL' in page
+    summary = page[page.index('id="summary"'):]
+    assert "61.0%" in summary and "not run here (projected" in summary

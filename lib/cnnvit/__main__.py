@@ -147,8 +147,12 @@ def _report(args) -> int:
     only = [s for s in args.studies.replace(" ", ",").split(",") if s] if args.studies else None
     report, outcomes = build_report(project_root(), args.profile, only, args.data_dir,
                                     args.force, args.out, pdf=not args.no_pdf)
-    failed = [o.name for o in outcomes if o.status != "ok"]
+    failed = [o.name for o in outcomes if o.status == "failed"]
+    partial = [o.name for o in outcomes if o.status == "partial"]
     print(f"report: {report}" + ("" if args.no_pdf else f" and {report.with_suffix('.pdf')}"))
+    if partial:
+        print(f"partial: {', '.join(partial)} (runs that could not train here are listed in the report "
+              f"with their projected GPU time)", file=sys.stderr)
     if failed:
         print(f"error: {len(failed)} of {len(outcomes)} studies failed: {', '.join(failed)} "
               f"(their sections in the report show why)", file=sys.stderr)

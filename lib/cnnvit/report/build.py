@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DatasetError, ReportError
 from ..studies import check_study_inputs, completed_metrics, load_study
+from ..training.cost import Projector, read_throughput
 from . import render
 from .render import StudyOutcome
 
@@ -119,13 +120,29 @@ def study_title(entry: StudyEntry) -> str:
 
 
 def preflight(entry: StudyEntry, out_dir: Path, data_dir: Optional[str]) -> Optional[str]:
-    """A problem that will stop this study (bad parameters, missing data or device), found in
-    seconds; None if it can start."""
+    """A problem that will stop this study (bad parameters, missing data or device, and no run
+    complete to show instead), found in seconds; None if it can start (if only partly, the runs
+    left out are logged)."""
     try:
-        check_study_inputs(load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir))
+        check_study_inputs(load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir), partial=True)
     except (ConfigError, DatasetError) as exc:
         return str(exc)
     return None
+
+
+def missing_runs(entry: StudyEntry, out_dir: Path, projector: Projector) -> list[dict[str, Any]]:
+    """The runs of a study with no complete result on disk, each with its projected GPU time."""
+    try:
+        study = load_study(entry.params, out_dir=out_dir / entry.name)
+    except Exception:  # a broken parameter file fails its study; nothing to list
+        return []
+    out = []
+    for name, metrics in completed_metrics(study).items():
+        if metrics is None:
+            minutes, how = projector.minutes(study.runs[name].config)
+            out.append({"run": name, "label": study.runs[name].label, "model": study.runs[name].config.model.name,
+                        "minutes": minutes, "how": how})
+    return out
 
 
 def execute_study(root: Path, entry: StudyEntry, out_dir: Path, parameters: dict[str, Any]) -> StudyOutcome:
@@ -195,8 +212,12 @@ def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome
                 row.update({"epochs": metrics["epochs"], "test accuracy": acc,
                             "wall time": metrics["wall_time_s"], "device": metrics["device"],
                             "vs seed (points)": None if spec.reported is None else acc - spec.reported})
-            elif outcome.status != "ok":
+            elif outcome.status == "failed":
                 row["device"] = "study failed"
+            else:
+                row["device"] = "not run here" + next(
+                    (f" (projected {render.minutes_text(m['minutes'])} on a GPU, {m['how']})"
+                     for m in outcome.missing if m["run"] == name), "")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -223,9 +244,10 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
             log.warning("study %s will fail: %s", entry.name, problem)
 
     outcomes: list[StudyOutcome] = []
+    projector = Projector(read_throughput(root / "outputs" / "gpu-check" / "throughput.csv"))
     for i, entry in enumerate(entries, 1):
         parameters = {"params_file": entry.params_rel, "data_dir": data_dir,
-                      "out_dir": str(out_dir / entry.name)}
+                      "out_dir": str(out_dir / entry.name), "partial": True}
         fp = fingerprint(root, entry, {"params_file": entry.params_rel, "out_dir": _relative(out_dir / entry.name, root)})
         record = _read_record(_record_path(out_dir, entry.name))
         executed_nb = out_dir / f"{entry.name}.ipynb"
@@ -245,6 +267,12 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
                 "fingerprint": fp, "status": outcome.status, "started": outcome.started,
                 "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
                 "parameters": parameters, "runs": _complete_runs(entry, out_dir)}, indent=1))
+        if outcome.status == "ok":  # runs that could not train here: a partial study
+            outcome.missing = missing_runs(entry, out_dir, projector)
+            if outcome.missing:
+                outcome.status = "partial"
+                log.warning("%s: partial, %d runs not run: %s", entry.name, len(outcome.missing),
+                            ", ".join(m["run"] for m in outcome.missing))
         outcomes.append(outcome)
 
     sections = []
@@ -287,5 +315,6 @@ def _reusable(record: Optional[dict[str, Any]], fp: str, executed_nb: Path, entr
               out_dir: Path) -> bool:
     if not record or record.get("status") != "ok" or record.get("fingerprint") != fp or not executed_nb.exists():
         return False
-    now = _complete_runs(entry, out_dir)
-    return all(now.get(name) == digest for name, digest in record.get("runs", {}).items())
+    # the same complete runs as the notebook showed: none retrained, none gone, none new (a
+    # partial study's missing runs may have been completed since)
+    return _complete_runs(entry, out_dir) == record.get("runs", {})

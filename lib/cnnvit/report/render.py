@@ -12,7 +12,7 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,7 +34,7 @@ class StudyOutcome:
 
     name: str  # e.g. 01_cifar10_vit_vs_resnet
     title: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "partial" (some runs could not train here) | "failed"
     cached: bool = False  # reused from an earlier `make report`, not executed now
     wall_s: float = 0.0  # how long the notebook took when it was executed
     started: str = ""  # ISO time of that execution
@@ -43,6 +43,8 @@ class StudyOutcome:
     traceback: Optional[str] = None  # when there is no executed notebook to show it
     notebook: Optional[Path] = None  # the executed notebook, if one was written
     notebook_html: Optional[str] = None  # its full rendering with code, relative to the report
+    # partial: each run not complete, with its projected GPU time ({run, label, model, minutes, how})
+    missing: list[dict] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
@@ -121,10 +123,43 @@ def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequenc
                        f"({len(executed)} of {len(outcomes)} studies executed now, the others reused "
                        f"unchanged); this build took {_duration(elapsed_s)}"),
     }
-    failed = [o.name for o in outcomes if o.status != "ok"]
+    failed = [o.name for o in outcomes if o.status == "failed"]
+    partial = [o.name for o in outcomes if o.status == "partial"]
     facts["Studies"] = (f"{len(outcomes) - len(failed)} of {len(outcomes)} succeeded"
+                        + (f"; partial (runs that could not train here left out): {', '.join(partial)}"
+                           if partial else "")
                         + (f"; failed: {', '.join(failed)}" if failed else ""))
     return facts
+
+
+def minutes_text(minutes: float) -> str:
+    """A projected duration: '12 min', '3.4 h', or 'unknown'."""
+    if minutes != minutes:
+        return "unknown time"
+    if minutes < 1:
+        return "under 1 min"
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+STATUS_FLAG = {"failed": "FAILED", "partial": "PARTIAL"}
+
+
+def status_flag(outcome: StudyOutcome) -> str:
+    """The badge after a study's name in the contents and the summary ('' when it is ok)."""
+    text = STATUS_FLAG.get(outcome.status)
+    return f' <span class="status status-{outcome.status}">{text}</span>' if text else ""
+
+
+def _missing_box(outcome: StudyOutcome) -> str:
+    """A partial study's runs that could not train here, each with its projected GPU time."""
+    total = sum(m["minutes"] for m in outcome.missing if m["minutes"] == m["minutes"])
+    items = "".join(f"<li><code>{html.escape(m['run'])}</code> ({html.escape(m['label'])}; "
+                    f"<code>{html.escape(m['model'])}</code>): {minutes_text(m['minutes'])} on a GPU, "
+                    f"{html.escape(m['how'])}</li>" for m in outcome.missing)
+    return (f'<div class="partial"><p><b>Partial study:</b> {len(outcome.missing)} runs could not train '
+            f'on this machine (no GPU, or their data or weights missing) and are left out; what follows '
+            f'shows the runs complete on disk. Projected time of the missing runs: {minutes_text(total)} '
+            f'in all.</p><ul>{items}</ul></div>')
 
 
 def _duration(seconds: float) -> str:
@@ -216,9 +251,11 @@ def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[t
     if outcome.notebook_html:
         meta.append(f'notebook with code: <a href="{html.escape(outcome.notebook_html)}">'
                     f'{html.escape(outcome.notebook_html)}</a>')
-    status = "ok" if outcome.status == "ok" else "FAILED"
+    status = STATUS_FLAG.get(outcome.status, "ok")
     header = [f'<p class="study-meta"><span class="status status-{outcome.status}">{status}</span> '
               + " · ".join(meta) + "</p>"]
+    if outcome.missing:
+        header.append(_missing_box(outcome))
     nb, body = None, ""
     if outcome.notebook and outcome.notebook.exists():
         try:
@@ -228,7 +265,7 @@ def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[t
             nb, body = None, ""
             header.append(f'<div class="failure"><p><b>The executed notebook {html.escape(str(outcome.notebook))} '
                           f'could not be shown:</b></p><pre>{html.escape(f"{type(exc).__name__}: {exc}")}</pre></div>')
-    if outcome.status != "ok":
+    if outcome.status == "failed":
         header.append(_failure_box(outcome, nb))
     h1 = headings(body, 1)
     title = h1[0][1] if h1 else outcome.title
@@ -273,7 +310,7 @@ def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
            "epochs": lambda v: "" if v is None or v != v else f"{int(v)}"}
     rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS) + "</tr>"]
     for outcome in outcomes:
-        flag = "" if outcome.status == "ok" else ' <span class="status status-failed">FAILED</span>'
+        flag = status_flag(outcome)
         rows.append(f'<tr class="group"><th colspan="{len(SUMMARY_COLUMNS)}">{html.escape(outcome.name)}: '
                     f'{html.escape(outcome.title)}{flag}</th></tr>')
         runs = table[table["study"] == outcome.name] if not table.empty else table
@@ -305,7 +342,7 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
     ``references``: the closing section from :func:`references_html`."""
     toc = []
     for outcome, _, sec_title, subs in sections:
-        flag = "" if outcome.status == "ok" else ' <span class="status status-failed">FAILED</span>'
+        flag = status_flag(outcome)
         sub = "".join(f'<li><a class="toc-link" href="#{i}">{html.escape(t)}</a></li>' for i, t in subs)
         toc.append(f'<li><a class="toc-link" href="#{outcome.anchor}">{html.escape(sec_title)}</a>{flag}'
                    + (f"<ol>{sub}</ol>" if sub else "") + "</li>")
@@ -316,6 +353,9 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
     profile = facts.get("Profile", "")
     seeds = ' (the seeds are described under <a href="#references">References</a>)' if references else ""
     caveat = ("" if profile == "paper" else
+              '<p class="caveat">Profile <b>laptop</b>: small models on subsets of the real data sets, '
+              'trained on a CPU in minutes. Each study says whether the seed\'s finding holds at this '
+              'scale; the seeds\' own numbers need the <b>paper</b> profile.</p>' if profile == "laptop" else
               f'<p class="caveat">Profile <b>{html.escape(profile)}</b>: small stand-in models on '
               f'generated data, to check the pipeline. These numbers are not results about the '
               f'data sets; the <b>paper</b> profile runs the real studies.</p>')
@@ -413,6 +453,8 @@ table.facts th { width: 9rem; white-space: nowrap; }
 .status { font-weight: bold; padding: 0 .35rem; border-radius: 3px; font-size: .75rem; }
 .status-ok { background: #e3f4e6; color: #1e6b2e; }
 .status-failed { background: #fde2e1; color: #a12622; }
+.status-partial { background: #fff3d6; color: #7a5200; }
+.partial { border-left: 4px solid #e0a526; background: #fffaf0; padding: .3rem .8rem; margin: .5rem 0; }
 .failure { border-left: 4px solid #c62828; background: #fff1f0; padding: .4rem .8rem; margin: .6rem 0; }
 .output_stderr { display: none; }
 .output_error pre, .output_error { background: #fff1f0; }

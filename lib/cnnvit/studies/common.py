@@ -152,6 +152,8 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     rows = []
     stats = seed_stats(study, results)
     for name, spec in study.runs.items():
+        if name not in results:  # a partial study's run that could not train here
+            continue
         m = results[name].metrics
         cfg = spec.config
         d = m["dataset"]

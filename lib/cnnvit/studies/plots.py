@@ -9,6 +9,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ..config import Config
+from ..datasets import DatasetError
+from .common import preview_preprocessing
+
 sns.set_theme(context="notebook", style="whitegrid")
 
 
@@ -203,3 +207,16 @@ def plot_accuracy_vs_size(table: pd.DataFrame, x: str = "params (M)", y: str = "
     ax.set(xlabel=f"{x}, log scale", ylabel=f"test {y} (%)", title=title)
     fig.tight_layout()
     return fig
+
+
+def show_preprocessing(cfg: Config, title: str) -> Optional[plt.Figure]:
+    """The grid of :func:`plot_preprocessing_grid` for a run's config; where its data set cannot
+    be read here (a partial study on a machine without the data), a note in its place."""
+    try:
+        before, after, names = preview_preprocessing(cfg)
+    except DatasetError as exc:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"*No preview of the preprocessing here: {exc}*"))
+        return None
+    return plot_preprocessing_grid(before, after, names, title=title)

@@ -176,9 +176,9 @@ def prepare_generated_data(study: Study) -> None:
         stamp.write_text(json.dumps(spec))
 
 
-def check_study_inputs(study: Study) -> None:
-    """Before any training: every run that still has to train finds its data set and its device.
-    Runs already complete need neither. Raises :class:`StudyInputError` listing all problems.
+def input_problems(study: Study) -> dict[str, list[str]]:
+    """Each problem that stops a run which still has to train (its data set or device missing,
+    its pretrained weights absent) -> the runs it stops; runs already complete need neither.
     Generated data sets are written first."""
     prepare_generated_data(study)
     problems: dict[str, list[str]] = {}
@@ -193,19 +193,53 @@ def check_study_inputs(study: Study) -> None:
                 check(arg)
             except (DatasetError, ConfigError, WeightsError) as exc:
                 problems.setdefault(str(exc), []).append(name)
-    if problems:
-        lines = [f"- {msg} (runs: {', '.join(runs)})" for msg, runs in problems.items()]
-        raise StudyInputError(f"study {study.study} (profile {study.profile}, {study.source}) cannot "
-                              f"start:\n" + "\n".join(lines))
+    return problems
 
 
-def run_study(study: Study, progress: bool = True) -> dict[str, Run]:
+def _input_error(study: Study, problems: dict[str, list[str]]) -> StudyInputError:
+    lines = [f"- {msg} (runs: {', '.join(runs)})" for msg, runs in problems.items()]
+    return StudyInputError(f"study {study.study} (profile {study.profile}, {study.source}) cannot "
+                           f"start:\n" + "\n".join(lines))
+
+
+def check_study_inputs(study: Study, partial: bool = False) -> list[str]:
+    """Before any training: every run that still has to train finds its data set and its device.
+    Raises :class:`StudyInputError` listing all problems; with ``partial``, only when no run is
+    complete or can train. Returns the runs that cannot train (``partial``), in study order."""
+    problems = input_problems(study)
+    skipped = runs_that_cannot_train(study, problems) if partial else []
+    if problems and (not partial or len(skipped) == len(study.runs)):
+        raise _input_error(study, problems)
+    for msg, names in problems.items():
+        log.warning("partial study: left out (cannot train here): %s: %s", ", ".join(names), msg)
+    return skipped
+
+
+def runs_that_cannot_train(study: Study, problems: dict[str, list[str]]) -> list[str]:
+    """The runs ``problems`` stop, and the runs that start from their weights, in study order."""
+    stopped = {name for runs in problems.values() for name in runs}
+    changed = True
+    while changed:  # a run whose source cannot train cannot train either
+        follow = {n for n, spec in study.runs.items() if spec.starts_from in stopped} - stopped
+        stopped |= follow
+        changed = bool(follow)
+    return [n for n in study.runs if n in stopped]
+
+
+def run_study(study: Study, progress: bool = True, partial: bool = False) -> dict[str, Run]:
     """Train every run of the study that is not complete yet; return them all, loaded.
-    Runs that share a data config share one loaded data set."""
-    check_study_inputs(study)
+    Runs that share a data config share one loaded data set.
+
+    ``partial``: where some runs cannot train on this machine (no GPU, a data set or weights
+    missing), train the others and return every complete run, leaving those out (logged);
+    without a single complete run the study still fails. Without it, any problem fails the
+    study before any training."""
+    skipped = check_study_inputs(study, partial)
     results: dict[str, Run] = {}
     cache: dict[str, Any] = {}
     for name, spec in study.runs.items():
+        if name in skipped:
+            continue
         run_dir = study.run_dir(name)
         state = run_state(spec.config, run_dir)
         if state == "conflict":
