@@ -53,5 +53,5 @@ clean-smoke:
 # GPU machine runs it with its own python, PYTHON=python3 and no .venv)
 DEVICE ?= cuda
 gpu-check:
-	PYTHONPATH=lib $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py --device $(DEVICE) \
+	PYTHONPATH=lib $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py --device $(DEVICE) $(GPU_CHECK_ARGS) \
 	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") --out outputs/gpu-check
