@@ -39,3 +39,25 @@ def test_laptop_runs_on_a_cpu_from_real_data_without_hub_weights(path, tmp_path)
         assert not cfg.model.name.startswith("test_"), f"{name}: a test stand-in in a real profile"
     repeated = [n for n in study.runs if len(study.repeats(n)) >= 3]
     assert repeated, f"{path.name}: the headline comparison is repeated over 3 seeds"
+
+
+PAPER = sorted((PARAMS / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])
+def test_every_paper_file_states_its_deviations_from_the_seed(path, tmp_path):
+    """Each paper study lists what it does differently from its seed and why; the table the
+    notebook shows renders from it, every cell filled."""
+    from cnnvit.studies import deviations_table
+
+    table = deviations_table(load_study(path, out_dir=tmp_path))
+    assert list(table.columns) == ["what", "the seed", "here (paper)", "why"]
+    assert len(table) >= 3 and (table.map(len) > 0).all().all(), table
+
+
+def test_a_deviation_entry_needs_every_field(tmp_path):
+    text = (PARAMS / "smoke" / "04_cifar10_finetune.yaml").read_text()
+    bad = tmp_path / "04_cifar10_finetune.yaml"
+    bad.write_text(text + "\ndeviations:\n- {what: epochs, seed: 50, here: 4}\n")
+    with pytest.raises(Exception, match=r"deviations\[0\]: expected the keys what, seed, here, why"):
+        load_study(bad, out_dir=tmp_path)

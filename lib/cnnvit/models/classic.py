@@ -1,4 +1,4 @@
-"""The simplest CNNs: torchvision's AlexNet and the seed's NaiveCNN."""
+"""The simplest CNNs: torchvision's AlexNet and a NaiveCNN for the seed's unnamed one."""
 from __future__ import annotations
 
 from torch import nn
@@ -19,8 +19,9 @@ def alexnet(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module:
 
 @register_model(native_size=64)
 def naive_cnn(num_classes: int) -> nn.Module:
-    """The seed's "NaiveCNN" (study 5): three conv-BN-ReLU-max-pool stages (32, 64, 128 channels),
-    global average pooling and a linear classifier; any input size (0.1M parameters)."""
+    """A "NaiveCNN" for study 5's (the seed names one but does not describe it; this design is the
+    project's): three conv-BN-ReLU-max-pool stages (32, 64, 128 channels), global average pooling
+    and a linear classifier; any input size (0.1M parameters)."""
     layers, cin = [], 3
     for width in (32, 64, 128):
         layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),

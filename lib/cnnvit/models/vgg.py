@@ -25,8 +25,8 @@ def vgg16(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module:
 class VGG(nn.Module):
     """VGG in the seed's form for 64 px: blocks of 3x3 convs (optionally with BatchNorm) and a
     2x2 max-pool, then two hidden fully connected layers with dropout. PyTorch's default
-    initialisation, as in the seed: without BatchNorm this deep plain network stalls, which is
-    the point of its ablation."""
+    initialisation (the seed shows none of its own): without BatchNorm this deep plain network
+    stalls, which is the point of its ablation."""
 
     def __init__(self, convs: Sequence[int], widths: Sequence[int], num_classes: int,
                  batch_norm: bool, hidden: int = 4096, dropout: float = 0.5):

@@ -9,7 +9,8 @@ from .celeba_simple_classifier import conclusions as celeba_conclusions
 from .cifar10_finetune import FINETUNE_SEED, finetune_table
 from .cifar10_finetune import conclusions as finetune_conclusions
 from .cifar10_vit_vs_resnet import conclusions as cifar10_conclusions
-from .common import (best_run, class_accuracy_extremes, diagnosis_table, distributed_table, factor_out_constants,
+from .common import (best_run, class_accuracy_extremes, deviations_table, diagnosis_table, distributed_table,
+                     factor_out_constants,
                      per_class_report, per_class_table, preview_preprocessing, summary_table, training_diagnosis,
                      weights_kind, weights_origin, weights_summary)
 from .core import RunSpec, Study, project_root
@@ -25,7 +26,8 @@ from .tiny_imagenet_transformers import conclusions as transformers_conclusions
 __all__ = [
     "FINETUNE_SEED", "Group", "RunSpec", "STUDIES", "Study", "ablation_pairs", "ablation_table", "best_run",
     "celeba_conclusions", "celeba_table", "check_groups", "check_study_inputs", "cifar10_conclusions",
-    "class_accuracy_extremes", "class_balance", "completed_metrics", "diagnosis_table", "distributed_table",
+    "class_accuracy_extremes", "class_balance", "completed_metrics", "deviations_table", "diagnosis_table",
+    "distributed_table",
     "effect_panels", "effective_batch", "efficiency_table", "factor_out_constants", "family_table",
     "finetune_conclusions", "finetune_table", "group_schema", "load_study", "per_class_report", "per_class_table",
     "per_label_table", "plots", "prepare_generated_data", "preview_preprocessing", "project_root", "roc_curves",

@@ -37,7 +37,7 @@ def _seed_settings(study: Study, stats: Mapping[str, tuple[float, float, int]], 
         return line + "."
     verdict = "reproduces in direction" if r > v else "does not reproduce"
     return (line + f", so the seed's gap {verdict} (the seed reported about {seed_r:.0%} vs {seed_v:.0%}, "
-                   f"{100 * (seed_r - seed_v):+.0f} points, after 20-25 and 30-45 epochs).")
+                   f"{100 * (seed_r - seed_v):+.0f} points, after 25 and 45 epochs).")
 
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -144,6 +145,17 @@ def weights_kind(metrics: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- run tables
+
+def deviations_table(study: Study) -> pd.DataFrame:
+    """The parameter file's ``deviations:`` as a table: what differs from the seed, the seed's
+    setting, this profile's, and why (one row saying none is listed when there are none)."""
+    rows = [{"what": d["what"], "the seed": d["seed"], f"here ({study.profile})": d["here"], "why": d["why"]}
+            for d in study.deviations]
+    if not rows:
+        rows = [{"what": f"none listed in {Path(study.source).name}", "the seed": "",
+                 f"here ({study.profile})": "", "why": ""}]
+    return pd.DataFrame(rows)
+
 
 def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """One row per run: our test accuracy beside the seed's reported number, with the model size,

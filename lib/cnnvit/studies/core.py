@@ -50,6 +50,8 @@ class Study:
     generated: dict[str, dict[str, int]] = field(default_factory=dict)
     # groups: name -> run name, list of run names, or part -> run name(s) (see .groups)
     groups: dict[str, GroupValue] = field(default_factory=dict)
+    # what this profile does differently from the seed: {what, seed, here, why} each
+    deviations: list[dict[str, str]] = field(default_factory=list)
 
     def repeats(self, name: str) -> list[str]:
         """Run ``name`` and the runs that repeat it with other seeds (``seeds:``), in order."""

@@ -43,7 +43,9 @@ from .registry import group_schema
 log = logging.getLogger(__name__)
 
 RUN_KEYS = {"label", "role", "reported", "reported_note", "config", "seeds"}
-STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated"}
+STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated", "deviations"}
+# deviations: what the profile does differently from the seed; each entry names these
+DEVIATION_KEYS = ("what", "seed", "here", "why")
 # generated.<data set>: what may be set, and its default
 GENERATED_DEFAULTS = {"images": 600, "width": 36, "height": 44, "seed": 0}
 ROLES = ("seed", "ablation", "strong")
@@ -78,7 +80,8 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
         runs[name] = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
         runs.update(_repeats(runs[name], spec.get("seeds"), f"{path}: runs.{name}.seeds"))
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
-                  raw.get("notes", ""), generated=generated, groups=groups)
+                  raw.get("notes", ""), generated=generated, groups=groups,
+                  deviations=_deviations(raw.get("deviations") or [], path))
     study.out_dir = Path(out_dir) if out_dir else project_root() / "outputs" / study.profile / study.study
     for spec in runs.values():  # a generated set replaces the real one wherever none is named
         if spec.config.data.name in generated and not spec.config.data.root:
@@ -87,6 +90,19 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
         if spec.starts_from:
             spec.config.model.pretrained_path = str(study.run_dir(spec.starts_from))
     return study
+
+
+def _deviations(raw: Any, path: Path) -> list[dict[str, str]]:
+    """The ``deviations:`` list: each entry a mapping of exactly ``DEVIATION_KEYS`` to text."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: deviations: expected a list of {{{', '.join(DEVIATION_KEYS)}}} entries")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != set(DEVIATION_KEYS):
+            got = sorted(item) if isinstance(item, dict) else type(item).__name__
+            raise ConfigError(f"{path}: deviations[{i}]: expected the keys {', '.join(DEVIATION_KEYS)}, got {got}")
+        out.append({k: str(item[k]).strip() for k in DEVIATION_KEYS})
+    return out
 
 
 def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides: list[str],

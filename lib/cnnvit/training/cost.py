@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 # full training splits of the data sets (before a validation share is held out); CelebA: the
 # 8:1:1 split of its 202,599 images
 FULL_TRAIN = {"cifar10": 50_000, "tiny-imagenet": 100_000, "celeba": 162_079}
-# forward FLOPs per second a training step sustains where nothing was measured: an H100-class GPU
-# at about a third of its dense bf16 peak (a training step costs about 3 forwards)
+# FLOPs per second a training step sustains (forward and backward, about 3 forwards) where
+# nothing was measured: 100 TFLOP/s, about a tenth of an H100's dense bf16 peak (small models
+# reach less of it, large ones more)
 ASSUMED_FLOPS = 1.0e14
 
 
@@ -56,7 +57,7 @@ class Projector:
 
     def __init__(self, throughput: Optional[pd.DataFrame] = None, flops_per_s: float = ASSUMED_FLOPS):
         self.throughput = throughput
-        self.flops_per_s = flops_per_s  # forward FLOPs per second of training, for unmeasured models
+        self.flops_per_s = flops_per_s  # training FLOPs per second, for models not measured
         self._flops: dict[tuple[str, int], Optional[float]] = {}
 
     def flops(self, model: str, px: int) -> Optional[float]:
