@@ -490,3 +490,31 @@ def test_more_classes_than_the_data_set_has_is_refused_by_name(tmp_path: Path) -
         config_mod.build(overrides=["data.classes=1"])
     with pytest.raises(config_mod.ConfigError, match="data.classes: CelebA"):
         config_mod.build(overrides=["data.name=celeba", "data.classes=3"])
+
+
+# --------------------------------------------------------------------------- data.mean / data.std
+
+def test_normalisation_constants_replace_the_splits_own_statistics(tmp_path: Path) -> None:
+    """data.mean and data.std (e.g. a seed's published constants) are what the run normalises
+    with and records; without them, the training split's own statistics."""
+    write_cifar_pickles(tmp_path / "cifar-10-batches-py")
+    own = load("cifar10", tmp_path)
+    fixed = load("cifar10", tmp_path, "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2023,0.1994,0.201]")
+    assert fixed.mean == (0.4914, 0.4822, 0.4465) and fixed.std == (0.2023, 0.1994, 0.201)
+    assert own.mean != fixed.mean and own.std != fixed.std
+    from cnnvit.training.augment import Preprocess
+    import torch
+    cfg = config_mod.build(overrides=["data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]"])
+    prep = Preprocess.from_config(cfg.data, (0.5,) * 3, (0.25,) * 3)
+    white = torch.full((1, 4, 4, 3), 255, dtype=torch.uint8)
+    assert torch.allclose(prep.eval(white), torch.full((1, 3, 4, 4), 2.0))  # (1 - 0.5) / 0.25
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.mean=[0.5,0.5]", "data.mean: expected 3 values"),
+    ("data.std=[0.2,0.0,0.2]", "data.std: every value must be positive"),
+    ("data.std=[0.2,a,0.2]", r"data.std\[1\]: expected float"),
+    ("data.mean=0.5", "data.mean: expected list")])
+def test_normalisation_constants_are_checked_by_name(override: str, message: str) -> None:
+    with pytest.raises(config_mod.ConfigError, match=message):
+        config_mod.build(overrides=[override])

@@ -54,6 +54,8 @@ class DataConfig:
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     resize_mode: str = "bilinear"  # bilinear | bicubic (the resize on the device)
     normalize: bool = True  # subtract the data set's mean, divide by its std
+    mean: Optional[list[float]] = None  # per-channel constants to normalise with; None: the training split's
+    std: Optional[list[float]] = None  # (e.g. a seed's published constants, or ImageNet's for hub weights)
     crop_padding: int = 0  # random crop with this much zero padding (0: off)
     random_resized_crop: bool = False  # torchvision-style random resized crop, on the device
     rrc_min_scale: float = 0.08  # smallest crop area as a fraction of the image (ratio 3/4-4/3)
@@ -172,6 +174,10 @@ def _check_value(key: str, value: Any, typ: Any, where: str) -> Any:
     elif typ is str:
         if isinstance(value, str):
             return value
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(typ)
+            return [_check_value(f"{key}[{i}]", v, item, where) for i, v in enumerate(value)]
     else:  # pragma: no cover - a new field type must be handled above
         raise TypeError(f"unsupported config type {typ} for {key}")
     name = getattr(typ, "__name__", str(typ))
@@ -290,6 +296,11 @@ def validate(cfg: Config) -> None:
     for key in ("data.train_subset", "data.test_subset", "data.image_size"):
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
+    for key in ("data.mean", "data.std"):
+        if flat[key] is not None and len(flat[key]) != 3:
+            raise ConfigError(f"{key}: expected 3 values (red, green, blue), got {flat[key]}")
+    if flat["data.std"] is not None and min(flat["data.std"]) <= 0:
+        raise ConfigError(f"data.std: every value must be positive, got {flat['data.std']}")
     if flat["data.classes"] is not None and flat["data.classes"] < 2:
         raise ConfigError(f"data.classes: must be at least 2 or null, got {flat['data.classes']}")
     if flat["optim.lr"] <= 0:

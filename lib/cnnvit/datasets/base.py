@@ -365,7 +365,8 @@ def generators() -> dict[str, Callable[..., Any]]:
 def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
     """The data set of a :class:`~cnnvit.config.DataConfig`. Subsets and the validation split
     are stratified and chosen by ``seed`` (the subset is taken first, the validation share from
-    it). Mean and std are those of the images left to train on."""
+    it). Mean and std are those of the images left to train on, unless ``data.mean`` and
+    ``data.std`` give constants."""
     ds = get_dataset(data_cfg.name).load(data_cfg, seed)
     if data_cfg.classes:  # the loader kept only their images
         ds.classes = ds.classes[:data_cfg.classes]
@@ -375,6 +376,10 @@ def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
         if isinstance(getattr(ds, attr), np.memmap):
             setattr(ds, attr, np.array(getattr(ds, attr)))
     ds.mean, ds.std = channel_stats(ds.train_images)
+    if getattr(data_cfg, "mean", None):  # published constants instead of the split's own
+        ds.mean = tuple(float(v) for v in data_cfg.mean)
+    if getattr(data_cfg, "std", None):
+        ds.std = tuple(float(v) for v in data_cfg.std)
     return ds
 
 
