@@ -518,3 +518,34 @@ def test_normalisation_constants_replace_the_splits_own_statistics(tmp_path: Pat
 def test_normalisation_constants_are_checked_by_name(override: str, message: str) -> None:
     with pytest.raises(config_mod.ConfigError, match=message):
         config_mod.build(overrides=[override])
+
+
+# --------------------------------------------------------------------------- data.class_ratio
+
+def test_class_ratio_subsamples_every_split_to_the_seeds_balance(celeba_files) -> None:
+    """data.class_ratio (study 5's seed: Black:Blond:Brown:Gray:Others = 2:1:1:1:0.5): each split
+    keeps the largest subset in that ratio, every image with its own label and its own file in
+    the split record."""
+    root, files, rows = celeba_files
+    natural = load("celeba", root, "data.task=hair5")
+    ds = load("celeba", root, "data.task=hair5", "data.class_ratio=[2,1,1,1,0.5]")
+    for split in ("train", "val", "test"):
+        counts = np.bincount(getattr(ds, f"{split}_labels"), minlength=5)
+        have = np.bincount(getattr(natural, f"{split}_labels"), minlength=5)
+        scale = min(have / np.array([2, 1, 1, 1, 0.5]))
+        assert counts.tolist() == np.floor(np.array([2, 1, 1, 1, 0.5]) * scale + 1e-9).astype(int).tolist(), split
+        assert len(ds.split_files[split]) == len(getattr(ds, f"{split}_labels"))
+    for split, j, img, y in labelled(ds):
+        i = ident_of(img)
+        assert ds.classes[y] == hair_class(rows[i]), f"{split}[{j}]"
+        assert ds.split_files[split][j] == files[i], f"{split}[{j}]: its file record is another image's"
+
+
+def test_class_ratio_needs_one_weight_per_class(tmp_path: Path) -> None:
+    write_cifar_pickles(tmp_path / "cifar-10-batches-py")
+    with pytest.raises(DatasetError, match="data.class_ratio: 3 weights for the 10 classes of the train split"):
+        load("cifar10", tmp_path, "data.class_ratio=[1,1,1]")
+    with pytest.raises(config_mod.ConfigError, match="data.class_ratio: one positive weight per class"):
+        config_mod.build(overrides=["data.class_ratio=[1,0,1]"])
+    with pytest.raises(config_mod.ConfigError, match="data.class_ratio: not with data.task=multilabel"):
+        config_mod.build(overrides=["data.name=celeba", "data.task=multilabel", "data.class_ratio=[1,1]"])

@@ -41,6 +41,7 @@ class DataConfig:
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
     classes: Optional[int] = None  # keep only the first N classes (data set's order), both splits
+    class_ratio: Optional[list[float]] = None  # subsample every split to these class proportions
     # stratified share of the training split held out as validation; None: the data set's own
     # protocol (its DatasetSpec.val_fraction), resolved when the config is built
     val_fraction: Optional[float] = None
@@ -296,6 +297,9 @@ def validate(cfg: Config) -> None:
     for key in ("data.train_subset", "data.test_subset", "data.image_size"):
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
+    ratio = flat["data.class_ratio"]
+    if ratio is not None and (len(ratio) < 2 or min(ratio) <= 0):
+        raise ConfigError(f"data.class_ratio: one positive weight per class, got {ratio}")
     for key in ("data.mean", "data.std"):
         if flat[key] is not None and len(flat[key]) != 3:
             raise ConfigError(f"{key}: expected 3 values (red, green, blue), got {flat[key]}")
@@ -309,7 +313,8 @@ def validate(cfg: Config) -> None:
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
     if datasets.get_dataset(cfg.data.name).multilabel(cfg.data):
-        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling"):
+        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling",
+                    "data.class_ratio"):
             if flat[key]:
                 raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
     if flat["train.balanced_sampling"] and flat["train.class_weights"]:

@@ -129,6 +129,36 @@ def take_subsets(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return train_x, train_y, test_x, test_y
 
 
+def ratio_indices(labels: np.ndarray, ratio: list[float], seed: int, split: str) -> np.ndarray:
+    """Indices of the largest subset of ``labels`` whose class counts stand in ``ratio`` (one
+    weight per class, in class order), each class's images drawn at random by ``seed``."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=len(ratio))
+    if len(counts) != len(ratio):
+        raise DatasetError(f"data.class_ratio: {len(ratio)} weights for the {len(counts)} classes of the "
+                           f"{split} split")
+    r = np.asarray(ratio, dtype=float)
+    scale = float(np.min(counts / r))
+    take = np.floor(r * scale + 1e-9).astype(int)
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in enumerate(take)]
+    return np.sort(np.concatenate(picked))
+
+
+def subsample_to_ratio(ds: Dataset, ratio: list[float], seed: int) -> Dataset:
+    """Every split of ``ds`` (and its recorded files) subsampled to the class proportions ``ratio``."""
+    for k, split in enumerate(("train", "val", "test")):
+        labels = getattr(ds, f"{split}_labels")
+        if not len(labels):
+            continue
+        keep = ratio_indices(labels, ratio, seed + 3 + k, split)
+        setattr(ds, f"{split}_images", getattr(ds, f"{split}_images")[keep])
+        setattr(ds, f"{split}_labels", labels[keep])
+        if ds.split_files and split in ds.split_files:
+            ds.split_files[split] = [ds.split_files[split][i] for i in keep]
+    return ds
+
+
 def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
     """Move a stratified ``fraction`` of the training split into ``val_images``."""
     n_val = int(round(fraction * len(ds.train_labels)))
@@ -371,6 +401,8 @@ def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
     if data_cfg.classes:  # the loader kept only their images
         ds.classes = ds.classes[:data_cfg.classes]
     ds = hold_out_validation(ds, data_cfg.val_fraction, seed)
+    if getattr(data_cfg, "class_ratio", None):
+        ds = subsample_to_ratio(ds, data_cfg.class_ratio, seed)
     for attr in ("train_images", "train_labels", "test_images", "test_labels", "val_images",
                  "val_labels"):  # read what is still memory-mapped (torch wants writable arrays)
         if isinstance(getattr(ds, attr), np.memmap):

@@ -35,7 +35,8 @@ def task_runs(study: Study, task: str) -> list[str]:
 def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.DataFrame:
     """One row per run of a CelebA task, with that task's metrics on the test split beside the
     majority-class baseline and the seed's figure. Binary: accuracy, balanced accuracy, precision,
-    recall and F1 of the positive class, auROC. ``hair5``: accuracy, balanced accuracy, macro F1.
+    recall and F1 of the positive class, auROC from the scores and from hard labels (the seed's,
+    which is the balanced accuracy). ``hair5``: accuracy, balanced accuracy, macro F1.
     ``multilabel``: mean per-label accuracy, exact match, macro F1, mean average precision."""
     rows = []
     for name in [n for n in task_runs(study, task) if n in results]:
@@ -49,7 +50,9 @@ def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.Data
             pc = t["per_class"][positive]
             row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"],
                         "precision": pc["precision"], "recall": pc["recall"], "F1": pc["f1"],
-                        "auROC": t.get("auroc")})
+                        "auROC": t.get("auroc"),
+                        # the seed's "auROC" equals balanced accuracy: the ROC of hard 0/1 predictions
+                        "auROC of hard labels (the seed's)": t["balanced_accuracy"]})
         elif task == "hair5":
             row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"], "macro F1": t["macro_f1"]})
         else:
@@ -94,12 +97,22 @@ def family_table(study: Study, results: Mapping[str, Run], names: list[str]) -> 
                          for n in names])
 
 
+def same_balance(study: Study, declared: list[str], names: list[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into the runs on the class balance of the task's seed setting (the first
+    of ``declared`` with a reported number; data.class_ratio) and those on another one, whose
+    test images differ and whose accuracy is not compared with theirs."""
+    ratio = next((study.runs[n].config.data.class_ratio for n in declared if study.runs[n].reported is not None),
+                 study.runs[declared[0]].config.data.class_ratio if declared else None)
+    same = [n for n in names if study.runs[n].config.data.class_ratio == ratio]
+    return same, [n for n in names if n not in same]
+
+
 def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
                  stats: Mapping[str, tuple[float, float, int]]) -> str:
     declared = task_runs(study, task)
-    names = [n for n in declared if n in results]
+    names, other = same_balance(study, declared, [n for n in declared if n in results])
     if not names:
-        return skipped(f"{TASKS[task]}.", declared)
+        return skipped(f"{TASKS[task]}.", not_run(declared, results))
     best = best_run({n: results[n] for n in names})
     m = results[best].metrics
     what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
@@ -120,6 +133,10 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
         line += (f". The seed's precision and recall imply about 50% positives (a balanced set); "
                  f"{pct(test_counts[1] / max(1, sum(test_counts)))} of this test split are "
                  f"positive, so its accuracy compares with balanced accuracy here")
+    if other:  # another class balance: other test images, so beside, not against, the others
+        line += (". On another class balance (other test images, not compared): " + "; ".join(
+            f"{study.runs[n].label} {pct(results[n].metrics['test_accuracy'])} against "
+            f"{pct(results[n].metrics['majority_baseline'])} for the majority" for n in other))
     return line + "." + not_run_note(declared, results)
 
 
