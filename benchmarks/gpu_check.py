@@ -190,20 +190,23 @@ def resume_check(sc: Scale, root: str, work: Path) -> Check:
     t0 = time.time()
     sections = dict(model={"name": sc.small}, data={"train_subset": sc.subset, "test_subset": sc.test,
                                                       "val_fraction": 0.1, "crop_padding": 4, "flip": True},
-                    train={"epochs": 3, "batch_size": sc.batch, "compile": sc.compile, "early_stop_patience": 2},
+                    train={"epochs": 3 if sc.device == "cpu" else 30, "batch_size": sc.batch,
+                           "compile": sc.compile, "early_stop_patience": 2},
                     optim={"name": "sgd", "lr": 0.05})
     cfg_file = work / "resume.yaml"
     cfg_file.write_text(config_mod.dump(config(root, sc.device, **sections)))
     out = work / "resume"
     cmd = [sys.executable, "-m", "cnnvit", "-q", "train", str(cfg_file), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(work / "resume-first.log", "w") as log_file:  # (a pipe nobody reads could fill and block it)
+        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     while proc.poll() is None and not (out / "checkpoint.pt").exists():
-        time.sleep(0.5)
-    if proc.poll() is None:
-        time.sleep(1.0)  # the checkpoint is written atomically; let the epoch's files follow
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        return Check("killed and resumed", False, "the run finished before it could be killed (make it longer)",
+                     time.time() - t0)
+    proc.send_signal(signal.SIGKILL)  # the checkpoint is written atomically: kill at once, in epoch 2
+    proc.wait()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     try:
         m = load_run(out, device=sc.device).metrics
