@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DatasetError, ReportError
 from ..studies import check_study_inputs, completed_metrics, load_study
+from ..studies.study import input_problems, runs_that_cannot_train
 from ..training.cost import Projector, read_throughput
 from . import render
 from .render import StudyOutcome
@@ -130,15 +131,18 @@ def preflight(entry: StudyEntry, out_dir: Path, data_dir: Optional[str]) -> Opti
     return None
 
 
-def missing_runs(entry: StudyEntry, out_dir: Path, projector: Projector) -> list[dict[str, Any]]:
-    """The runs of a study with no complete result on disk, each with its projected GPU time."""
+def missing_runs(entry: StudyEntry, out_dir: Path, data_dir: Optional[str],
+                 projector: Projector) -> list[dict[str, Any]]:
+    """The runs of a study that cannot train here (no GPU, data or weights) and have no complete
+    result on disk, each with its projected GPU time."""
     try:
-        study = load_study(entry.params, out_dir=out_dir / entry.name)
+        study = load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir)
+        stopped = set(runs_that_cannot_train(study, input_problems(study)))
     except Exception:  # a broken parameter file fails its study; nothing to list
         return []
     out = []
     for name, metrics in completed_metrics(study).items():
-        if metrics is None:
+        if metrics is None and name in stopped:
             minutes, how = projector.minutes(study.runs[name].config)
             out.append({"run": name, "label": study.runs[name].label, "model": study.runs[name].config.model.name,
                         "minutes": minutes, "how": how})
@@ -214,10 +218,9 @@ def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome
                             "vs seed (points)": None if spec.reported is None else acc - spec.reported})
             elif outcome.status == "failed":
                 row["device"] = "study failed"
-            else:
-                row["device"] = "not run here" + next(
-                    (f" (projected {render.minutes_text(m['minutes'])} on a GPU, {m['how']})"
-                     for m in outcome.missing if m["run"] == name), "")
+            else:  # a partial study's run that could not train here
+                row["device"] = next((f"not run here (projected {render.minutes_text(m['minutes'])} on a GPU, "
+                                      f"{m['how']})" for m in outcome.missing if m["run"] == name), "")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -268,7 +271,7 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
                 "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
                 "parameters": parameters, "runs": _complete_runs(entry, out_dir)}, indent=1))
         if outcome.status == "ok":  # runs that could not train here: a partial study
-            outcome.missing = missing_runs(entry, out_dir, projector)
+            outcome.missing = missing_runs(entry, out_dir, data_dir, projector)
             if outcome.missing:
                 outcome.status = "partial"
                 log.warning("%s: partial, %d runs not run: %s", entry.name, len(outcome.missing),
