@@ -417,7 +417,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="also train the paper's strong ResNet-18 (60 epochs; about 3 minutes on an H100)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("cnnvit").setLevel(logging.WARNING)
+    quiet = logging.getLogger("cnnvit")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the library's per-epoch lines; the check prints its own
+    try:
+        return _check(args)
+    finally:
+        quiet.setLevel(level)  # (main() also runs inside the tests' process)
+
+
+def _check(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but CUDA is not available here (use --device cpu)", file=sys.stderr)
         return 2
