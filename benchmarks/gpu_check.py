@@ -401,6 +401,7 @@ def table_md(df: pd.DataFrame) -> str:
     fmt = df.copy()
     for c in fmt.select_dtypes("number"):
         fmt[c] = fmt[c].map(lambda v: "" if pd.isna(v) else f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}")
+    fmt = fmt.astype(object).where(fmt.notna(), "")  # (e.g. no peak GPU memory on a CPU)
     head = "| " + " | ".join(fmt.columns) + " |"
     rule = "|" + "---|" * len(fmt.columns)
     return "\n".join([head, rule] + ["| " + " | ".join(map(str, r)) + " |" for r in fmt.itertuples(index=False)])
