@@ -96,17 +96,9 @@ def paper_runs() -> list[tuple[str, str, config_mod.Config]]:
         raw = config_mod.load_yaml(path)
         base = raw.get("base", {})
         for name, spec in raw.get("runs", {}).items():
-            layer = merge(base, spec.get("config", {}))
-            cfg = config_mod.build((layer, f"{path.name}: {name}"))
+            cfg = config_mod.build((base, f"{path.name}: base"), (spec.get("config") or {}, f"{path.name}: {name}"))
             for seed in spec.get("seeds", [None]):
                 out.append((path.stem, name if seed is None else f"{name}.seed{seed}", cfg))
-    return out
-
-
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -128,9 +120,9 @@ def paper_models() -> list[tuple[str, int, int, str]]:
 
 def config(data_root: str, device: str, **sections: dict) -> config_mod.Config:
     """A run on CIFAR-10 at DATA_DIR on ``device``; ``sections`` are merged over the defaults."""
-    layer = merge({"data": {"name": "cifar10", "root": data_root}, "device": device,
-                   "train": {"tensorboard": False, "eval_batch_size": 250}}, sections)
-    return config_mod.build((layer, "gpu-check"))
+    defaults = {"data": {"name": "cifar10", "root": data_root}, "device": device,
+                "train": {"tensorboard": False, "eval_batch_size": 250}}
+    return config_mod.build((defaults, "gpu-check"), (sections, "gpu-check"))
 
 
 def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:

@@ -95,6 +95,11 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     take = np.floor(exact).astype(int)
     order = np.argsort(-(exact - take), kind="stable")
     take[order[: n - take.sum()]] += 1
+    return _draw(labels, classes, take, seed)
+
+
+def _draw(labels: np.ndarray, classes: np.ndarray, take: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted indices of ``take[i]`` images of each class ``classes[i]``, drawn at random by ``seed``."""
     rng = np.random.default_rng(seed)
     picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
     return np.sort(np.concatenate(picked))
@@ -139,10 +144,7 @@ def ratio_indices(labels: np.ndarray, ratio: list[float], seed: int, split: str)
                            f"{split} split")
     r = np.asarray(ratio, dtype=float)
     scale = float(np.min(counts / r))
-    take = np.floor(r * scale + 1e-9).astype(int)
-    rng = np.random.default_rng(seed)
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in enumerate(take)]
-    return np.sort(np.concatenate(picked))
+    return _draw(labels, np.arange(len(r)), np.floor(r * scale + 1e-9).astype(int), seed)
 
 
 def subsample_to_ratio(ds: Dataset, ratio: list[float], seed: int) -> Dataset:

@@ -69,7 +69,7 @@ def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
     return f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed(with_bn)}, without it {vs_seed(without)}: {why}."
 
 
-def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, float], vs_seed, verdict) -> str:
+def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, float], vs_seed, seed_gap) -> str:
     cnn, t2t = study.member("cnn_vs_t2t", "cnn"), study.member("cnn_vs_t2t", "t2t")
     logs = {n: results[n].epochs.dropna(subset=["val_loss"]) for n in (cnn, t2t)}
     gaps = {n: float(df["val_loss"].iloc[-1] - df["train_loss"].iloc[-1]) for n, df in logs.items() if len(df)}
@@ -79,13 +79,12 @@ def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, floa
     native_text = "" if native is None else (
         f"; at the native 64 px (16 tokens) T2T-ViT-t-14 reached {pct(acc[native])}" if native in acc
         else f"; at the native 64 px (16 tokens), not run: {native}")
-    seed = study.runs[t2t].reported, study.runs[cnn].reported
-    seed_gap = f" (the seed: {pts(*seed)}; {verdict(t2t, cnn)})" if None not in seed else ""
     return (f"- **CNN vs T2T-ViT.** {model_name(study, t2t)} {vs_seed(t2t)} against {model_name(study, cnn)} "
-            f"{pct(acc[cnn])}: {pts(acc[t2t], acc[cnn])}{seed_gap}{gap_text}{native_text}.")
+            f"{pct(acc[cnn])}: {pts(acc[t2t], acc[cnn])}{seed_gap(t2t, cnn)}{gap_text}{native_text}.")
 
 
-def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, float], vs_seed, verdict) -> list[str]:
+def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, float], vs_seed,
+                 seed_gap) -> list[str]:
     """The depth, skip-connection and cardinality bullets."""
     lines = []
     depth = study.members("depth")
@@ -106,18 +105,14 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
     if with_skip in acc and without in acc:
         extra = (f"; {model_name(study, similar)}, of similar size, "
                  f"{pct(acc[similar]) if similar in acc else 'not run: ' + similar}")
-        seed_gap = (f" (the seed: {pts(seed[without], seed[with_skip])}; {verdict(without, with_skip)})"
-                    if seed.get(with_skip) and seed.get(without) else "")
         lines.append(f"- **Skip connections.** Removing them from {model_name(study, with_skip)} changes top-1 by "
-                     f"{pts(acc[without], acc[with_skip])}{seed_gap}{extra}.")
+                     f"{pts(acc[without], acc[with_skip])}{seed_gap(without, with_skip)}{extra}.")
     else:
         lines.append(skipped("Skip connections.", not_run((with_skip, without), acc)))
     resnet, resnext = study.member("cardinality", "resnet"), study.member("cardinality", "resnext")
     if resnet in acc and resnext in acc:
-        seed_gap = (f" (the seed: {pts(seed[resnext], seed[resnet])}; {verdict(resnext, resnet)})"
-                    if seed.get(resnet) and seed.get(resnext) else "")
         lines.append(f"- **Cardinality.** {model_name(study, resnext)} against {model_name(study, resnet)} at about "
-                     f"the same size: {pts(acc[resnext], acc[resnet])}{seed_gap}.")
+                     f"the same size: {pts(acc[resnext], acc[resnet])}{seed_gap(resnext, resnet)}.")
     else:
         lines.append(skipped("Cardinality.", not_run((resnet, resnext), acc)))
     return lines
@@ -135,8 +130,11 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     first = next(iter(results.values()))
     n_test = first.metrics["dataset"]["n_test"]
 
-    def verdict(a: str, b: str) -> str:  # does our a - b go the seed's way, beyond sampling noise?
-        return same_direction(acc[a] - acc[b], seed[a] - seed[b], difference_noise(acc[a], acc[b], n_test))
+    def seed_gap(a: str, b: str) -> str:  # the seed's a - b, and whether ours goes its way beyond noise
+        if seed.get(a) is None or seed.get(b) is None:
+            return ""
+        noise = difference_noise(acc[a], acc[b], n_test)
+        return f" (the seed: {pts(seed[a], seed[b])}; {same_direction(acc[a] - acc[b], seed[a] - seed[b], noise)})"
 
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
              f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
@@ -145,9 +143,9 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     bn = study.members("batchnorm")
     lines.append(_batchnorm(study, results, vs_seed) if all(n in acc for n in bn)
                  else skipped("BatchNorm.", not_run(bn, acc)))
-    lines += _comparisons(study, acc, seed, vs_seed, verdict)
+    lines += _comparisons(study, acc, seed, vs_seed, seed_gap)
     pair = study.members("cnn_vs_t2t", "cnn", "t2t")
-    lines.append(_cnn_vs_t2t(study, results, acc, vs_seed, verdict) if all(n in acc for n in pair)
+    lines.append(_cnn_vs_t2t(study, results, acc, vs_seed, seed_gap) if all(n in acc for n in pair)
                  else skipped("CNN vs T2T-ViT.", not_run(pair, acc)))
     for strong, base in study.group("stronger_recipes"):
         lead = f"Stronger recipe: {study.label(strong)}."
