@@ -11,7 +11,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -35,12 +35,19 @@ def _yaml_load(text: str) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # a registered data set: synthetic | cifar10 | tiny-imagenet | celeba
+    name: str = "synthetic"  # a registered data set: synthetic | cifar10 | cifar100 | tiny-imagenet |
+    # celeba | imagefolder (a train/<class>/* tree of one's own)
     root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
     download: bool = False  # fetch from the official source when missing (needs internet)
     train_subset: Optional[int] = None  # stratified subset of the training split
     test_subset: Optional[int] = None  # stratified subset of the test split
     classes: Optional[int] = None  # keep only the first N classes (data set's order), both splits
+    coarse_labels: bool = False  # cifar100: its 20 superclasses instead of the 100 fine classes
+    decode_size: Optional[int] = None  # resize every image to N x N once, when decoding (imagefolder,
+    # celeba); None: keep the files' size (an image folder's images must then share one size)
+    test_fraction: float = 0.2  # imagefolder without a test/ tree: stratified share held out as test
+    on_device: Union[bool, str] = "auto"  # the training split on the GPU (true), in host memory with
+    # each batch copied ahead of compute (false), or chosen from its size and the free GPU memory
     class_ratio: Optional[list[float]] = None  # subsample every split to these class proportions
     # stratified share of the training split held out as validation; None: the data set's own
     # protocol (its DatasetSpec.val_fraction), resolved when the config is built
@@ -108,6 +115,9 @@ class TrainConfig:
     early_stop_patience: Optional[int] = None  # stop after N evaluations without a better val
     # accuracy, and test the best epoch's weights (needs data.val_fraction > 0)
     nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
+    nnodes: int = 1  # machines, each running train.nproc processes (torchrun, c10d rendezvous)
+    rdzv_endpoint: Optional[str] = None  # host:port the machines meet at (train.nnodes > 1)
+    rdzv_id: Optional[str] = None  # the job's name at the rendezvous; None: the run folder's name
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only; nproc > 1)
     stop_on_nan: bool = True  # false: a run whose loss turns NaN ends there, recorded as diverged
 
@@ -158,11 +168,16 @@ def _field_types(cls: type) -> dict[str, Any]:
 def _check_value(key: str, value: Any, typ: Any, where: str) -> Any:
     """Return ``value`` coerced to ``typ`` (int to float only), or raise ConfigError."""
     origin = typing.get_origin(typ)
-    if origin is typing.Union:  # Optional[X]
+    if origin is typing.Union:  # Optional[X], or one of several types (bool | str)
         args = [a for a in typing.get_args(typ) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(typ)):
             return None
-        return _check_value(key, value, args[0], where)
+        for arg in args[:-1]:
+            try:
+                return _check_value(key, value, arg, where)
+            except ConfigError:
+                pass
+        return _check_value(key, value, args[-1], where)
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -277,6 +292,7 @@ CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
     "optim.name": ("sgd", "adam", "adamw"),
     "model.freeze": ("none", "head", "last_k"),
     "data.resize_mode": ("bilinear", "bicubic"),
+    "data.on_device": (True, False, "auto"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
 }
 
@@ -287,14 +303,14 @@ def validate(cfg: Config) -> None:
     flat = flatten(cfg.to_dict())
     for key, choices in {"data.name": tuple(datasets.names()), **CHOICES}.items():
         if flat[key] not in choices:
-            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(choices)}")
+            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(map(_yaml_scalar, choices))}")
     positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
                 "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
-                "data.policy_group", "train.nproc", "model.trainable_blocks"]
+                "data.policy_group", "train.nproc", "train.nnodes", "model.trainable_blocks"]
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive, got {flat[key]}")
-    for key in ("data.train_subset", "data.test_subset", "data.image_size"):
+    for key in ("data.train_subset", "data.test_subset", "data.image_size", "data.decode_size"):
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
     ratio = flat["data.class_ratio"]
@@ -343,17 +359,33 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.rrc_min_scale: must lie in (0, 1], got {flat['data.rrc_min_scale']}")
     if flat["data.synthetic_classes"] < 2:
         raise ConfigError(f"data.synthetic_classes: must be at least 2, got {flat['data.synthetic_classes']}")
-    if flat["train.batch_size"] % flat["train.nproc"]:
+    world = flat["train.nproc"] * max(1, flat["train.nnodes"])
+    if flat["train.batch_size"] % world:
+        among = (f"train.nproc={flat['train.nproc']} processes" if flat["train.nnodes"] == 1 else
+                 f"the {world} processes of train.nnodes={flat['train.nnodes']} x train.nproc={flat['train.nproc']}")
         raise ConfigError(f"train.batch_size ({flat['train.batch_size']}) is the global batch and must "
-                          f"divide evenly among train.nproc={flat['train.nproc']} processes")
+                          f"divide evenly among {among}")
     if flat["train.sync_bn"] and cfg.device == "cpu":
         raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or "
                           "train.sync_bn=false")
+    if not 0.0 < flat["data.test_fraction"] < 1.0:
+        raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {flat['data.test_fraction']}")
+    if flat["data.coarse_labels"] and cfg.data.name != "cifar100":
+        raise ConfigError(f"data.coarse_labels: only CIFAR-100 has coarse labels (data.name=cifar100), "
+                          f"not {cfg.data.name}")
+    if flat["train.nnodes"] > 1 and not _is_endpoint(flat["train.rdzv_endpoint"]):
+        raise ConfigError(f"train.rdzv_endpoint: train.nnodes={flat['train.nnodes']} needs the host:port "
+                          f"every machine meets at (e.g. node01:29400), got {flat['train.rdzv_endpoint']!r}")
     if not 0.0 <= flat["data.val_fraction"] < 1.0:
         raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _is_endpoint(value: Optional[str]) -> bool:
+    host, _, port = (value or "").rpartition(":")
+    return bool(host) and port.isdigit()
 
 
 def _has_val_split(cfg: Config) -> bool:

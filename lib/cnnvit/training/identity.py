@@ -17,7 +17,8 @@ CHECKPOINT = "checkpoint.pt"  # a partial run: the state to resume from (see .st
 # a starting checkpoint lie (their folders move with the project), how the work is executed, and
 # what is recorded beside the results
 IDENTITY_EXEMPT = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size",
-                   "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights"}
+                   "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights",
+                   "data.on_device", "train.rdzv_endpoint", "train.rdzv_id"}
 
 
 def _with_defaults(d: dict[str, Any]) -> dict[str, Any]:
