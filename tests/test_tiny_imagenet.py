@@ -83,7 +83,7 @@ def test_cache_is_used_then_invalidated_by_a_changed_source(tmp_path, monkeypatc
     def no_decoding(*a, **k):
         raise AssertionError("decoded although the cache is valid")
 
-    monkeypatch.setattr(tin, "decode_images", no_decoding)
+    monkeypatch.setattr(tin, "decode_to_npy", no_decoding)
     cached = load_dataset("tiny-imagenet", root=str(tmp_path))
     assert np.array_equal(cached.train_images, first.train_images)
     assert cached.source.startswith("cache ")

@@ -14,7 +14,6 @@ and augment there. No torch here: a config is built and validated without it.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import DatasetError
+from .cache import decode_images  # noqa: F401 (re-exported: the loaders decode through it)
 
 log = logging.getLogger(__name__)
 
@@ -204,31 +204,6 @@ def list_image_folder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str
     if not files:
         raise DatasetError(f"no images found under {split_dir}/<class>/")
     return files, np.asarray(labels, dtype=np.int64), classes
-
-
-def decode_images(files: list[Path], size: Optional[tuple[int, int]] = None, workers: int = 8) -> np.ndarray:
-    """Decode image files to one uint8 N x H x W x 3 array; a bad file raises naming the file.
-    Grayscale and palette images are converted to RGB. All images must share one size."""
-    from PIL import Image
-
-    def one(path: Path) -> np.ndarray:
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except Exception as exc:
-            raise DatasetError(f"unreadable image: {path}: {exc}") from exc
-        return arr
-
-    if not files:
-        return np.zeros((0, *(size or (32, 32)), 3), np.uint8)
-    with ThreadPoolExecutor(workers) as pool:
-        arrays = list(pool.map(one, files))
-    first = size or arrays[0].shape[:2]
-    for path, a in zip(files, arrays):
-        if a.shape[:2] != tuple(first):
-            raise DatasetError(f"image {path} is {a.shape[1]}x{a.shape[0]}, expected "
-                               f"{first[1]}x{first[0]} like the others")
-    return np.stack(arrays)
 
 
 # --------------------------------------------------------------------------- where data sets lie

@@ -6,24 +6,23 @@ Layout (``root`` or ``root/tiny-imagenet-200``)::
     train/<wnid>/images/*.JPEG      500 per class
     val/images/*.JPEG  val/val_annotations.txt   50 per class, labelled: our test split
 
-The cache (``<folder>/.cnnvit-cache/tiny-imagenet-<key>/*.npy``, 1.3 GB) is keyed by the name,
-size and modification time of every source file, so a changed or partial copy is decoded again;
-plain ``.npy`` files because they read back at disk speed.
+The decoded cache (``<folder>/.cnnvit-cache/tiny-imagenet-<key>/*.npy``, 1.3 GB; see :mod:`.cache`)
+is keyed by the name, size and modification time of every source file, so a changed or partial
+copy is decoded again.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (Dataset, DatasetSpec, channel_stats, decode_images, find_marked_folder,
+from .base import (Dataset, DatasetSpec, channel_stats, default_data_dir, find_marked_folder,
                    locate_folder, register_dataset, root_of, take_subsets)
+from .cache import CACHE_DIR, cache_roots, cached_arrays, decode_images, decode_to_npy, source_key
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,6 @@ NAME = "tiny-imagenet"
 FOLDER = "tiny-imagenet-200"  # under a data directory: the archive's top folder
 IMAGE_SIZE = 64
 VAL_FRACTION = 0.2  # the seed's protocol: 20% of the training split held out for validation
-CACHE_DIR = ".cnnvit-cache"
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 
@@ -130,62 +128,29 @@ def list_files(folder: Path) -> tuple[list[str], list[str], np.ndarray, list[str
             np.asarray(val_labels, np.int64))
 
 
-def source_key(files: list[str | Path]) -> str:
-    """Hash of every file's name, size and modification time: what the cache is valid for."""
-    h = hashlib.sha256()
-    for p in files:
-        st = os.stat(p)
-        parent, name = os.path.split(p)
-        h.update(f"{os.path.basename(parent)}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:20]
-
-
 def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | list[str]]:
-    """All train and val images of the folder as uint8 arrays, from the cache when it is valid."""
+    """All train and val images of the folder as uint8 arrays, from the decoded cache (filled
+    first when it is missing or stale; see :mod:`.cache`)."""
     wnids, train_files, train_y, val_files, val_y = list_files(folder)
-    key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
-    cache = folder / CACHE_DIR / f"tiny-imagenet-{key}"
-    if use_cache and (cache / "complete").exists():
-        try:
-            # memory-mapped: subsets and the validation split then read only what they keep
-            arrays = {k: np.load(cache / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
-            log.info("Tiny-ImageNet from cache %s", cache)
-            return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": f"cache {cache}"}
-        except (OSError, ValueError) as exc:  # a cache cut short: decode again, and replace it
-            log.warning("ignoring unreadable cache %s: %s", cache, exc)
-            shutil.rmtree(cache, ignore_errors=True)
-    log.info("decoding %d Tiny-ImageNet images from %s (once; cached afterwards)",
-             len(train_files) + len(val_files), folder)
     size = (IMAGE_SIZE, IMAGE_SIZE)
-    arrays = {"train_x": decode_images(train_files, size=size), "train_y": train_y,
-              "test_x": decode_images(val_files, size=size), "test_y": val_y}
+
+    def fill(into: Path) -> None:
+        log.info("decoding %d Tiny-ImageNet images from %s (once; cached afterwards)",
+                 len(train_files) + len(val_files), folder)
+        decode_to_npy(train_files, into / "train_x.npy", resize=size, desc="decoding Tiny-ImageNet train")
+        decode_to_npy(val_files, into / "test_x.npy", resize=size, desc="decoding Tiny-ImageNet val")
+        np.save(into / "train_y.npy", train_y)
+        np.save(into / "test_y.npy", val_y)
+
     if use_cache:
-        _write_cache(cache, arrays)
-    return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": f"official layout in {folder}"}
-
-
-def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
-    # written under a temporary name and renamed into place: a reader never sees a cache in the
-    # making, and two processes filling it at once do not mix their files
-    tmp = cache.parent / f".{cache.name}.{os.getpid()}.tmp"
-    try:
-        for old in cache.parent.glob("tiny-imagenet-*"):  # caches of an older copy
-            if old.name != cache.name:
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-        tmp.mkdir(parents=True)
-        for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", arrays[name])
-        (tmp / "complete").write_text("")
-        size = sum(f.stat().st_size for f in tmp.iterdir())
-        try:
-            os.rename(tmp, cache)
-        except OSError:  # another process put a complete cache there first
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        log.info("wrote cache %s (%.0f MB)", cache, size / 2**20)
-    except OSError as exc:  # a read-only data folder: work without a cache
-        shutil.rmtree(tmp, ignore_errors=True)
-        log.warning("could not write cache %s: %s", cache, exc)
+        key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
+        arrays, source = cached_arrays(cache_roots(folder, default_data_dir()), "tiny-imagenet", key, ARRAYS,
+                                       fill, "Tiny-ImageNet")
+    else:
+        arrays = {"train_x": decode_images(train_files, resize=size), "train_y": train_y,
+                  "test_x": decode_images(val_files, resize=size), "test_y": val_y}
+        source = f"official layout in {folder}"
+    return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": source}
 
 
 def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],

@@ -1,0 +1,208 @@
+"""Image files decoded to uint8 arrays, and the decoded-data cache every data set that decodes
+images shares (Tiny-ImageNet, CelebA, image folders).
+
+Decoding runs in threads (PIL releases the GIL) and writes chunk by chunk into its output, so a
+data set larger than memory decodes straight into a memory-mapped ``.npy`` file. Every file that
+cannot be read is named in one error, after the pass, instead of the first one only.
+
+A cache is a folder ``<prefix>-<key>/`` holding ``NAME.npy`` arrays and a ``complete`` mark, under
+``<data folder>/.cnnvit-cache/`` (or, where the data folder is read-only, under the user's data
+directory). Its key hashes the name, size and modification time of every source file and what
+the decoding was asked for (e.g. ``data.decode_size``), so a changed, partial or differently
+resized copy is decoded again. It is filled by one process into a temporary folder and renamed
+into place: a reader never sees a cache in the making, and two processes filling it at once do not
+mix their files. Arrays read back memory-mapped: a cached reload costs seconds whatever the size.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".cnnvit-cache"
+CHUNK = 2048  # images decoded per chunk: bounded memory, a progress step every few seconds
+WORKERS = 8
+MAX_NAMED = 10  # unreadable files named in one error (the rest counted)
+
+Size = tuple[int, int]  # (height, width)
+
+
+# --------------------------------------------------------------------------- decoding
+
+def image_size(path: str | Path) -> Size:
+    """(height, width) of an image file, from its header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception as exc:
+        raise DatasetError(f"unreadable image: {path}: {exc}") from exc
+
+
+def _decode_one(path: str | Path, resize: Optional[Size]) -> np.ndarray | str:
+    """The RGB pixels of one file (resized to ``resize`` when given), or the reason it failed."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if resize is not None and (im.height, im.width) != resize:
+                # resized, not cropped, as data.image_size does on the device: nothing is cut off
+                im = im.resize((resize[1], resize[0]), Image.Resampling.BILINEAR)
+            return np.asarray(im)
+    except Exception as exc:  # truncated and foreign files fail in many ways inside PIL
+        return f"{path}: {exc}"
+
+
+def decode_into(files: Sequence[str | Path], out: np.ndarray, resize: Optional[Size] = None,
+                workers: int = WORKERS, desc: Optional[str] = None) -> np.ndarray:
+    """Decode ``files`` into ``out`` (uint8, N x H x W x 3, e.g. a memory-mapped ``.npy``), chunk
+    by chunk. Without ``resize`` every image must already be H x W. Raises one
+    :class:`DatasetError` naming every unreadable file, or the first image of another size."""
+    size = tuple(out.shape[1:3])
+    bad: list[str] = []
+    interactive = sys.stderr.isatty()
+    with ThreadPoolExecutor(workers) as pool, tqdm(
+            total=len(files), desc=desc, unit="img", disable=desc is None or len(files) < CHUNK,
+            file=sys.stderr, mininterval=0.5 if interactive else 15, ascii=not interactive) as bar:
+        for start in range(0, len(files), CHUNK):
+            chunk = files[start:start + CHUNK]
+            for i, (path, arr) in enumerate(zip(chunk, pool.map(lambda p: _decode_one(p, resize), chunk))):
+                if isinstance(arr, str):
+                    bad.append(arr)
+                elif arr.shape[:2] != size:
+                    raise DatasetError(f"image {path} is {arr.shape[1]}x{arr.shape[0]}, expected "
+                                       f"{size[1]}x{size[0]} like the others; set data.decode_size=N "
+                                       f"to resize every image to N x N when decoding")
+                else:
+                    out[start + i] = arr
+            bar.update(len(chunk))
+    if bad:
+        more = f" (and {len(bad) - MAX_NAMED} more)" if len(bad) > MAX_NAMED else ""
+        raise DatasetError(f"{len(bad)} unreadable image(s){more}, remove or replace them:\n  "
+                           + "\n  ".join(bad[:MAX_NAMED]))
+    return out
+
+
+def decode_images(files: Sequence[str | Path], size: Optional[Size] = None,
+                  resize: Optional[Size] = None, workers: int = WORKERS) -> np.ndarray:
+    """Decode image files to one uint8 N x H x W x 3 array in memory. ``resize``: every image
+    resized to it; else all must share one size (``size``, or the first image's). Grayscale and
+    palette images are converted to RGB; unreadable files are named in the error."""
+    if not files:
+        return np.zeros((0, *(resize or size or (32, 32)), 3), np.uint8)
+    shape = resize or size or image_size(files[0])
+    return decode_into(files, np.empty((len(files), *shape, 3), np.uint8), resize, workers)
+
+
+# --------------------------------------------------------------------------- the cache
+
+def source_key(files: Sequence[str | Path], extra: str = "") -> str:
+    """Hash of every file's name (and its folder's), size and modification time, and ``extra``
+    (what the decoding was asked for): what a cache is valid for. Paths above the file's folder
+    are left out, so a data set moved elsewhere keeps its cache."""
+    h = hashlib.sha256(extra.encode())
+    for p in files:
+        st = os.stat(p)
+        parent, name = os.path.split(p)
+        h.update(f"{os.path.basename(parent)}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def cache_roots(data_folder: Path, user_dir: Path) -> list[Path]:
+    """Where the caches of ``data_folder`` may lie: beside the data, then (for a read-only data
+    folder) under ``user_dir``, in a folder named after the data folder's path."""
+    tag = hashlib.sha256(str(Path(data_folder).resolve()).encode()).hexdigest()[:12]
+    return [Path(data_folder) / CACHE_DIR, Path(user_dir) / CACHE_DIR / f"{Path(data_folder).name}-{tag}"]
+
+
+def read_cache(folder: Path, names: Sequence[str]) -> Optional[dict[str, np.ndarray]]:
+    """The arrays of a complete cache, memory-mapped; None when there is none. A cache cut short
+    (unreadable) is removed, so that it is filled again."""
+    if not (folder / "complete").exists():
+        return None
+    try:
+        return {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in names}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable cache %s: %s", folder, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[str],
+                  fill: Callable[[Path], None], title: str) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays ``names`` of the cache ``<prefix>-<key>`` (memory-mapped) and where they came
+    from. When no root holds it complete, ``fill(folder)`` writes each ``NAME.npy`` into a
+    temporary folder under the first writable root, which is then renamed into place (older
+    caches of the same prefix there are removed). Where no root is writable, the arrays are
+    filled in a temporary folder and read into memory, with a warning."""
+    for root in roots:
+        arrays = read_cache(root / f"{prefix}-{key}", names)
+        if arrays is not None:
+            log.info("%s from cache %s", title, root / f"{prefix}-{key}")
+            return arrays, f"cache {root / f'{prefix}-{key}'}"
+    problems = []
+    for root in roots:
+        final = root / f"{prefix}-{key}"
+        tmp = root / f".{prefix}-{key}.{os.getpid()}.tmp"
+        try:
+            tmp.mkdir(parents=True)
+        except OSError as exc:
+            problems.append(f"{root}: {exc}")
+            continue
+        try:
+            fill(tmp)
+            (tmp / "complete").write_text("")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _replace_older(root, prefix, final.name)
+        size = sum(f.stat().st_size for f in tmp.iterdir())
+        try:
+            os.rename(tmp, final)
+            log.info("wrote cache %s (%.0f MB)", final, size / 2**20)
+        except OSError:  # another process put a complete cache there first: use that one
+            shutil.rmtree(tmp, ignore_errors=True)
+        arrays = read_cache(final, names)
+        if arrays is None:
+            raise DatasetError(f"the cache {final} was written but cannot be read back")
+        return arrays, f"cache {final}"
+    log.warning("%s: no cache folder is writable (%s); decoding without a cache", title, "; ".join(problems))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"cnnvit-{prefix}-") as tmp:
+        fill(Path(tmp))
+        return {n: np.load(Path(tmp) / f"{n}.npy") for n in names}, "decoded (no cache)"
+
+
+def _replace_older(root: Path, prefix: str, keep: str) -> None:
+    # caches of an older copy of the same data: they would only fill the disk
+    for old in root.glob(f"{prefix}-*"):
+        if old.name != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def decode_to_npy(files: Sequence[str | Path], path: Path, resize: Optional[Size] = None,
+                  desc: Optional[str] = None) -> None:
+    """Decode ``files`` into a new ``.npy`` file at ``path``, memory-mapped (any size fits on
+    disk); ``resize`` as in :func:`decode_images`."""
+    shape = resize or (image_size(files[0]) if files else (32, 32))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), *shape, 3))
+    try:
+        decode_into(files, out, resize, desc=desc)
+        out.flush()
+    finally:
+        del out
