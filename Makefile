@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 STUDIES ?=
 FORCE ?=
-DATASETS ?= all
+DATASETS ?= cifar10,tiny-imagenet,celeba
 OUT := outputs/$(PROFILE)
 comma := ,
 

@@ -100,22 +100,29 @@ def test_a_registered_data_set_brings_its_rules_and_size_and_leaves_no_trace(tmp
 
 # ----------------------------------------------------------------- the data sets of the library
 
-def test_the_library_registers_its_four_data_sets_in_order():
-    assert names() == ["synthetic", "cifar10", "tiny-imagenet", "celeba"]
+def test_the_library_registers_its_data_sets_in_order():
+    assert names() == ["synthetic", "cifar10", "cifar100", "tiny-imagenet", "celeba", "imagefolder"]
     assert [s.name for s in registered()] == names()
-    with pytest.raises(ConfigError, match="is not one of synthetic, cifar10, tiny-imagenet, celeba"):
+    with pytest.raises(ConfigError, match="is not one of synthetic, cifar10, cifar100, tiny-imagenet, celeba, "
+                                          "imagefolder"):
         config_mod.build(overrides=["data.name=imagenet"])
     # the fetchable ones, in the same order: what `cnnvit data fetch all` and `data check` go through
-    assert list(dataset_specs()) == ["cifar10", "tiny-imagenet", "celeba"]
-    assert [s.name for s in fetch.resolve(["all"])] == ["cifar10", "tiny-imagenet", "celeba"]
-    assert list(generators()) == ["celeba"]
+    assert list(dataset_specs()) == ["cifar10", "cifar100", "tiny-imagenet", "celeba"]
+    assert [s.name for s in fetch.resolve(["all"])] == ["cifar10", "cifar100", "tiny-imagenet", "celeba"]
+    assert list(generators()) == ["cifar100", "celeba"]
+    # data.decode_size: for the data sets decoded from files of any size only
+    assert [s.name for s in registered() if s.decodes] == ["celeba", "imagefolder"]
+    with pytest.raises(ConfigError, match="data.decode_size: cifar10 has images of one size already"):
+        config_mod.build(overrides=["data.name=cifar10", "data.decode_size=64"])
 
 
 EXPECTED = {  # name: (folder, native image side, default validation share) -- the studies' protocol
     "synthetic": (None, None, 0.0),
     "cifar10": ("cifar10", 32, 0.0),
+    "cifar100": ("cifar100", 32, 0.0),
     "tiny-imagenet": ("tiny-imagenet-200", 64, 0.2),
     "celeba": ("celeba", None, 0.0),
+    "imagefolder": ("imagefolder", None, 0.0),
 }
 
 
@@ -131,6 +138,8 @@ def _write(name: str, data_dir) -> None:
     folder = data_dir / get_dataset(name).folder
     if name == "cifar10":
         write_cifar_pickles(folder / "cifar-10-batches-py", per_batch=8, n_test=10)
+    elif name == "cifar100":
+        get_dataset(name).generate(folder, 200, 0)
     elif name == "tiny-imagenet":
         write_tiny_imagenet(data_dir)  # writes data_dir/tiny-imagenet-200 itself
         assert folder.is_dir()
@@ -138,7 +147,7 @@ def _write(name: str, data_dir) -> None:
         write_celeba(folder, n=40)
 
 
-@pytest.mark.parametrize("name", ["cifar10", "tiny-imagenet", "celeba"])
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tiny-imagenet", "celeba"])
 def test_folder_size_and_share_are_what_loading_checking_and_training_use(tmp_path, monkeypatch, train_mod,
                                                                           name):
     monkeypatch.setenv("HOME", str(tmp_path))

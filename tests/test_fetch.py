@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnvit.datasets import celeba, cifar10, fetch
+from cnnvit.datasets import celeba, cifar10, cifar100, fetch
 from cnnvit.datasets import tiny_imagenet as tin
 from cnnvit.datasets import default_root, load_dataset
 from cnnvit.datasets.fetch import FetchError, Source
@@ -290,10 +290,12 @@ def test_check_reports_present_missing_and_corrupt(tmp_path, image_folder):
     image_folder(data / "cifar10", classes=tuple(f"c{i}" for i in range(10)))  # image folders
     write_tiny_imagenet(data)
     write_celeba(data / "celeba", n=20)  # any image folder name, found by its contents
+    cifar100.write_generated(data / "cifar100", 200)
     states = {s.name: s for s in (fetch.check_dataset(spec, data) for spec in fetch.resolve(["all"]))}
-    assert {n: s.state for n, s in states.items()} == {"cifar10": "present", "tiny-imagenet": "present",
-                                                       "celeba": "present"}
+    assert {n: s.state for n, s in states.items()} == {"cifar10": "present", "cifar100": "present",
+                                                       "tiny-imagenet": "present", "celeba": "present"}
     assert "image folders" in states["cifar10"].detail and "img_align_celeba_17x21" in states["celeba"].detail
+    assert "100 classes (20 superclasses), 200 train and 40 test images" in states["cifar100"].detail
 
     empty = tmp_path / "empty"
     for spec in fetch.resolve(["all"]):
@@ -334,7 +336,7 @@ def test_check_finds_corrupt_copies_and_fetch_leaves_them_alone(tmp_path, damage
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(FetchError, match="cifar10, tiny-imagenet, celeba"):
+    with pytest.raises(FetchError, match="cifar10, cifar100, tiny-imagenet, celeba"):
         fetch.resolve(["imagenet"])
 
 

@@ -370,6 +370,11 @@ def validate(cfg: Config) -> None:
                           "train.sync_bn=false")
     if not 0.0 < flat["data.test_fraction"] < 1.0:
         raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {flat['data.test_fraction']}")
+    if flat["data.decode_size"] and not datasets.get_dataset(cfg.data.name).decodes:
+        raise ConfigError(f"data.decode_size: {cfg.data.name} has images of one size already (it applies to "
+                          f"data sets decoded from files of any size: "
+                          f"{', '.join(s.name for s in datasets.registered() if s.decodes)}); use "
+                          f"data.image_size to resize on the device")
     if flat["data.coarse_labels"] and cfg.data.name != "cifar100":
         raise ConfigError(f"data.coarse_labels: only CIFAR-100 has coarse labels (data.name=cifar100), "
                           f"not {cfg.data.name}")
@@ -389,7 +394,7 @@ def _is_endpoint(value: Optional[str]) -> bool:
 
 
 def _has_val_split(cfg: Config) -> bool:
-    return datasets.get_dataset(cfg.data.name).own_validation or bool(cfg.data.val_fraction)
+    return datasets.get_dataset(cfg.data.name).has_own_validation(cfg.data) or bool(cfg.data.val_fraction)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The data sets: one module per data set (``synthetic``, ``cifar10``, ``tiny_imagenet``,
-``celeba``), each registering a :class:`DatasetSpec` that describes it once; shared primitives in
-``base``; downloads and checks in ``fetch``.
+"""The data sets: one module per data set (``synthetic``, ``cifar10``, ``cifar100``,
+``tiny_imagenet``, ``celeba``, ``imagefolder``), each registering a :class:`DatasetSpec` that
+describes it once; shared primitives in ``base``; image decoding and the decoded-data cache in
+``cache``; downloads and checks in ``fetch``.
 
 Adding a data set: write a module that builds its :class:`Dataset` and calls
 :func:`register_dataset`, and import it below. Importing this package imports no torch.
@@ -13,10 +14,10 @@ from .base import (Dataset, DatasetSpec, FetchSpec, Source, channel_stats, datas
                    take_subsets, unregister_dataset)
 from .fetch import CONNECT_TIMEOUT, Status, check_dataset, dataset_specs, fetch_dataset, resolve
 # registration order is the order of data.name's choices and of `cnnvit data fetch all`
-from . import synthetic, cifar10, tiny_imagenet, celeba  # noqa: E402,I001
+from . import synthetic, cifar10, cifar100, tiny_imagenet, celeba, imagefolder  # noqa: E402,I001
 
 __all__ = [
-    "CONNECT_TIMEOUT", "Dataset", "DatasetError", "DatasetSpec", "FetchError", "FetchSpec", "Source",
+    "CONNECT_TIMEOUT", "Dataset", "cifar100", "imagefolder", "DatasetError", "DatasetSpec", "FetchError", "FetchSpec", "Source",
     "Status", "celeba", "channel_stats", "check_dataset", "cifar10", "dataset_from_config",
     "dataset_specs", "decode_images", "default_data_dir", "default_root", "default_val_fraction",
     "fetch_dataset", "find_marked_folder", "generators", "get_dataset", "hold_out_validation",

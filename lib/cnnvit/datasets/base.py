@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -306,6 +305,8 @@ class DatasetSpec:
     size_of: Optional[Callable[[Any], int]] = None  # image side set by the config (generated sets)
     val_fraction: float = 0.0  # default data.val_fraction (the study protocol's share)
     own_validation: bool = False  # its loader holds out a validation split of its own
+    # (data_cfg) -> whether the files give a validation split (a cheap look, without decoding)
+    given_validation: Optional[Callable[[Any], bool]] = None
     # (data_cfg) -> None: download if asked and missing, fill a cache; once per machine
     prepare: Optional[Callable[[Any], None]] = None
     fetch: Optional[FetchSpec] = None  # sources, unpacking and the check of `cnnvit data check`
@@ -313,6 +314,11 @@ class DatasetSpec:
     generate: Optional[Callable[..., Any]] = None
     validate: Callable[[Any], None] = _no_rules  # its own config rules; raises ConfigError
     multilabel: Callable[[Any], bool] = _single_label  # whether data_cfg asks for a multi-label task
+    decodes: bool = False  # decodes image files of any size: data.decode_size applies
+
+    def has_own_validation(self, data_cfg: Any) -> bool:
+        """Whether ``data_cfg``'s data come with a validation split (``data.val_fraction`` then stays 0)."""
+        return self.own_validation or bool(self.given_validation and self.given_validation(data_cfg))
 
     def image_side(self, data_cfg: Any) -> Optional[int]:
         """The side in pixels of the images ``data_cfg`` loads (None: they keep their own sizes)."""
@@ -397,13 +403,16 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
                  val_fraction: float = 0.0, synthetic_size: int = 32,
                  synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
-                 attributes: str = "all", classes: Optional[int] = None) -> Dataset:
-    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests)."""
-    data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
-                               test_subset=test_subset, classes=classes, val_fraction=val_fraction,
-                               synthetic_train=synthetic_train, synthetic_test=synthetic_test,
-                               synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
-                               task=task, attribute=attribute, attributes=attributes)
+                 attributes: str = "all", classes: Optional[int] = None, **data_keys: Any) -> Dataset:
+    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests); any
+    other ``data.*`` key (``decode_size=64``, ``coarse_labels=True``, ...) by its name."""
+    from ..config import DataConfig  # (the config module imports this package)
+
+    data_cfg = DataConfig(name=name, root=root, download=download, train_subset=train_subset,
+                          test_subset=test_subset, classes=classes, val_fraction=val_fraction,
+                          synthetic_train=synthetic_train, synthetic_test=synthetic_test,
+                          synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
+                          task=task, attribute=attribute, attributes=attributes, **data_keys)
     return dataset_from_config(data_cfg, seed)
 
 

@@ -4,7 +4,9 @@ The attribute file (official format): a count line, a line of attribute names, t
 image, ``<file> v1 ... v40`` with values 1 / -1, columns separated by any run of spaces (CRLF
 line ends are accepted too). The image folder is found, not assumed: the official
 ``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (for
-example a downscaled subset's ``img_align_celeba_89x109/``); images keep their size.
+example a downscaled subset's ``img_align_celeba_89x109/``); images keep their size unless
+``data.decode_size`` resizes them. Every listed image is decoded once into the decoded-data cache
+(:mod:`.cache`; full CelebA at 178 x 218 is about 24 GB on disk), and runs read it memory-mapped.
 
 Tasks built from the attributes:
 * ``binary``: one attribute (e.g. ``Eyeglasses``), classes "no X" / "X";
@@ -15,6 +17,7 @@ Tasks built from the attributes:
 from __future__ import annotations
 
 import difflib
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +26,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (Dataset, DatasetSpec, decode_images, find_marked_folder, locate_folder,
+from .base import (Dataset, DatasetSpec, default_data_dir, find_marked_folder, locate_folder,
                    register_dataset, root_of, stratified_indices)
+from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, source_key
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch, google_drive_url
+
+log = logging.getLogger(__name__)
 
 NAME = "celeba"
 FOLDER = "celeba"  # under a data directory
@@ -280,11 +286,33 @@ def _hair_rates(k: int) -> np.ndarray:
     return base / base.sum()
 
 
+def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: Optional[int],
+                   use_cache: bool = True) -> tuple[np.ndarray, str]:
+    """Every image the attribute file lists, in its order, as one uint8 array (memory-mapped
+    from the decoded cache, filled first when missing or stale; see :mod:`.cache`), resized to
+    ``decode_size`` x ``decode_size`` when given; and where it came from."""
+    files = [str(images / f) for f in attrs.files]
+    resize = (decode_size, decode_size) if decode_size else None
+
+    def fill(into: Path) -> None:
+        log.info("decoding %d CelebA images from %s (once; cached afterwards)", len(files), images)
+        decode_to_npy(files, into / "images.npy", resize=resize, desc="decoding CelebA")
+
+    if not use_cache:
+        return decode_images(files, resize=resize), f"images in {images}"
+    key = source_key([folder / ATTR_FILE, *files], extra=f"decode_size={decode_size}")
+    arrays, source = cached_arrays(cache_roots(folder, default_data_dir()), f"celeba-{images.name}", key,
+                                   ("images",), fill, "CelebA")
+    return arrays["images"], f"{source} of the images in {images}"
+
+
 def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
-                train_subset: Optional[int], test_subset: Optional[int], seed: int) -> Dataset:
+                train_subset: Optional[int], test_subset: Optional[int], seed: int,
+                decode_size: Optional[int] = None, use_cache: bool = True) -> Dataset:
     """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
     ``seed``; the same split for every task): the validation tenth is held out here already.
-    Only the images kept are decoded."""
+    Images come from the decoded cache (all of them, once per machine), resized to
+    ``decode_size`` when given."""
     root_path = root_of(NAME, root)
     folder = find_or_fetch(find_folder, FETCH, root_path, download,
                            lambda root: DatasetError(not_found_message(root)))
@@ -297,10 +325,10 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
         train = train[stratified_indices(key[train], train_subset, seed)]
     if test_subset:
         test = test[stratified_indices(key[test], test_subset, seed + 1)]
-    decode = lambda idx: decode_images([images / attrs.files[i] for i in idx])  # noqa: E731
-    ds = Dataset(NAME, classes, decode(train), labels[train], decode(test), labels[test],
-                 f"{task} task, images in {images}", (0.5,) * 3, (0.25,) * 3,
-                 val_images=decode(val), val_labels=labels[val],
+    pixels, source = decoded_images(folder, attrs, images, decode_size, use_cache)
+    ds = Dataset(NAME, classes, pixels[train], labels[train], pixels[test], labels[test],
+                 f"{task} task, {source}", (0.5,) * 3, (0.25,) * 3,
+                 val_images=pixels[val], val_labels=labels[val],
                  split_files={split: [attrs.files[i] for i in idx]
                               for split, idx in (("train", train), ("val", val), ("test", test))})
     return ds
@@ -308,7 +336,20 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
 
 def load(data_cfg: Any, seed: int) -> Dataset:
     return load_celeba(data_cfg.root, data_cfg.download, data_cfg.task, data_cfg.attribute,
-                       data_cfg.attributes, data_cfg.train_subset, data_cfg.test_subset, seed)
+                       data_cfg.attributes, data_cfg.train_subset, data_cfg.test_subset, seed,
+                       data_cfg.decode_size)
+
+
+def prepare(data_cfg: Any) -> None:
+    """Download if asked and missing, and fill the decoded cache (one process per machine)."""
+    folder = find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), data_cfg.download,
+                           lambda root: DatasetError(not_found_message(root)))
+    attrs = parse_attributes(folder / ATTR_FILE)
+    decoded_images(folder, attrs, find_image_folder(folder, attrs.files), data_cfg.decode_size)
+
+
+def image_side(data_cfg: Any) -> Optional[int]:
+    return data_cfg.decode_size
 
 
 def locate(data_cfg: Any) -> str:
@@ -329,5 +370,6 @@ def is_multilabel(data_cfg: Any) -> bool:
 
 
 SPEC = register_dataset(DatasetSpec(
-    name=NAME, load=load, locate=locate, folder=FOLDER, native_size=None, own_validation=True,
-    fetch=FETCH, generate=write_generated, validate=validate, multilabel=is_multilabel))
+    name=NAME, load=load, locate=locate, folder=FOLDER, native_size=None, size_of=image_side,
+    own_validation=True, prepare=prepare, fetch=FETCH, generate=write_generated, validate=validate,
+    multilabel=is_multilabel, decodes=True))

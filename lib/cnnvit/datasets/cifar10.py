@@ -20,27 +20,35 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]
 
 
-def _read_pickle(path: Path) -> dict:
+def read_pickle(path: Path, title: str = "CIFAR-10") -> dict:
+    """One of the CIFAR archives' pickled dicts; errors name the file."""
     try:
         with open(path, "rb") as f:
             return pickle.load(f, encoding="latin1")
     except FileNotFoundError as exc:
-        raise DatasetError(f"CIFAR-10 batch file missing: {path}") from exc
+        raise DatasetError(f"{title} batch file missing: {path}") from exc
     except Exception as exc:  # a truncated or foreign file fails in many ways inside pickle
-        raise DatasetError(f"CIFAR-10 batch file unreadable (corrupt or not a CIFAR pickle): "
+        raise DatasetError(f"{title} batch file unreadable (corrupt or not a CIFAR pickle): "
                            f"{path}: {exc}") from exc
+
+
+def pickled_images(batch: dict, path: Path, title: str = "CIFAR-10") -> np.ndarray:
+    """A CIFAR pickle's ``data`` rows (3 x 32 x 32, channel-major) as N x 32 x 32 x 3 uint8."""
+    try:
+        return np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(f"{title} batch file has an unexpected layout: {path}: {exc}") from exc
 
 
 def _load_pickles(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for name in names:
-            batch = _read_pickle(folder / name)
+            batch = read_pickle(folder / name)
+            xs.append(pickled_images(batch, folder / name))
             try:
-                data = np.asarray(batch["data"], dtype=np.uint8)
-                xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
                 ys.append(np.asarray(batch["labels"], dtype=np.int64))
-            except (KeyError, ValueError) as exc:
+            except KeyError as exc:
                 raise DatasetError(f"CIFAR-10 batch file has an unexpected layout: "
                                    f"{folder / name}: {exc}") from exc
         return np.concatenate(xs), np.concatenate(ys)
@@ -50,7 +58,7 @@ def _load_pickles(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     classes = CLASSES
     meta = folder / "batches.meta"
     if meta.exists():
-        classes = list(_read_pickle(meta).get("label_names", CLASSES))
+        classes = list(read_pickle(meta).get("label_names", CLASSES))
     return train_x, train_y, test_x, test_y, classes
 
 
