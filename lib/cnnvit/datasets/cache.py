@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -157,7 +158,7 @@ def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[
     problems = []
     for root in roots:
         final = root / f"{prefix}-{key}"
-        tmp = root / f".{prefix}-{key}.{os.getpid()}.tmp"
+        tmp = root / f".{prefix}-{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             tmp.mkdir(parents=True)
         except OSError as exc:
