@@ -2,6 +2,7 @@
 they share with Tiny-ImageNet and CelebA: all on files the tests write themselves."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -147,7 +148,7 @@ def test_imagefolder_config_rules(tmp_path):
         locate_dataset(cfg_for(tmp_path, "data.classes=5").data)
 
 
-def test_a_study_parameter_file_can_use_an_image_folder(tmp_path):
+def test_a_study_parameter_file_can_use_an_image_folder(tmp_path, train_mod):
     from cnnvit.studies.study import load_study
 
     write_tree(tmp_path / "mine" / "train", per_class=8)
@@ -167,6 +168,10 @@ runs:
     spec = study.runs["mine"]
     assert spec.config.data.name == "imagefolder" and spec.config.data.decode_size == 16
     assert "image folders in" in locate_dataset(spec.config.data)
+    run = train_mod.train(spec.config, tmp_path / "run", progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dataset"]["name"] == "imagefolder" and metrics["dataset"]["n_train"] == 24
+    assert "image folders in" in metrics["dataset"]["source"]
 
 
 # ------------------------------------------------------------------------------- CIFAR-100

@@ -113,6 +113,11 @@ def not_found_message(root: Path) -> str:
             f"data.test_fraction")
 
 
+def val_tree_conflict(root: Path) -> str:
+    return (f"data.val_fraction: {root}/val/ is the validation split already; leave data.val_fraction at 0 "
+            f"(or remove val/ to hold a share of train/ out)")
+
+
 def layout_of(data_cfg: Any) -> Layout:
     """The layout under the config's root, checked against the config's split keys."""
     root = root_of(NAME, data_cfg.root)
@@ -120,8 +125,7 @@ def layout_of(data_cfg: Any) -> Layout:
     if layout is None:
         raise DatasetError(not_found_message(root))
     if "val" in layout.files and data_cfg.val_fraction:
-        raise DatasetError(f"data.val_fraction: {root}/val/ is the validation split already; leave "
-                           f"data.val_fraction at 0 (or remove val/ to hold a share of train/ out)")
+        raise DatasetError(val_tree_conflict(root))
     if data_cfg.classes and data_cfg.classes > len(layout.classes):
         raise DatasetError(f"data.classes: {data_cfg.classes} asked for, but {root} has "
                            f"{len(layout.classes)} classes")
@@ -187,8 +191,7 @@ def prepare(data_cfg: Any) -> None:
 
 def validate(data_cfg: Any) -> None:
     if has_val_tree(data_cfg) and data_cfg.val_fraction:
-        raise ConfigError(f"data.val_fraction: {root_of(NAME, data_cfg.root)}/val/ is the validation split "
-                          f"already; leave data.val_fraction at 0 (or remove val/ to hold a share of train/ out)")
+        raise ConfigError(val_tree_conflict(root_of(NAME, data_cfg.root)))
     if data_cfg.download:
         raise ConfigError("data.download: an image folder data set is one's own; there is nothing to download")
 
