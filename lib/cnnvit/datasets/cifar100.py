@@ -111,15 +111,13 @@ def prepare(data_cfg: Any) -> None:
         find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), True, not_found)
 
 
-def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, int] = (32, 32),
-                    n_test: Optional[int] = None) -> Path:
-    """Write a small generated copy in torchvision's format (``cifar-100-python/``): ``n`` train
+def write_generated(folder: str | Path, n: int, seed: int = 0, n_test: Optional[int] = None) -> Path:
+    """Write a small generated copy in torchvision's format (``cifar-100-python/``; for tests and
+    trying the pipeline without the real set): ``n`` train
     and ``n_test`` (default n / 5) test images of noise with a class-dependent tint, fine labels
     cycling through the 100 classes and coarse labels = fine // 5. Returns the pickles' folder."""
     import pickle
 
-    if tuple(size) != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{TITLE} images are {IMAGE_SIZE} x {IMAGE_SIZE}, not {size}")
     out = Path(folder) / ARCHIVE_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -138,4 +136,4 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, size: tuple[int, 
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
-    fetch=FETCH, generate=write_generated))
+    fetch=FETCH))
