@@ -130,9 +130,12 @@ def _timm_info(name: str, timm_name: str, cfg: Optional[Any]) -> ModelInfo:
 
     has_weights = cfg is not None and bool(cfg.has_weights)
     size = int(cfg.input_size[-1]) if cfg is not None else DEFAULT_SIZE
+    fixed = bool(cfg is not None and cfg.fixed_input_size)
     try:
         model, drop_path = _probe(lambda rate: build_timm(timm_name, 1000, drop_path=rate))
         structure = _structure(model)
+        # a ViT built to resample its position embedding takes any size whatever its config says
+        fixed = fixed and not getattr(model, "dynamic_img_size", False)
     except Exception as exc:  # a model that cannot be built on the meta device: allow no option
         log.warning("could not inspect timm's %s on the meta device (%s); its options "
                     "drop_path, layer_decay and freeze are refused", timm_name, exc)
@@ -140,8 +143,7 @@ def _timm_info(name: str, timm_name: str, cfg: Optional[Any]) -> ModelInfo:
     tag = f", weights {cfg.tag}" if has_weights and cfg.tag else ""
     return ModelInfo(
         name=name, builder=functools.partial(build_timm, timm_name), family="timm", native_size=size,
-        fixed_size=bool(cfg is not None and cfg.fixed_input_size),
-        hub=Hub("timm", timm_name) if has_weights else None, drop_path=drop_path,
+        fixed_size=fixed, hub=Hub("timm", timm_name) if has_weights else None, drop_path=drop_path,
         description=f"timm's {timm_name} ({size} px{tag})", **structure)
 
 
@@ -184,7 +186,9 @@ def close_matches(name: str, curated: list[str], n: int = 4) -> list[str]:
 @dataclass(frozen=True)
 class LibraryModel:
     """One line of :func:`search_models`: the name to use, its library, input size, whether it
-    takes that size only, and its published weights (timm's tags, torchvision's identifier)."""
+    takes that size only (as timm's config says: the few of its ViTs built with a resampled
+    position embedding take any size, which :func:`library_model_info` finds), and its published
+    weights (timm's tags, torchvision's identifier)."""
 
     name: str
     library: str
