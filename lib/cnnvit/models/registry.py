@@ -19,7 +19,6 @@ This module imports neither torch nor the model libraries at import time: it hol
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
