@@ -15,6 +15,8 @@ EPILOG = """examples:
   python -m cnnvit data check ~/.cache/cnnvit-data
   python -m cnnvit data --set data.name=cifar10 data.root=~/.cache/cnnvit-data/cifar10
   python -m cnnvit train --set model.name=resnet18_cifar train.epochs=1 --out outputs/runs/try1
+  python -m cnnvit models --all '*vit_tiny*'
+  python -m cnnvit train --set model.name=torchvision:mobilenet_v3_small data.image_size=64 --out RUN
   python -m cnnvit train params/paper/01_cifar10_vit_vs_resnet.yaml --run strong_resnet18 --out RUN
   python -m cnnvit study params/smoke/01_cifar10_vit_vs_resnet.yaml
   python -m cnnvit report --profile paper --studies 01 --data-dir ~/.cache/cnnvit-data
@@ -135,7 +137,14 @@ def _parser() -> argparse.ArgumentParser:
                             "'python -m cnnvit data fetch NAME|all --to DIR' and "
                             "'python -m cnnvit data check DIR'.")
     common(p_data)
-    sub.add_parser("models", help="list registered models")
+    p_models = sub.add_parser("models", help="list the curated models; --all PATTERN searches timm's and "
+                              "torchvision's models", description="List the curated models, or with --all "
+                              "search every model of timm and torchvision's classification models (any of "
+                              "them trains by the name printed: model.name=NAME).")
+    p_models.add_argument("--all", nargs="?", const="*", metavar="PATTERN", dest="pattern",
+                          help="search timm's and torchvision's models: fnmatch pattern such as "
+                          "'*vit_tiny*' (no wildcard: matches anywhere in a name; timm:PATTERN or "
+                          "torchvision:PATTERN searches one library; default: all)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -161,10 +170,26 @@ def _report(args) -> int:
 
 
 def _models(args) -> int:
-    from .models import list_models, native_size
+    from .models import list_models, native_size, search_models
 
-    for name in list_models():
-        print(f"{name:24s} {native_size(name)} px")
+    if args.pattern is None:
+        for name in list_models():
+            print(f"{name:24s} {native_size(name)} px")
+        return 0
+    found = search_models(args.pattern, list_models())
+    if not found:
+        print(f"error: no timm or torchvision model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    width = max(len(m.name) for m in found)
+    for m in found:
+        if not m.weights:
+            weights = "no published weights"
+        elif m.library == "torchvision":
+            weights = f"weights {m.weights[0]}"
+        else:  # the first tag is timm's default; NAME.TAG picks another
+            weights = f"weights: {', '.join(m.weights[:3])}" + (f" (+{len(m.weights) - 3})" if m.weights[3:] else "")
+        print(f"{m.name:{width}s} {m.size:4d} px {'fixed' if m.fixed_size else '     '}  {weights}")
+    print(f"{len(found)} models; use one as model.name=NAME (a timm model's weights: NAME.TAG)", file=sys.stderr)
     return 0
 
 

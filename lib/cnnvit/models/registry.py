@@ -9,11 +9,16 @@ identifier is written once), ``drop_path`` where it has stochastic depth. An opt
 cannot use is refused with a :class:`ModelError`, not ignored; :func:`check_model_config` checks
 a run's model section that way without building anything.
 
-This module imports neither torch nor the model libraries: it holds metadata only.
+Beside these curated models, every model of timm (by its timm name, optionally with a weights tag
+such as ``vit_tiny_patch16_224.augreg_in21k``, or as ``timm:NAME``) and torchvision's
+classification models (as ``torchvision:NAME``) are known by name: :mod:`.external` describes them
+on first use. A curated name takes precedence over timm's model of the same name.
+
+This module imports neither torch nor the model libraries at import time: it holds metadata only
+(a library model's metadata is looked up, lazily, in :mod:`.external`).
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -42,7 +47,8 @@ class Hub:
         if self.library == "timm":
             from timm.models import get_pretrained_cfg
 
-            return get_pretrained_cfg(self.ident).hf_hub_id
+            cfg = get_pretrained_cfg(self.ident)
+            return cfg.hf_hub_id or cfg.url  # a few of timm's weights are still served by URL
         import torchvision
 
         return torchvision.models.get_weight(self.ident).url
@@ -54,7 +60,7 @@ class ModelInfo:
 
     name: str
     builder: Callable[..., Any]
-    family: str  # the module that registers it (resnet, vgg, classic, vit, tiny)
+    family: str  # the module that registers it (resnet, vgg, classic, vit, tiny), or timm/torchvision
     native_size: int  # the input resolution it is built for
     fixed_size: bool  # takes no other size (a transformer's position embedding fixes it)
     hub: Optional[Hub]  # published weights (model.pretrained), if any
@@ -62,6 +68,7 @@ class ModelInfo:
     layer_decay: bool  # says how its layers group, timm's group_matcher (model.layer_decay)
     freeze_last_k: bool  # has transformer blocks or ResNet stages to count (model.freeze=last_k)
     description: str  # the builder's docstring, first paragraph
+    freeze_head: bool = True  # has a linear classifier to train alone (model.freeze=head)
 
     @property
     def pretrained(self) -> bool:
@@ -98,19 +105,29 @@ def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[
 
 
 def list_models() -> list[str]:
-    """Names of the registered models, sorted."""
+    """Names of the registered (curated) models, sorted; timm's and torchvision's models are
+    searched with :func:`cnnvit.models.external.search_models`."""
     return sorted(_REGISTRY)
 
 
 def model_info(name: str) -> ModelInfo:
-    """The registry's entry for ``name``; an unknown name raises :class:`ModelError` with the
+    """The registry's entry for ``name``, else timm's or torchvision's model of that name
+    (described on first use, then cached); an unknown name raises :class:`ModelError` with the
     closest known names."""
-    if name not in _REGISTRY:
-        hint = difflib.get_close_matches(name, list_models(), n=1)
-        raise ModelError(f"model.name: unknown model {name!r}"
-                         + (f"; did you mean {hint[0]!r}?" if hint else "")
-                         + f" (known: {', '.join(list_models())})")
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    from .external import close_matches, library_model_info  # imports timm and torchvision
+
+    info = library_model_info(name)
+    if info is not None:
+        return info
+    hints = close_matches(name, list_models())
+    raise ModelError(f"model.name: unknown model {name!r}"
+                     + (f"; did you mean {hints[0]!r}?" if hints else "")
+                     + (f" (also close: {', '.join(map(repr, hints[1:]))})" if hints[1:] else "")
+                     + f". Curated models: {', '.join(list_models())}; besides them any timm model "
+                     f"by its name (timm:NAME for timm's own where a curated model has that name) and "
+                     f"torchvision's as torchvision:NAME; search with `python -m cnnvit models --all PATTERN`")
 
 
 def native_size(name: str) -> int:
@@ -142,14 +159,18 @@ def _check_options(info: ModelInfo, *, pretrained: bool = False, drop_path: floa
     """Refuse each option set to a value that ``info``'s model cannot use."""
     name = info.name
     if drop_path and not info.drop_path:
-        raise ModelError(f"model.drop_path: {name} has no stochastic depth (it applies to the "
-                         f"transformers); leave model.drop_path at 0")
+        raise ModelError(f"model.drop_path: {name} has no stochastic depth (timm's drop_path_rate); "
+                         f"leave model.drop_path at 0")
     if layer_decay is not None and not info.layer_decay:
         raise ModelError(f"model.layer_decay: {name} does not say how its layers group (timm's "
                          f"group_matcher); leave model.layer_decay unset")
     if freeze == "last_k" and not info.freeze_last_k:
         raise ModelError(f"model.freeze: {name} has neither transformer blocks nor ResNet stages "
-                         f"to count for last_k; use model.freeze=none or head")
+                         f"to count for last_k; use model.freeze=none"
+                         + (" or head" if info.freeze_head else ""))
+    if freeze == "head" and not info.freeze_head:
+        raise ModelError(f"model.freeze: {name} has no linear classifier to train alone for head; "
+                         f"use model.freeze=none")
     if pretrained and not info.pretrained:
         raise ModelError(f"model.pretrained: {name} has no published weights; train it from scratch "
                          f"(model.pretrained=false), or give a checkpoint with model.pretrained_path=FILE")
