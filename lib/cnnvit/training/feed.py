@@ -44,7 +44,7 @@ class Placement:
     requested: Union[bool, str]  # data.on_device as configured
     reason: str
     data_bytes: int  # what would go to the device: the training split and, on rank 0, held-out images
-    free_bytes: Optional[int]  # free GPU memory when decided (None on the CPU or when forced)
+    free_bytes: Optional[int]  # free GPU memory when decided (None on the CPU)
 
     def record(self) -> dict[str, Any]:
         """The ``data_placement`` entry of metrics.json."""
@@ -80,7 +80,8 @@ def decide_placement(requested: Union[bool, str], device_type: str, data_bytes: 
     if free_bytes is None:
         raise ValueError("data.on_device=auto on CUDA needs the free device memory")
     fits = fits_on_device(data_bytes, free_bytes)
-    rule = f"{fmt_bytes(data_bytes)} of data {'<=' if fits else '>'} {MAX_DATA_SHARE:g} x {fmt_bytes(free_bytes)} free"
+    rule = (f"{fmt_bytes(data_bytes)} of data {'<=' if fits else '>'} {MAX_DATA_SHARE:g} x "
+            f"{fmt_bytes(free_bytes)} free")
     return Placement(fits, requested, f"auto: {rule}", data_bytes, free_bytes)
 
 
@@ -95,11 +96,12 @@ def placement_for(requested: Union[bool, str], device: torch.device, data_bytes:
         flag = torch.tensor([int(placement.on_device)], device=device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
         if placement.on_device and not flag.item():
-            placement = Placement(False, requested, placement.reason + "; another rank's device has not the room",
+            placement = Placement(False, requested, placement.reason + "; another rank's GPU has less room",
                                   data_bytes, free)
-    if placement.on_device and device.type == "cuda" and free is not None and not fits_on_device(data_bytes, free):
+    if placement.on_device and free is not None and not fits_on_device(data_bytes, free):
         log.warning("data.on_device=true: %s of data against %s of free GPU memory; the run may run out "
-                    "of memory (data.on_device=false keeps the data in host memory)", fmt_bytes(data_bytes), fmt_bytes(free))
+                    "of memory (data.on_device=false keeps the data in host memory)", fmt_bytes(data_bytes),
+                    fmt_bytes(free))
     return placement
 
 
