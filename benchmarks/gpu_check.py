@@ -144,6 +144,11 @@ def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:
             data={"image_size": 384, "resize_mode": "bicubic", "policy": "autoaugment",
                   "train_subset": max(sc.subset // 16, 64)},
             train={"epochs": 1, "batch_size": min(32, sc.batch)}, optim={"name": "adam", "lr": 1e-3}),
+        "training split in host memory (data.on_device=false): pinned staging, side-stream copies": dict(
+            model={"name": sc.small}, data={"on_device": False, "val_fraction": 0.1, "crop_padding": 4,
+                                            "flip": True},
+            train={"epochs": 2, "batch_size": sc.batch, "balanced_sampling": True, "val_every_steps": 4},
+            optim={"name": "sgd", "lr": 0.05}),
     }
     checks = []
     for i, (what, sections) in enumerate(features.items()):
@@ -154,8 +159,11 @@ def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:
             run_dir = train(config(root, sc.device, **sections), work / f"feature{i}", name=f"feature{i}",
                             dataset=None, progress=False)
             m = load_run(run_dir, device=sc.device).metrics
-            checks.append(Check(what, True, f"test accuracy {m['test_accuracy']:.3f} ({m['model']})",
-                                time.time() - t0))
+            # a forced placement must be the one the run used
+            placed = sections["data"].get("on_device", m["data_placement"]["on_device"])
+            checks.append(Check(what, m["data_placement"]["on_device"] == placed,
+                                f"test accuracy {m['test_accuracy']:.3f} ({m['model']}); "
+                                f"{m['data_placement']['reason']}", time.time() - t0))
             if i == 0:
                 checks.append(predict_check(run_dir, sc))
         except Exception as e:  # a failed check is reported, the others still run

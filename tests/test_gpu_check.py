@@ -29,7 +29,8 @@ def test_cpu_mode_runs_every_check_and_writes_its_files(tmp_path, gpu_check, cap
     code = gpu_check.main(["--device", "cpu", "--quick", "--data-dir", str(tmp_path / "data"), "--out", str(out)])
     summary = (out / "summary.md").read_text()
     assert code == 0, summary
-    for check in ("early stopping", "load_run().predict", "RandAugment", "AutoAugment", "killed and resumed"):
+    for check in ("early stopping", "load_run().predict", "RandAugment", "AutoAugment", "killed and resumed",
+                  "data.on_device=false"):
         line = next(x for x in summary.splitlines() if check in x)
         assert "| pass |" in line, line
     assert "host syncs per training step | n/a | CUDA only" in summary

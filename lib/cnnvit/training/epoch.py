@@ -8,6 +8,7 @@ epoch k replays epochs k+1.. exactly as the uninterrupted run would (bit for bit
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import sys
@@ -95,8 +96,9 @@ def train_epoch(t: Trainer, state: RunState, epoch: int) -> EpochStats:
     seed_everything(stream)  # policies, erasing, mixup, dropout
     gen = make_generator(stream, t.device)
     local_batch = tc.batch_size // dist.world_size  # train.batch_size is the global batch
-    batches = batch_indices(len(t.splits.train_y), local_batch, True, t.cfg.seed * 1000 + epoch, True,
-                            dist.rank, dist.world_size, weights=t.sample_weights, device=t.device)
+    feed = t.splits.train  # on the device, or from host memory one batch ahead (data.on_device)
+    order = batch_indices(len(feed), local_batch, True, t.cfg.seed * 1000 + epoch, True,
+                          dist.rank, dist.world_size, weights=t.sample_weights, device=feed.index_device)
     n_micro = t.schedule.steps_per_epoch * tc.grad_accum  # drop_last: equal batches
     # this rank's samples, for the shard check (weighted draws repeat images by design: no check)
     check_shards = dist.active and not state.dist_info.get("shard_check") and t.sample_weights is None
@@ -108,15 +110,13 @@ def train_epoch(t: Trainer, state: RunState, epoch: int) -> EpochStats:
     with tqdm(total=t.schedule.steps_per_epoch, desc=f"{t.name} {epoch + 1}/{tc.epochs}", file=sys.stderr,
               disable=not t.progress, mininterval=0.5 if interactive else 15, ncols=100,
               ascii=not interactive) as bar:
-        for micro, idx in enumerate(batches):
-            if micro >= n_micro:
-                break
+        for micro, (idx, images, labels) in enumerate(feed.batches(itertools.islice(order, n_micro))):
             done = micro + 1
             if check_shards:
                 seen.append(idx)
-            x = t.splits.prep.train(t.splits.train_x[idx], gen)
+            x = t.splits.prep.train(images, gen)
             accumulate = (micro + 1) % tc.grad_accum != 0
-            pending.losses.append(_forward_backward(t, x, t.splits.train_y[idx], accumulate))
+            pending.losses.append(_forward_backward(t, x, labels, accumulate))
             if accumulate:
                 continue
             lr, norm = _optimizer_step(t, state.step)

@@ -99,6 +99,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     state = RunState()  # (started now: the run's wall time counts from here)
     tc = cfg.train
     splits = setup.place_data(ds, cfg, device, dist)
+    log.info("%s: %s", name, splits.placement.describe())
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model, weights = setup.build_model(cfg, len(ds.classes), device, dist)
     opt = setup.make_optimizer(cfg, model)
@@ -153,7 +154,7 @@ def _log_start(t: Trainer, weights: dict[str, Any], sizes: tuple[int, int], n_va
              n_params / 1e6)
     log.info("%s: %s (%.2fM parameters) on %s%s, %d train / %d validation / %d test images, "
              "%d epochs x %d steps", t.name, t.cfg.model.name, n_params / 1e6, device_description(t.device),
-             f" x {dist.world_size} processes" if dist.active else "", len(t.splits.train_y), n_val,
+             f" x {dist.world_size} processes" if dist.active else "", len(t.splits.train), n_val,
              len(t.splits.test_y), t.cfg.train.epochs, t.schedule.steps_per_epoch)
 
 
@@ -177,7 +178,7 @@ def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple
     summary = build_summary(
         name=t.name, cfg=t.cfg, ds=ds, state=state, metrics=metrics, weights=weights,
         n_params=sizes[0], n_trainable=sizes[1], flops=flops, model_file=t.out / "model.pt",
-        stopped_early=stopped_early, device=t.device, dist=t.dist)
+        stopped_early=stopped_early, device=t.device, dist=t.dist, placement=s.placement)
     (t.out / "metrics.json").write_text(json.dumps(summary, indent=1))
     t.checkpoint.unlink(missing_ok=True)
     log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", t.name,

@@ -1,6 +1,6 @@
-"""Everything a run builds before its first step: the data on the device, the model (weights,
-freeze policy, memory format, SyncBatchNorm), the optimizer, the loss, the weight average, and
-the DistributedDataParallel and torch.compile wrappers."""
+"""Everything a run builds before its first step: the data where data.on_device puts it, the
+model (weights, freeze policy, memory format, SyncBatchNorm), the optimizer, the loss, the
+weight average, and the DistributedDataParallel and torch.compile wrappers."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +17,7 @@ from ..models import create_model, set_memory_format
 from ..models.weights import layer_decay_groups, prepare_model
 from .augment import Preprocess
 from .distributed import Dist
+from .feed import Feed, Placement, host_tensor, make_feed, placement_for
 from .losses import Objective, class_weights
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Splits:
-    """The data set's splits where they are used: the training split whole on the run's device
-    (uint8), the held-out images on rank 0's device (only rank 0 evaluates), labels of the
-    held-out splits as NumPy arrays; and the preprocessing of every batch."""
+    """The data set's splits where they are used (see :mod:`.feed`): the training split behind
+    its feed (whole on the device, or in host memory with batches copied ahead of compute), the
+    held-out images on rank 0's device when the data goes to the device (else in host memory:
+    evaluation copies each batch), labels of the held-out splits as NumPy arrays; the
+    preprocessing of every batch, and where the data went and why."""
 
-    train_x: torch.Tensor
-    train_y: torch.Tensor
+    train: Feed
     test_x: torch.Tensor
     test_y: np.ndarray
     val_x: torch.Tensor
     val_y: np.ndarray
     prep: Preprocess
+    placement: Placement
 
     @property
     def has_val(self) -> bool:
@@ -46,15 +49,22 @@ def channels_last(cfg: Config, device: torch.device) -> bool:
     return cfg.train.channels_last and device.type == "cuda"
 
 
+def data_bytes(ds: Dataset, main: bool) -> int:
+    """Bytes that go to the device with the data on it: the training split on every rank, the
+    held-out images on rank 0 (only rank 0 evaluates)."""
+    n = ds.train_images.nbytes + ds.train_labels.nbytes
+    return int(n + (ds.test_images.nbytes + ds.val_images.nbytes if main else 0))
+
+
 def place_data(ds: Dataset, cfg: Config, device: torch.device, dist: Dist) -> Splits:
-    """Move the splits to where they are used (see :class:`Splits`)."""
-    held_out = device if dist.main else "cpu"
-    train_x = torch.from_numpy(ds.train_images).to(device)
-    train_y = torch.from_numpy(ds.train_labels).to(device)
-    test_x = torch.from_numpy(ds.test_images).to(held_out)
-    val_x = torch.from_numpy(ds.val_images).to(held_out)
+    """Put the splits where data.on_device says (see :class:`Splits`)."""
+    placement = placement_for(cfg.data.on_device, device, data_bytes(ds, dist.main), dist)
+    held_out = device if dist.main and placement.on_device else "cpu"
+    train = make_feed(ds.train_images, ds.train_labels, device, placement.on_device)
+    test_x = host_tensor(ds.test_images).to(held_out)
+    val_x = host_tensor(ds.val_images).to(held_out)
     prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, channels_last(cfg, device))
-    return Splits(train_x, train_y, test_x, ds.test_labels, val_x, ds.val_labels, prep)
+    return Splits(train, test_x, ds.test_labels, val_x, ds.val_labels, prep, placement)
 
 
 def build_model(cfg: Config, num_classes: int, device: torch.device,

@@ -1,7 +1,7 @@
 """metrics.json: the summary of a finished run (what ran, how long, on what, and its test
 results), the file that marks a run complete. Structured fields (``weights``, ``diverged``,
-``early_stopping``, ``distributed``, ``test``) are written as data, for :class:`~cnnvit.training.Run`
-and the studies to read without parsing sentences."""
+``early_stopping``, ``distributed``, ``data_placement``, ``test``) are written as data, for
+:class:`~cnnvit.training.Run` and the studies to read without parsing sentences."""
 from __future__ import annotations
 
 import time
@@ -15,15 +15,17 @@ from ..config import Config
 from ..datasets import Dataset
 from .device import device_description
 from .distributed import Dist
+from .feed import Placement
 from .metrics import majority_baseline
 from .state import RunState
 
 
 def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metrics: dict[str, Any],
                   weights: Any, n_params: int, n_trainable: int, flops: Optional[float], model_file: Path,
-                  stopped_early: bool, device: torch.device, dist: Dist) -> dict[str, Any]:
+                  stopped_early: bool, device: torch.device, dist: Dist,
+                  placement: Placement) -> dict[str, Any]:
     """The metrics.json dict. ``weights`` is what ``prepare_model`` said about where the
-    weights came from, kept as it is."""
+    weights came from, kept as it is; ``placement`` where the training data lived (data.on_device)."""
     tc, rows, best, on_cuda = cfg.train, state.epochs_log, state.best, device.type == "cuda"
     val_acc = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
     return {
@@ -50,6 +52,7 @@ def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metri
         "dataset": {"name": ds.name, "source": ds.source, "n_train": int(len(ds.train_labels)),
                     "n_val": int(len(ds.val_labels)), "n_test": int(len(ds.test_labels))},
         "distributed": state.dist_info or None,
+        "data_placement": placement.record(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test": metrics,
     }
