@@ -189,3 +189,17 @@ def test_ranks_start_from_rank_0s_state_or_say_why_not(tmp_path):
     # but each rank loads the checkpoint itself: a resume needs it on every machine
     assert "needs the run folder shared" in distributed.resume_mismatch(["partial", "new"], tmp_path)
     assert "rank 1 finds a checkpoint" in distributed.resume_mismatch(["new", "partial"], tmp_path)
+
+
+def test_a_machine_left_alone_says_the_others_did_not_come(tmp_path, cli_env):
+    """One machine of two started: torchrun gives up waiting (here after 2 s, through its
+    PET_RDZV_CONF environment variable) and the error says where the machines were to meet."""
+    params = tmp_path / "mn.yaml"
+    params.write_text(yaml.safe_dump(MN_CONFIG))
+    port = _free_port()
+    res = _cli(["-m", "cnnvit", "-q", "train", str(params), "--set", "train.nnodes=2",
+                f"train.rdzv_endpoint=127.0.0.1:{port}", "--out", str(tmp_path / "A")],
+               {**cli_env, "PET_RDZV_CONF": "join_timeout=2"}, timeout=120)
+    assert res.returncode == 2
+    assert f"error: A: the 2 machines did not all meet at 127.0.0.1:{port} (rendezvous id cnnvit-" in res.stderr
+    assert _run_files(tmp_path / "A") == []

@@ -216,6 +216,7 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
              " ".join(cmd))
     tail: deque[str] = deque(maxlen=20)
     errors: list[str] = []  # the workers' own error lines: torchrun's summary hides them
+    unmet = False  # torchrun gave up waiting for the other machines
     try:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=_child_env(cfg.train.nproc)) as proc:
@@ -224,6 +225,7 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
                     tail.append(line.rstrip())
                     if ERROR_LINE.match(line) and line.rstrip() not in errors:
                         errors.append(line.rstrip())
+                    unmet = unmet or "RendezvousTimeoutError" in line
                     sys.stderr.write(line)
                 rc = proc.wait()
             except BaseException:  # an interrupted notebook cell or Ctrl-C: stop the workers too
@@ -235,6 +237,12 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
                 raise
     finally:
         os.unlink(f.name)
+    if rc != 0 and unmet:
+        raise DistributedRunError(
+            f"{name}: the {tc.nnodes} machines did not all meet at {tc.rdzv_endpoint} (rendezvous id "
+            f"{tc.rdzv_id or default_rdzv_id(cfg)}) before torchrun's timeout: start the same command, "
+            f"with the same config, on every machine (the default id is a hash of the config), and "
+            f"check that they all reach that host and port")
     if rc != 0:
         shown = errors[:10] or list(tail)
         where = f" (on this machine, of {tc.nnodes})" if tc.nnodes > 1 else ""
