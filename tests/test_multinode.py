@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cnnvit import config as config_mod
-from cnnvit.errors import ConfigError
+from cnnvit.errors import ConfigError, DistributedRunError
 from cnnvit.training import distributed
 from cnnvit.training.checks import check_run_inputs
 from cnnvit.training.distributed import Dist
@@ -181,14 +181,18 @@ def test_mixup_needs_an_even_batch_in_each_process_of_all_machines():
         check_run_inputs(cfg)
 
 
-def test_ranks_start_from_rank_0s_state_or_say_why_not(tmp_path):
-    # other machines' folders stay empty ('new'): fine for a new or a complete run
-    assert distributed.resume_mismatch(["new", "new", "new"], tmp_path) is None
-    assert distributed.resume_mismatch(["complete", "new", "complete"], tmp_path) is None
-    assert distributed.resume_mismatch(["partial", "partial"], tmp_path) is None  # a shared folder
-    # but each rank loads the checkpoint itself: a resume needs it on every machine
-    assert "needs the run folder shared" in distributed.resume_mismatch(["partial", "new"], tmp_path)
-    assert "rank 1 finds a checkpoint" in distributed.resume_mismatch(["new", "partial"], tmp_path)
+def test_ranks_start_from_one_state_or_say_why_not(tmp_path):
+    agreed = distributed.agreed_state
+    # other machines' folders stay empty ('new'), unless an earlier job had rank 0 there
+    assert agreed(["new", "new", "new"], tmp_path) == "new"
+    assert agreed(["partial", "partial"], tmp_path) == "partial"  # a shared folder
+    assert agreed(["complete", "new", "complete"], tmp_path) == "complete"
+    assert agreed(["new", "complete"], tmp_path) == "complete"  # done, in another machine's folder
+    # each rank loads the checkpoint itself: a resume needs it on every machine
+    with pytest.raises(DistributedRunError, match="rank 0 would resume .* but rank 1 finds none"):
+        agreed(["partial", "new"], tmp_path)
+    with pytest.raises(DistributedRunError, match="rank 1 would resume .* but rank 0 finds none"):
+        agreed(["new", "partial"], tmp_path)
 
 
 def test_a_machine_left_alone_says_the_others_did_not_come(tmp_path, cli_env):

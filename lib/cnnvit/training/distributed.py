@@ -151,35 +151,35 @@ def agree(flag: bool, dist: Dist) -> bool:
     return bool(t.item())
 
 
-def resume_mismatch(states: list[str], out: Path) -> Optional[str]:
-    """Why the ranks cannot start from rank 0's run state (``states[r]``: what rank r found in its
-    own ``--out``), or None. Ranks on rank 0's machine, or with a shared folder, find what rank 0
-    finds; ranks on other machines may find an empty folder (rank 0 alone writes), which is fine
-    unless rank 0 resumes: each rank loads the checkpoint itself."""
+def agreed_state(states: list[str], out: Path) -> str:
+    """The run state every rank acts on, from what each found in its own ``--out`` (``states[r]``:
+    'new', 'partial' or 'complete'). Ranks that share rank 0's folder find what it finds; on
+    other machines with folders of their own, which rank 0 never writes to, they find nothing
+    ('new'), or the run itself where an earlier job had rank 0 there. A run complete in any
+    folder is complete (each rank checked that its folder's run has this config); else rank 0's
+    state holds, but a resume needs the checkpoint on every rank, since each loads it itself.
+    Raises :class:`DistributedRunError` when the ranks cannot start from one state."""
+    if "complete" in states:
+        return "complete"
     lead = states[0]
     for rank, state in enumerate(states):
         if (state == "partial") != (lead == "partial"):
-            if lead == "partial":
-                return (f"rank 0 resumes from its {out / 'checkpoint.pt'}, but rank {rank} finds "
-                        f"no checkpoint in its own {out}: resuming a run on several machines needs "
-                        f"the run folder shared between them (or a copy of rank 0's folder on each)")
-            return (f"rank {rank} finds a checkpoint in its {out} that rank 0 does not (a run "
-                    f"folder left from another job?): move it away, or share one folder")
-    return None
+            resuming, lacking = (0, rank) if lead == "partial" else (rank, 0)
+            raise DistributedRunError(
+                f"rank {resuming} would resume from the checkpoint in its {out}, but rank {lacking} "
+                f"finds none in its own {out}: resuming a run on several machines needs the run "
+                f"folder shared between them (or a copy of the folder holding the checkpoint at "
+                f"the same --out on every machine)")
+    return lead
 
 
 def agree_on_state(state: str, out: Path, dist: Dist) -> str:
-    """Rank 0's run state ('new', 'partial' or 'complete') on every rank; raises
-    :class:`DistributedRunError` when some rank would start from another one (see
-    :func:`resume_mismatch`)."""
+    """:func:`agreed_state` of every rank's ``state``, on every rank."""
     if not dist.active:
         return state
     states: list[Any] = [None] * dist.world_size
     torch.distributed.all_gather_object(states, state)
-    problem = resume_mismatch(states, out)
-    if problem:
-        raise DistributedRunError(problem)
-    return states[0]
+    return agreed_state(states, out)
 
 
 def shard_check(local_indices: list[torch.Tensor], expected: int, dist: Dist) -> dict[str, Any]:
@@ -251,8 +251,8 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
                                                       "its last lines:\n") + "\n".join(shown))
     if not (out / "metrics.json").exists():
         if tc.nnodes > 1:  # rank 0 ran on another machine, into its own --out unless shared
-            log.info("%s: finished; rank 0 ran on another machine and wrote the run there "
-                     "(%s here holds nothing unless the folder is shared)", name, out)
+            log.info("%s: finished; rank 0 ran on another machine (or another machine held the "
+                     "complete run): the run lies in that machine's --out, not in %s here", name, out)
             return out
         raise DistributedRunError(f"{name}: torchrun finished but wrote no {out / 'metrics.json'}")
     return out

@@ -67,7 +67,8 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
         if dist.active:
             if distributed.agree_on_state(state, out, dist) == "complete":
                 if dist.main:
-                    log.info("%s: already complete in %s, nothing to do", name, out)
+                    log.info("%s: already complete in %s, nothing to do", name,
+                             out if state == "complete" else "another machine's --out")
                 return out
             # one process per machine fills a data cache or downloads; the rest wait
             if dist.local_rank == 0:
