@@ -220,6 +220,8 @@ def _train(args) -> int:
     out = train(cfg, args.out, progress=not args.quiet)
     if int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 reports
         return 0
+    if not (out / "metrics.json").exists():  # train.nnodes > 1: rank 0 ran on another machine
+        return 0
     m = json.loads((out / "metrics.json").read_text())
     notes = []
     if m.get("test_top5") is None:

@@ -117,7 +117,7 @@ class TrainConfig:
     nproc: int = 1  # processes (one GPU each) with DistributedDataParallel; >1 starts torchrun
     nnodes: int = 1  # machines, each running train.nproc processes (torchrun, c10d rendezvous)
     rdzv_endpoint: Optional[str] = None  # host:port the machines meet at (train.nnodes > 1)
-    rdzv_id: Optional[str] = None  # the job's name at the rendezvous; None: the run folder's name
+    rdzv_id: Optional[str] = None  # the job's name at the rendezvous; None: a hash of the run's config
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only; nproc > 1)
     stop_on_nan: bool = True  # false: a run whose loss turns NaN ends there, recorded as diverged
 

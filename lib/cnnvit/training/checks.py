@@ -19,9 +19,10 @@ def check_run_inputs(cfg: Config) -> None:
     if size is None and is_fixed_size(cfg.model.name):  # a data set of any image size (CelebA)
         raise ConfigError(f"model {cfg.model.name} takes {native_size(cfg.model.name)} px inputs: set "
                           f"data.image_size={native_size(cfg.model.name)} for {cfg.data.name}")
-    if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // cfg.train.nproc) % 2:
-        raise ConfigError("the batch of each process (train.batch_size / train.nproc) must be even "
-                          "when mixup or cutmix is on")
+    world = cfg.train.nproc * cfg.train.nnodes
+    if (cfg.train.mixup or cfg.train.cutmix) and (cfg.train.batch_size // world) % 2:
+        raise ConfigError("the batch of each process (train.batch_size / (train.nproc x train.nnodes)) "
+                          "must be even when mixup or cutmix is on")
     check_tracking(cfg.train.tensorboard, cfg.train.wandb)
 
 

@@ -15,10 +15,9 @@ from typing import Any, Optional
 
 import torch
 
-from .. import config as config_mod
 from ..config import Config
 from ..datasets import Dataset, dataset_from_config, prepare_dataset
-from ..errors import ConfigError, RunConflict
+from ..errors import RunConflict
 from ..models import count_flops, count_parameters
 from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
@@ -44,29 +43,34 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     out = Path(out_dir)
     name = name or out.name
     dist = distributed.from_env()
-    if dist.active and cfg.train.nproc != dist.world_size:
-        if cfg.train.nproc != 1:
-            raise ConfigError(f"train.nproc={cfg.train.nproc} but torchrun started {dist.world_size} "
-                              f"processes")
-        cfg = config_mod.from_dict(cfg.to_dict())  # started by hand under torchrun: record it
-        cfg.train.nproc = dist.world_size
+    if dist.torchrun:  # started by torchrun (by hand, or by launch below): record what it started
+        cfg = distributed.record_world(cfg, dist)
     check_run_inputs(cfg)
     state = run_state(cfg, out)
     if state == "conflict":
         raise RunConflict(conflict_message(cfg, out))
-    if state == "complete":
+    launcher = not dist.torchrun and (cfg.train.nproc > 1 or cfg.train.nnodes > 1)
+    # every machine of a multi-machine job launches: rank 0's folder, maybe on another machine,
+    # says whether work is left (agree_on_state below), and the others must join its rendezvous
+    if state == "complete" and not dist.active and not (launcher and cfg.train.nnodes > 1):
         log.info("%s: already complete in %s, nothing to do", name, out)
         return out
     check_device(cfg)
     check_pretrained(cfg)
-    if cfg.train.nproc > 1 and not dist.active:  # the workers load the data themselves
+    if launcher:  # the workers load the data themselves
         return distributed.launch(cfg, out, name, progress)
 
     device = resolve_device(cfg.device, dist.local_rank if dist.active else None)
     check_sync_bn(cfg, device)
     distributed.init(dist, device)
     try:
-        if dist.active:  # one process per machine fills a data cache or downloads; the rest wait
+        if dist.active:
+            if distributed.agree_on_state(state, out, dist) == "complete":
+                if dist.main:
+                    log.info("%s: already complete in %s, nothing to do", name,
+                             out if state == "complete" else "another machine's --out")
+                return out
+            # one process per machine fills a data cache or downloads; the rest wait
             if dist.local_rank == 0:
                 prepare_dataset(cfg.data)
             distributed.barrier(dist)
