@@ -100,6 +100,7 @@ SUMMARY = "lib/cnnvit/training/summary.py"  # metrics.json
 SCIENCE = "tests/test_science.py"
 T_TRAIN = "tests/test_train.py"
 LABELS = "tests/test_labels.py"
+OWN_DATA = "tests/test_own_data.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --------------------------------------------------------------- splits: which data each number comes from
@@ -271,6 +272,27 @@ MUTANTS: tuple[Mutant, ...] = (
            '.sort_values("acc@1", ascending=True, kind="stable")',
            "study 3's augmentation ablation is sorted worst first: 'best' and 'worst' variants are swapped",
            ("tests/test_conclusions.py", "tests/test_notebooks.py::test_study_03_smoke_runs_and_reports")),
+    # --------------------------------------------------------------- own data, the cache and the host feed
+    Mutant("split-imagefolder-test-also-trains", "splits", "lib/cnnvit/datasets/imagefolder.py",
+           'idx["test"], idx["train"] = idx["train"][test], idx["train"][rest]',
+           'idx["test"], idx["train"] = idx["train"][test], idx["train"]',
+           "a single image-folder tree's test share stays in the training split too (test images trained on)",
+           (OWN_DATA,)),
+    Mutant("label-imagefolder-subset-labels", "labels", "lib/cnnvit/datasets/imagefolder.py",
+           "idx[split], labels[split] = idx[split][keep], labels[split][keep]",
+           "idx[split], labels[split] = idx[split][keep], labels[split][:len(keep)]",
+           "an image-folder subset keeps the chosen images but the first labels: labels come apart from images",
+           (OWN_DATA,)),
+    Mutant("cache-key-ignores-decode-size", "labels", "lib/cnnvit/datasets/imagefolder.py",
+           'extra=f"decode_size={decode_size};single={layout.single}"',
+           'extra=f"single={layout.single}"',
+           "the decoded cache is reused for another data.decode_size: images of the old size come back",
+           (OWN_DATA,)),
+    Mutant("feed-host-labels-shifted", "labels", "lib/cnnvit/training/feed.py",
+           "self.labels.index_select(0, idx).to(self.device), None)",
+           "self.labels.index_select(0, idx.roll(1)).to(self.device), None)",
+           "the host feed (data.on_device=false) pairs each image with another image's label",
+           ("tests/test_placement.py",)),
 )
 
 AREAS = tuple(dict.fromkeys(m.area for m in MUTANTS))
