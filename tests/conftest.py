@@ -204,3 +204,18 @@ def open_in_chromium(page: Path, profile_dir: Path) -> tuple[str, list[str]]:
          f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--log-level=0",
          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     return res.stdout, [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def drop_rates(model: torch.nn.Module) -> set[float]:
+    """The stochastic-depth rates of a model's DropPath layers."""
+    return {m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"}
+
+
+def forward_fails(model: torch.nn.Module, size: int) -> bool:
+    """Whether a forward pass at ``size`` x ``size`` px fails (a fixed-size model's other sizes)."""
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    except Exception:
+        return True
+    return False

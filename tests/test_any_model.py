@@ -14,19 +14,8 @@ import torch
 from cnnvit.errors import ModelError
 from cnnvit.models import (check_model_config, count_blocks, create_model, list_models, model_info,
                            search_models, weights)
+from conftest import drop_rates, forward_fails
 
-
-def _forward_fails(model: torch.nn.Module, size: int) -> bool:
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
-    except Exception:
-        return True
-    return False
-
-
-def _drop_rates(model: torch.nn.Module) -> list[float]:
-    return [m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"]
 
 
 # --------------------------------------------------------------------------- names and metadata
@@ -68,7 +57,7 @@ def test_metadata_is_true_of_the_model(name):
         model = create_model(name, 7).eval()
         with torch.no_grad():
             assert model(torch.zeros(1, 3, info.native_size, info.native_size)).shape == (1, 7)
-        assert _forward_fails(model, 2 * info.native_size) == info.fixed_size
+        assert forward_fails(model, 2 * info.native_size) == info.fixed_size
     assert hasattr(model, "group_matcher") == info.layer_decay
     if info.freeze_last_k:
         assert count_blocks(model) >= 2
@@ -77,7 +66,7 @@ def test_metadata_is_true_of_the_model(name):
             count_blocks(model)
     if info.drop_path:
         with torch.device("meta"):
-            assert 0 < max(_drop_rates(create_model(name, 7, drop_path=0.1))) <= 0.1 + 1e-6  # EfficientNet: below
+            assert 0 < max(drop_rates(create_model(name, 7, drop_path=0.1))) <= 0.1 + 1e-6  # EfficientNet: below
     else:
         with pytest.raises(ModelError, match="model.drop_path"):
             create_model(name, 7, drop_path=0.1)

@@ -14,6 +14,7 @@ from cnnvit import config as config_mod
 from cnnvit.errors import ModelError
 from cnnvit.models import (apply_freeze, check_input_size, check_model_config, count_parameters, create_model,
                            hub_weights, is_fixed_size, list_models, model_info, native_size)
+from conftest import drop_rates, forward_fails
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -226,17 +227,6 @@ def test_t2t_vit_has_a_fixed_input_size(name, wrong):
 
 # ------------------------------------------------------------------- the registry's metadata
 
-def _drop_rates(model: torch.nn.Module) -> set[float]:
-    return {m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"}
-
-
-def _forward_fails(model: torch.nn.Module, size: int) -> bool:
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
-    except Exception:
-        return True
-    return False
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -253,10 +243,10 @@ def test_metadata_is_true_of_the_model(name):
         with torch.no_grad():
             assert model(torch.zeros(1, 3, info.native_size, info.native_size)).shape == (1, 7)
         # a fixed-size model fails at twice its size, any other one runs there
-        assert _forward_fails(model, 2 * info.native_size) == info.fixed_size
+        assert forward_fails(model, 2 * info.native_size) == info.fixed_size
         assert hasattr(model, "group_matcher") == info.layer_decay
         if info.drop_path:
-            assert max(_drop_rates(create_model(name, 7, drop_path=0.1)), default=0) == pytest.approx(0.1)
+            assert max(drop_rates(create_model(name, 7, drop_path=0.1)), default=0) == pytest.approx(0.1)
         if info.freeze_last_k:
             apply_freeze(model, "last_k", trainable_blocks=1)
     if not info.drop_path:

@@ -197,7 +197,7 @@ def test_cifar100_subsets_and_config(tmp_path):
                                       "data.train_subset=20", "data.coarse_labels=false"])
     ds = dataset_from_config(cfg.data, 0)
     assert np.bincount(ds.train_labels).tolist() == [2] * 10 and ds.classes == [f"fine_{i:02d}" for i in range(10)]
-    assert "torchvision's format in" in locate_dataset(cfg.data)
+    assert "official layout in" in locate_dataset(cfg.data)
     with pytest.raises(ConfigError, match="data.coarse_labels: only CIFAR-100"):
         config_mod.build(overrides=["data.name=cifar10", "data.coarse_labels=true"])
     with pytest.raises(DatasetError, match="CIFAR-100 not found under"):

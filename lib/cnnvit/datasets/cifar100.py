@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import DatasetError
-from .base import Dataset, DatasetSpec, channel_stats, register_dataset, root_of, take_subsets
+from .base import Dataset, DatasetSpec, channel_stats, locate_folder, register_dataset, root_of, take_subsets
 from .cifar10 import pickled_images, read_pickle
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
@@ -28,12 +28,15 @@ def find_folder(root: Path) -> Optional[Path]:
     return None
 
 
+def not_found_message(root: Path) -> str:
+    return (f"{TITLE} not found under {root}: looked for {root}/{ARCHIVE_FOLDER}/train and {root}/train "
+            f"(torchvision's format: the pickles train, test and meta). Set data.root to the folder that "
+            f"holds it (or DATA_DIR to its parent), or fetch it: python -m cnnvit data fetch cifar100 --to "
+            f"DATA_DIR (or data.download=true; needs internet).")
+
+
 def not_found(root: Path) -> DatasetError:
-    return DatasetError(
-        f"{TITLE} not found under {root}: looked for {root}/{ARCHIVE_FOLDER}/train and {root}/train "
-        f"(torchvision's format: the pickles train, test and meta). Set data.root to the folder that "
-        f"holds it (or DATA_DIR to its parent), or fetch it: python -m cnnvit data fetch cifar100 --to "
-        f"DATA_DIR (or data.download=true; needs internet).")
+    return DatasetError(not_found_message(root))
 
 
 def _split(folder: Path, name: str, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -97,13 +100,7 @@ def load(data_cfg: Any, seed: int) -> Dataset:
 
 
 def locate(data_cfg: Any) -> str:
-    root = root_of(NAME, data_cfg.root)
-    folder = find_folder(root)
-    if folder:
-        return f"torchvision's format in {folder}"
-    if data_cfg.download:
-        return f"to be downloaded into {root}"
-    raise not_found(root)
+    return locate_folder(data_cfg, find_folder, not_found_message)
 
 
 def prepare(data_cfg: Any) -> None:
