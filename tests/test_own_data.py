@@ -223,11 +223,12 @@ def test_image_folder_cache_is_reused_then_refreshed_by_a_changed_file(tmp_path,
     cfg = cfg_for(tmp_path)
     first = dataset_from_config(cfg.data, 0)
     caches = list((tmp_path / CACHE_DIR).glob("imagefolder-*"))
-    assert len(caches) == 1 and (caches[0] / "complete").exists() and first.source.startswith("cache ")
+    assert len(caches) == 1 and (caches[0] / "complete").exists()
+    assert first.source == f"image folders in {tmp_path}, decoded into cache {caches[0]}"
 
     monkeypatch.setattr(cache, "decode_into", _no_decoding)
     again = dataset_from_config(cfg.data, 0)
-    assert np.array_equal(again.train_images, first.train_images)
+    assert np.array_equal(again.train_images, first.train_images) and again.source == f"cache {caches[0]}"
     resized = cfg_for(tmp_path, "data.decode_size=8")
     with pytest.raises(AssertionError, match="decoded although"):  # another decode size: another cache
         dataset_from_config(resized.data, 0)
@@ -289,10 +290,10 @@ def test_cache_is_filled_by_one_process_and_renamed_into_place(tmp_path):
         calls.append(into)
         np.save(into / "x.npy", np.arange(5))
         if len(calls) == 1:  # while the first fill runs, a second process completes the cache
-            inner, _ = cache.cached_arrays([tmp_path], "t", "k", ("x",), fill, "test")
-            assert inner["x"].tolist() == [0, 1, 2, 3, 4]
+            inner = cache.cached_arrays([tmp_path], "t", "k", ("x",), fill, "test")
+            assert inner.arrays["x"].tolist() == [0, 1, 2, 3, 4] and inner.filled
 
-    arrays, source = cache.cached_arrays([tmp_path], "t", "k", ("x",), fill, "test")
-    assert arrays["x"].tolist() == [0, 1, 2, 3, 4] and source == f"cache {tmp_path / 't-k'}"
+    found = cache.cached_arrays([tmp_path], "t", "k", ("x",), fill, "test")
+    assert found.arrays["x"].tolist() == [0, 1, 2, 3, 4] and found.folder == tmp_path / "t-k"
     assert len(calls) == 2 and all(c.name.startswith(".t-k.") for c in calls)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t-k"], "no temporary folder is left behind"

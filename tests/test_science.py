@@ -226,7 +226,9 @@ def _perturbed(value, key: str):
 # the keys that may differ between a run on disk and the config asking for it: where files lie,
 # how the work is executed, and what is recorded beside the results. Every other key is identity.
 NOT_IDENTITY = {"data.root", "data.download", "device", "train.compile", "train.eval_batch_size",
-                "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights"}
+                "model.pretrained_path", "train.tensorboard", "train.wandb", "train.keep_epoch_weights",
+                # where the training split lives (the same batches either way), where the machines meet
+                "data.on_device", "train.rdzv_endpoint", "train.rdzv_id"}
 
 
 def test_every_key_but_location_and_recording_is_part_of_a_runs_identity(tmp_path, train_mod,

@@ -368,6 +368,17 @@ def validate(cfg: Config) -> None:
     if flat["train.sync_bn"] and cfg.device == "cpu":
         raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or "
                           "train.sync_bn=false")
+    _validate_sources(cfg, flat)
+    if not 0.0 <= flat["data.val_fraction"] < 1.0:
+        raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _validate_sources(cfg: Config, flat: dict[str, Any]) -> None:
+    """The keys that say where data and processes come from: a data set's own options
+    (decode size, coarse labels, test share) and the machines of a multi-node run."""
     if not 0.0 < flat["data.test_fraction"] < 1.0:
         raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {flat['data.test_fraction']}")
     if flat["data.decode_size"] and not datasets.get_dataset(cfg.data.name).decodes:
@@ -381,11 +392,6 @@ def validate(cfg: Config) -> None:
     if flat["train.nnodes"] > 1 and not _is_endpoint(flat["train.rdzv_endpoint"]):
         raise ConfigError(f"train.rdzv_endpoint: train.nnodes={flat['train.nnodes']} needs the host:port "
                           f"every machine meets at (e.g. node01:29400), got {flat['train.rdzv_endpoint']!r}")
-    if not 0.0 <= flat["data.val_fraction"] < 1.0:
-        raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
-    dev = cfg.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
 
 
 def _is_endpoint(value: Optional[str]) -> bool:

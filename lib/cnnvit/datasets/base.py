@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -403,16 +404,16 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
                  val_fraction: float = 0.0, synthetic_size: int = 32,
                  synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
-                 attributes: str = "all", classes: Optional[int] = None, **data_keys: Any) -> Dataset:
-    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests); any
-    other ``data.*`` key (``decode_size=64``, ``coarse_labels=True``, ...) by its name."""
-    from ..config import DataConfig  # (the config module imports this package)
-
-    data_cfg = DataConfig(name=name, root=root, download=download, train_subset=train_subset,
-                          test_subset=test_subset, classes=classes, val_fraction=val_fraction,
-                          synthetic_train=synthetic_train, synthetic_test=synthetic_test,
-                          synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
-                          task=task, attribute=attribute, attributes=attributes, **data_keys)
+                 attributes: str = "all", classes: Optional[int] = None, decode_size: Optional[int] = None,
+                 coarse_labels: bool = False, test_fraction: float = 0.2) -> Dataset:
+    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests; the
+    defaults are :class:`~cnnvit.config.DataConfig`'s, which this module cannot import)."""
+    data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
+                               test_subset=test_subset, classes=classes, val_fraction=val_fraction,
+                               synthetic_train=synthetic_train, synthetic_test=synthetic_test,
+                               synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
+                               task=task, attribute=attribute, attributes=attributes, decode_size=decode_size,
+                               coarse_labels=coarse_labels, test_fraction=test_fraction)
     return dataset_from_config(data_cfg, seed)
 
 

@@ -22,6 +22,7 @@ import shutil
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -143,18 +144,35 @@ def read_cache(folder: Path, names: Sequence[str]) -> Optional[dict[str, np.ndar
         return None
 
 
+@dataclass(frozen=True)
+class Cached:
+    """What :func:`cached_arrays` found: the arrays, the cache folder (None: no writable one), and
+    whether this call decoded them (``filled``) or read a cache filled before."""
+
+    arrays: dict[str, np.ndarray]
+    folder: Optional[Path]
+    filled: bool
+
+    def source(self, decoded_from: str) -> str:
+        """Where the arrays came from, for the record: ``decoded_from`` (the data set's files)
+        when this call decoded them, else the cache."""
+        if not self.filled:
+            return f"cache {self.folder}"
+        return f"{decoded_from}, decoded into cache {self.folder}" if self.folder else f"{decoded_from} (no cache)"
+
+
 def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[str],
-                  fill: Callable[[Path], None], title: str) -> tuple[dict[str, np.ndarray], str]:
-    """The arrays ``names`` of the cache ``<prefix>-<key>`` (memory-mapped) and where they came
-    from. When no root holds it complete, ``fill(folder)`` writes each ``NAME.npy`` into a
-    temporary folder under the first writable root, which is then renamed into place (older
-    caches of the same prefix there are removed). Where no root is writable, the arrays are
-    filled in a temporary folder and read into memory, with a warning."""
+                  fill: Callable[[Path], None], title: str) -> Cached:
+    """The arrays ``names`` of the cache ``<prefix>-<key>`` (memory-mapped). When no root holds it
+    complete, ``fill(folder)`` writes each ``NAME.npy`` into a temporary folder under the first
+    writable root, which is then renamed into place (older caches of the same prefix there are
+    removed). Where no root is writable, the arrays are filled in a temporary folder and read
+    into memory, with a warning."""
     for root in roots:
         arrays = read_cache(root / f"{prefix}-{key}", names)
         if arrays is not None:
             log.info("%s from cache %s", title, root / f"{prefix}-{key}")
-            return arrays, f"cache {root / f'{prefix}-{key}'}"
+            return Cached(arrays, root / f"{prefix}-{key}", filled=False)
     problems = []
     for root in roots:
         final = root / f"{prefix}-{key}"
@@ -180,13 +198,13 @@ def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[
         arrays = read_cache(final, names)
         if arrays is None:
             raise DatasetError(f"the cache {final} was written but cannot be read back")
-        return arrays, f"cache {final}"
+        return Cached(arrays, final, filled=True)
     log.warning("%s: no cache folder is writable (%s); decoding without a cache", title, "; ".join(problems))
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix=f"cnnvit-{prefix}-") as tmp:
         fill(Path(tmp))
-        return {n: np.load(Path(tmp) / f"{n}.npy") for n in names}, "decoded (no cache)"
+        return Cached({n: np.load(Path(tmp) / f"{n}.npy") for n in names}, None, filled=True)
 
 
 def _replace_older(root: Path, prefix: str, keep: str) -> None:

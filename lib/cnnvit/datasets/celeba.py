@@ -301,9 +301,9 @@ def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: O
     if not use_cache:
         return decode_images(files, resize=resize), f"images in {images}"
     key = source_key([folder / ATTR_FILE, *files], extra=f"decode_size={decode_size}")
-    arrays, source = cached_arrays(cache_roots(folder, default_data_dir()), f"celeba-{images.name}", key,
-                                   ("images",), fill, "CelebA")
-    return arrays["images"], f"{source} of the images in {images}"
+    cached = cached_arrays(cache_roots(folder, default_data_dir()), f"celeba-{images.name}", key, ("images",),
+                           fill, "CelebA")
+    return cached.arrays["images"], cached.source(f"images in {images}")
 
 
 def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,

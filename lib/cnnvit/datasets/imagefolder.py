@@ -151,9 +151,9 @@ def decoded(layout: Layout, decode_size: Optional[int], use_cache: bool = True) 
         decode_to_npy(files, into / "images.npy", resize=resize, desc="decoding images")
 
     key = source_key(files, extra=f"decode_size={decode_size};single={layout.single}")
-    arrays, source = cached_arrays(cache_roots(layout.folder, default_data_dir()), "imagefolder", key,
-                                   ("images",), fill, f"image folders in {layout.folder}")
-    return arrays["images"], f"{source} of the image folders in {layout.folder}"
+    cached = cached_arrays(cache_roots(layout.folder, default_data_dir()), "imagefolder", key, ("images",),
+                           fill, f"image folders in {layout.folder}")
+    return cached.arrays["images"], cached.source(f"image folders in {layout.folder}")
 
 
 def load_imagefolder(data_cfg: Any, seed: int, use_cache: bool = True) -> Dataset:

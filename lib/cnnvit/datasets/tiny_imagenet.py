@@ -144,8 +144,9 @@ def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | 
 
     if use_cache:
         key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
-        arrays, source = cached_arrays(cache_roots(folder, default_data_dir()), "tiny-imagenet", key, ARRAYS,
-                                       fill, "Tiny-ImageNet")
+        cached = cached_arrays(cache_roots(folder, default_data_dir()), "tiny-imagenet", key, ARRAYS, fill,
+                               "Tiny-ImageNet")
+        arrays, source = cached.arrays, cached.source(f"official layout in {folder}")
     else:
         arrays = {"train_x": decode_images(train_files, resize=size), "train_y": train_y,
                   "test_x": decode_images(val_files, resize=size), "test_y": val_y}

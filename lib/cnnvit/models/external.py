@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import ModelError
-from .registry import Hub, ModelInfo
+from .info import Hub, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,18 @@ def _probe(build: Any) -> tuple[Any, bool]:
 def _structure(model: Any) -> dict[str, bool]:
     """What the options need of a built model: timm's ``group_matcher`` (layer decay), blocks that
     the freeze code can count (last_k), a linear classifier (head)."""
-    from . import weights
+    from . import structure
 
     def works(fn: Any) -> bool:
         try:
             fn(model)
             return True
-        except weights.WeightsError:
+        except structure.WeightsError:
             return False
 
     return {"layer_decay": hasattr(model, "group_matcher"),
-            "freeze_last_k": works(weights.count_blocks),
-            "freeze_head": works(weights.classifier_prefixes)}
+            "freeze_last_k": works(structure.count_blocks),
+            "freeze_head": works(structure.classifier_prefixes)}
 
 
 def _timm_info(name: str, timm_name: str, cfg: Optional[Any]) -> ModelInfo:

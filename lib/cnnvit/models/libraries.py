@@ -9,7 +9,7 @@ from typing import Any, Optional
 from torch import nn
 
 from ..errors import ModelError
-from .registry import Hub
+from .info import Hub
 
 
 def torchvision_weights(hub: Hub, pretrained: bool) -> Optional[Any]:

@@ -25,6 +25,7 @@ from torch import nn
 from ..config import Config, ModelConfig
 from ..errors import WeightsError
 from .registry import hub_weights
+from .structure import blocks_of, classifier_prefixes, count_blocks, submodule  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -189,72 +190,6 @@ def check_pretrained(cfg: Config) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- what trains
 
-# where models keep their sequence of blocks, besides ``blocks`` and a ResNet's layer1-4: timm's
-# staged CNNs and hybrids (ConvNeXt, MaxViT, ...) and torchvision's ViTs
-BLOCK_CONTAINERS = ("stages", "encoder.layers")
-
-
-def _preceding(model: nn.Module, path: str) -> list[str]:
-    """Names of the parameters and modules registered before the module at ``path`` (at each level
-    of the path: the module's own parameters, then its children before the next part): what
-    comes ahead of a model's blocks, its stem."""
-    names: list[str] = []
-    module, prefix = model, ""
-    for part in path.split("."):
-        names += [prefix + n for n, p in module.named_parameters(recurse=False)]
-        for n, _ in module.named_children():
-            if n == part:
-                break
-            names.append(prefix + n)
-        module, prefix = getattr(module, part), f"{prefix}{part}."
-    return names
-
-
-def _blocks(model: nn.Module) -> tuple[list[str], list[str]]:
-    """(stem prefixes, block prefixes in order) of a transformer (``blocks``; timm's EfficientNets
-    keep their stages there too), a ResNet, or a model with blocks in one of
-    :data:`BLOCK_CONTAINERS` (each of its entries counts as one block)."""
-    if isinstance(getattr(model, "blocks", None), nn.Sequential | nn.ModuleList):
-        stem = [n for n in ("patch_embed", "tokens_to_token", "cls_token", "pos_embed", "dist_token",
-                            "reg_token", "norm_pre") if hasattr(model, n)]
-        stem += [n for n in _preceding(model, "blocks") if n not in stem]  # a CNN's conv_stem, ...
-        return stem, [f"blocks.{i}" for i in range(len(model.blocks))]
-    if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
-        stages = [f"layer{i}.{j}" for i in range(1, 5) for j in range(len(getattr(model, f"layer{i}")))]
-        return ["conv1", "bn1"], stages
-    for path in BLOCK_CONTAINERS:
-        container = _submodule(model, path)
-        if isinstance(container, nn.Sequential | nn.ModuleList) and len(container):
-            return _preceding(model, path), [f"{path}.{i}" for i in range(len(container))]
-    raise WeightsError(f"model.freeze: {type(model).__name__} has neither transformer blocks nor "
-                       f"ResNet stages; use model.freeze=none or head")
-
-
-def count_blocks(model: nn.Module) -> int:
-    """How many blocks ``model.freeze=last_k`` counts in ``model``; :class:`WeightsError` where it
-    finds none."""
-    return len(_blocks(model)[1])
-
-
-def classifier_prefixes(model: nn.Module) -> list[str]:
-    """Names of the modules that map features to classes (what a linear probe trains): timm's
-    ``get_classifier()`` (both heads of a distilled DeiT), else ``fc``/``head``/``classifier``,
-    else the last linear layer (``classifier.6`` of torchvision's AlexNet and VGG)."""
-    if hasattr(model, "get_classifier"):
-        heads = model.get_classifier()
-        heads = heads if isinstance(heads, tuple) else (heads,)
-        names = [n for n, module in model.named_modules() if any(module is h for h in heads)]
-        if names:
-            return names
-    for name in ("fc", "head", "classifier"):
-        if isinstance(getattr(model, name, None), nn.Linear):
-            return [name]
-    linears = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)]
-    if not linears:
-        raise WeightsError(f"{type(model).__name__} has no linear classifier to train")
-    return linears[-1:]
-
-
 def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> list[str]:
     """Freeze what ``policy`` keeps fixed: ``head`` trains the classifier only (a linear probe),
     ``last_k`` the last ``trainable_blocks`` blocks and everything after them, ``none`` all.
@@ -268,7 +203,7 @@ def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> li
         heads = classifier_prefixes(model)
         frozen = [n for n, _ in model.named_parameters() if not any(n.startswith(h + ".") for h in heads)]
     elif policy == "last_k":
-        stem, blocks = _blocks(model)
+        stem, blocks = blocks_of(model)
         if not 1 <= trainable_blocks <= len(blocks):
             raise WeightsError(f"model.trainable_blocks: {trainable_blocks} is not between 1 and the "
                                f"model's {len(blocks)} blocks")
@@ -280,7 +215,7 @@ def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> li
             p.requires_grad_(False)
     # BatchNorm inside frozen modules: fixed statistics too (a parameter name is not a module)
     modules = {n.rsplit(".", 1)[0] if policy == "head" else n for n in frozen}
-    modules = [n for n in modules if n and isinstance(_submodule(model, n), nn.Module)]
+    modules = [n for n in modules if n and isinstance(submodule(model, n), nn.Module)]
     with_bn = [n for n in modules if any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                          for m in model.get_submodule(n).modules())]
     if with_bn:  # (timm's freeze treats an empty list as "the whole model")
@@ -289,13 +224,6 @@ def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> li
     log.info("freeze=%s: %d of %d parameters train", policy, n_train,
              sum(p.numel() for p in model.parameters()))
     return frozen
-
-
-def _submodule(model: nn.Module, name: str) -> Optional[nn.Module]:
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        return None
 
 
 def prepare_model(model: nn.Module, model_cfg: ModelConfig,
