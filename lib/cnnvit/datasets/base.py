@@ -14,6 +14,7 @@ and augment there. No torch here: a config is built and validated without it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +23,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import DatasetError
-from .cache import decode_images  # noqa: F401 (re-exported: the loaders decode through it)
+from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, source_key  # noqa: F401
+# (decode_images re-exported: the loaders decode through it)
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +194,46 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 
 # --------------------------------------------------------------------------- image files
 
-def list_image_folder(split_dir: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+def class_tree(folder: Path) -> dict[str, list[str]]:
+    """``{class: sorted image files}`` of a ``<folder>/<class>/*`` tree, classes sorted (hidden
+    folders are no classes; a class folder without images is kept, so that it can be reported)."""
+    tree = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_dir() and not entry.name.startswith("."):
+            with os.scandir(entry.path) as it:
+                names = sorted(e.name for e in it if e.is_file()
+                               and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            tree[entry.name] = [os.path.join(entry.path, n) for n in names]
+    return tree
+
+
+def list_image_folder(split_dir: Path) -> tuple[list[str], np.ndarray, list[str]]:
     """The images of a ``<split_dir>/<class>/*`` tree: files (classes sorted, then files
     sorted), their labels, and the class names."""
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    files, labels = [], []
-    for i, c in enumerate(classes):
-        found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        files += found
-        labels += [i] * len(found)
+    tree = class_tree(split_dir)
+    files = [f for found in tree.values() for f in found]
     if not files:
         raise DatasetError(f"no images found under {split_dir}/<class>/")
-    return files, np.asarray(labels, dtype=np.int64), classes
+    labels = [i for i, found in enumerate(tree.values()) for _ in found]
+    return files, np.asarray(labels, dtype=np.int64), list(tree)
+
+
+def decode_cached(data_folder: Path, prefix: str, files: list[str], decode_size: Optional[int], title: str,
+                  decoded_from: str, key_files: tuple[Path, ...] = (), key_extra: str = "") -> tuple[np.ndarray, str]:
+    """Every image of ``files``, in order, as one uint8 array memory-mapped from the decoded cache
+    ``<prefix>-<key>`` of ``data_folder`` (filled first when missing or stale; see :mod:`.cache`),
+    resized to ``decode_size`` x ``decode_size`` when given; and where it came from
+    (``decoded_from``: the files, in words). The cache's key covers ``files``, ``key_files`` (an
+    index the files are read by) and the decode size (and ``key_extra``)."""
+    resize = (decode_size, decode_size) if decode_size else None
+
+    def fill(into: Path) -> None:
+        log.info("decoding %d %s images from %s (once; cached afterwards)", len(files), title, data_folder)
+        decode_to_npy(files, into / "images.npy", resize=resize, desc=f"decoding {title}")
+
+    key = source_key([*key_files, *files], extra=f"decode_size={decode_size}{key_extra}")
+    cached = cached_arrays(cache_roots(data_folder, default_data_dir()), prefix, key, ("images",), fill, title)
+    return cached.arrays["images"], cached.source(decoded_from)
 
 
 # --------------------------------------------------------------------------- where data sets lie

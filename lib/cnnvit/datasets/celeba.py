@@ -26,9 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (Dataset, DatasetSpec, default_data_dir, find_marked_folder, locate_folder,
-                   register_dataset, root_of, stratified_indices)
-from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, source_key
+from .base import (Dataset, DatasetSpec, decode_cached, find_marked_folder, locate_folder, register_dataset,
+                   root_of, stratified_indices)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch, google_drive_url
 
 log = logging.getLogger(__name__)
@@ -286,29 +285,17 @@ def _hair_rates(k: int) -> np.ndarray:
     return base / base.sum()
 
 
-def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: Optional[int],
-                   use_cache: bool = True) -> tuple[np.ndarray, str]:
+def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: Optional[int]) -> tuple[np.ndarray, str]:
     """Every image the attribute file lists, in its order, as one uint8 array (memory-mapped
-    from the decoded cache, filled first when missing or stale; see :mod:`.cache`), resized to
-    ``decode_size`` x ``decode_size`` when given; and where it came from."""
-    files = [str(images / f) for f in attrs.files]
-    resize = (decode_size, decode_size) if decode_size else None
-
-    def fill(into: Path) -> None:
-        log.info("decoding %d CelebA images from %s (once; cached afterwards)", len(files), images)
-        decode_to_npy(files, into / "images.npy", resize=resize, desc="decoding CelebA")
-
-    if not use_cache:
-        return decode_images(files, resize=resize), f"images in {images}"
-    key = source_key([folder / ATTR_FILE, *files], extra=f"decode_size={decode_size}")
-    cached = cached_arrays(cache_roots(folder, default_data_dir()), f"celeba-{images.name}", key, ("images",),
-                           fill, "CelebA")
-    return cached.arrays["images"], cached.source(f"images in {images}")
+    from the decoded cache, filled first when missing or stale), resized to ``decode_size`` x
+    ``decode_size`` when given; and where it came from."""
+    return decode_cached(folder, f"celeba-{images.name}", [str(images / f) for f in attrs.files], decode_size,
+                         "CelebA", f"images in {images}", key_files=(folder / ATTR_FILE,))
 
 
 def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
                 train_subset: Optional[int], test_subset: Optional[int], seed: int,
-                decode_size: Optional[int] = None, use_cache: bool = True) -> Dataset:
+                decode_size: Optional[int] = None) -> Dataset:
     """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
     ``seed``; the same split for every task): the validation tenth is held out here already.
     Images come from the decoded cache (all of them, once per machine), resized to
@@ -325,7 +312,7 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
         train = train[stratified_indices(key[train], train_subset, seed)]
     if test_subset:
         test = test[stratified_indices(key[test], test_subset, seed + 1)]
-    pixels, source = decoded_images(folder, attrs, images, decode_size, use_cache)
+    pixels, source = decoded_images(folder, attrs, images, decode_size)
     ds = Dataset(NAME, classes, pixels[train], labels[train], pixels[test], labels[test],
                  f"{task} task, {source}", (0.5,) * 3, (0.25,) * 3,
                  val_images=pixels[val], val_labels=labels[val],

@@ -47,16 +47,21 @@ def _split(folder: Path, name: str, coarse: bool) -> tuple[np.ndarray, np.ndarra
     return pickled_images(batch, folder / name, TITLE), np.asarray(batch[key], dtype=np.int64)
 
 
+def class_names(folder: Path, coarse: bool = False) -> list[str]:
+    """The fine (or coarse) class names of the ``meta`` pickle."""
+    meta = read_pickle(folder / "meta", TITLE)
+    key = "coarse_label_names" if coarse else "fine_label_names"
+    if key not in meta:
+        raise DatasetError(f"{TITLE} meta file has an unexpected layout: {folder / 'meta'}: no {key!r}")
+    return list(meta[key])
+
+
 def read_folder(folder: Path, coarse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                                                list[str]]:
     """(train images, train labels, test images, test labels, class names) of the pickles."""
     train_x, train_y = _split(folder, "train", coarse)
     test_x, test_y = _split(folder, "test", coarse)
-    meta = read_pickle(folder / "meta", TITLE)
-    key = "coarse_label_names" if coarse else "fine_label_names"
-    if key not in meta:
-        raise DatasetError(f"{TITLE} meta file has an unexpected layout: {folder / 'meta'}: no {key!r}")
-    classes = list(meta[key])
+    classes = class_names(folder, coarse)
     top = int(max(train_y.max(initial=0), test_y.max(initial=0)))
     if top >= len(classes):
         raise DatasetError(f"{TITLE}: label {top} in {folder} but {folder / 'meta'} names {len(classes)} classes")
@@ -69,7 +74,7 @@ def inspect(root: Path) -> Optional[str]:
     if folder is None:
         return None
     train_x, _, test_x, _, classes = read_folder(folder)
-    coarse = read_folder(folder, coarse=True)[4]
+    coarse = class_names(folder, coarse=True)
     return (f"torchvision's format in {folder}: {len(classes)} classes ({len(coarse)} superclasses), "
             f"{len(train_x):,} train and {len(test_x):,} test images")
 

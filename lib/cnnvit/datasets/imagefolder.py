@@ -18,7 +18,6 @@ size. Unreadable files are all named in one error.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -26,9 +25,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (IMAGE_SUFFIXES, Dataset, DatasetSpec, default_data_dir, first_classes, register_dataset,
-                   root_of, stratified_indices)
-from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, image_size, source_key
+from .base import (IMAGE_SUFFIXES, Dataset, DatasetSpec, class_tree, decode_cached, first_classes,
+                   register_dataset, root_of, stratified_indices)
+from .cache import image_size
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +59,6 @@ class Layout:
         return f"image folders in {self.folder}: {len(self.classes)} classes, {counts} images"
 
 
-def _class_tree(folder: Path) -> dict[str, list[str]]:
-    """``{class: sorted image files}`` of a ``<folder>/<class>/*`` tree (classes with no
-    images are kept, so that a class folder left empty is reported)."""
-    tree = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_dir() and not entry.name.startswith("."):
-            with os.scandir(entry.path) as it:
-                names = sorted(e.name for e in it if e.is_file()
-                               and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
-            tree[entry.name] = [os.path.join(entry.path, n) for n in names]
-    return tree
-
-
 def find_layout(root: Path) -> Optional[Layout]:
     """The layout under ``root`` (see the module's docstring); None when ``root`` does not exist.
     Raises :class:`DatasetError` naming what is wrong with a tree that is there."""
@@ -83,7 +69,7 @@ def find_layout(root: Path) -> Optional[Layout]:
     if single and trees:
         raise DatasetError(f"{root} holds {'/ and '.join(trees)}/ but no train/: put the training images "
                            f"in {root}/train/<class>/, or all images in {root}/<class>/ to have them split")
-    listed = {"train": _class_tree(root)} if single else {s: _class_tree(p) for s, p in trees.items()}
+    listed = {"train": class_tree(root)} if single else {s: class_tree(p) for s, p in trees.items()}
     classes = list(listed["train"])
     if not classes:
         raise DatasetError(f"no class folders in {root / ('' if single else 'train')}: expected "
@@ -138,29 +124,19 @@ def layout_of(data_cfg: Any) -> Layout:
     return layout
 
 
-def decoded(layout: Layout, decode_size: Optional[int], use_cache: bool = True) -> tuple[np.ndarray, str]:
+def decoded(layout: Layout, decode_size: Optional[int]) -> tuple[np.ndarray, str]:
     """Every image of the layout (train, val, test, in that order) as one uint8 array, from the
     decoded cache; and where it came from."""
-    files = layout.all_files
-    resize = (decode_size, decode_size) if decode_size else None
-    if not use_cache:
-        return decode_images(files, resize=resize), f"image folders in {layout.folder}"
-
-    def fill(into: Path) -> None:
-        log.info("decoding %d images from %s (once; cached afterwards)", len(files), layout.folder)
-        decode_to_npy(files, into / "images.npy", resize=resize, desc="decoding images")
-
-    key = source_key(files, extra=f"decode_size={decode_size};single={layout.single}")
-    cached = cached_arrays(cache_roots(layout.folder, default_data_dir()), "imagefolder", key, ("images",),
-                           fill, f"image folders in {layout.folder}")
-    return cached.arrays["images"], cached.source(f"image folders in {layout.folder}")
+    where = f"image folders in {layout.folder}"
+    return decode_cached(layout.folder, "imagefolder", layout.all_files, decode_size, "image-folder", where,
+                         key_extra=f";single={layout.single}")
 
 
-def load_imagefolder(data_cfg: Any, seed: int, use_cache: bool = True) -> Dataset:
+def load_imagefolder(data_cfg: Any, seed: int) -> Dataset:
     """The image folder data set of ``data_cfg`` (a :class:`~cnnvit.config.DataConfig`): its
     splits, the first ``data.classes`` classes, stratified subsets by ``seed``."""
     layout = layout_of(data_cfg)
-    pixels, source = decoded(layout, data_cfg.decode_size, use_cache)
+    pixels, source = decoded(layout, data_cfg.decode_size)
     starts = np.cumsum([0] + [len(layout.files.get(s, [])) for s in SPLITS])
     idx = {s: np.arange(starts[i], starts[i + 1]) for i, s in enumerate(SPLITS)}
     labels = dict(layout.labels)

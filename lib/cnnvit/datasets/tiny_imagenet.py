@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DatasetError
 from .base import (Dataset, DatasetSpec, channel_stats, default_data_dir, find_marked_folder,
                    locate_folder, register_dataset, root_of, take_subsets)
-from .cache import CACHE_DIR, cache_roots, cached_arrays, decode_images, decode_to_npy, source_key
+from .cache import CACHE_DIR, cache_roots, cached_arrays, decode_to_npy, source_key  # noqa: F401 (CACHE_DIR)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def list_files(folder: Path) -> tuple[list[str], list[str], np.ndarray, list[str
             np.asarray(val_labels, np.int64))
 
 
-def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | list[str]]:
+def load_arrays(folder: Path) -> dict[str, np.ndarray | list[str]]:
     """All train and val images of the folder as uint8 arrays, from the decoded cache (filled
     first when it is missing or stale; see :mod:`.cache`)."""
     wnids, train_files, train_y, val_files, val_y = list_files(folder)
@@ -142,27 +142,22 @@ def load_arrays(folder: Path, use_cache: bool = True) -> dict[str, np.ndarray | 
         np.save(into / "train_y.npy", train_y)
         np.save(into / "test_y.npy", val_y)
 
-    if use_cache:
-        key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
-        cached = cached_arrays(cache_roots(folder, default_data_dir()), "tiny-imagenet", key, ARRAYS, fill,
-                               "Tiny-ImageNet")
-        arrays, source = cached.arrays, cached.source(f"official layout in {folder}")
-    else:
-        arrays = {"train_x": decode_images(train_files, resize=size), "train_y": train_y,
-                  "test_x": decode_images(val_files, resize=size), "test_y": val_y}
-        source = f"official layout in {folder}"
-    return {**arrays, "wnids": wnids, "classes": class_names(folder, wnids), "source": source}
+    key = source_key([folder / "wnids.txt", folder / "val" / "val_annotations.txt", *train_files, *val_files])
+    cached = cached_arrays(cache_roots(folder, default_data_dir()), "tiny-imagenet", key, ARRAYS, fill,
+                           "Tiny-ImageNet")
+    return {**cached.arrays, "wnids": wnids, "classes": class_names(folder, wnids),
+            "source": cached.source(f"official layout in {folder}")}
 
 
 def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Optional[int],
-                       test_subset: Optional[int], seed: int, use_cache: bool = True,
-                       stats: bool = True, classes: Optional[int] = None) -> Dataset:
+                       test_subset: Optional[int], seed: int, stats: bool = True,
+                       classes: Optional[int] = None) -> Dataset:
     """Tiny-ImageNet-200 (official layout); its labelled val split is our test split. The arrays
     may be memory-mapped from the cache (``stats=False``: mean and std left to the caller)."""
     root_path = root_of(NAME, root)
     folder = find_or_fetch(find_folder, FETCH, root_path, download,
                            lambda root: DatasetError(not_found_message(root)))
-    a = load_arrays(folder, use_cache=use_cache)
+    a = load_arrays(folder)
     train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
                                                     train_subset, test_subset, seed, classes)
     mean, std = channel_stats(train_x) if stats else (None, None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .libraries import torchvision_weights, with_new_classifier
+from .libraries import IMAGENET_CLASSES, replace_final_layer, torchvision_weights
 from .registry import Hub, register_model
 
 
@@ -13,8 +13,8 @@ def alexnet(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module:
     it take other sizes (at 64 px the last feature map is 1 x 1, repeated 36 times)."""
     import torchvision
 
-    return with_new_classifier(torchvision.models.alexnet(weights=torchvision_weights(hub, pretrained)),
-                               num_classes)
+    model = torchvision.models.alexnet(weights=torchvision_weights(hub, pretrained))
+    return replace_final_layer(model, IMAGENET_CLASSES, num_classes)
 
 
 @register_model(native_size=64)

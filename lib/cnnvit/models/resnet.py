@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .libraries import torchvision_weights, with_new_fc
+from .libraries import IMAGENET_CLASSES, replace_final_layer, torchvision_weights
 from .registry import Hub, register_model
 
 # what a torchvision ResNet takes: its stages count for model.freeze=last_k
@@ -23,7 +23,8 @@ def resnet18(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module:
     """torchvision ResNet-18 with its ImageNet stem (7x7/2 conv, max-pool), as in the seed."""
     import torchvision
 
-    return with_new_fc(torchvision.models.resnet18(weights=torchvision_weights(hub, pretrained)), num_classes)
+    model = torchvision.models.resnet18(weights=torchvision_weights(hub, pretrained))
+    return replace_final_layer(model, IMAGENET_CLASSES, num_classes)
 
 
 @register_model(hub=Hub("torchvision", "ResNet101_Weights.IMAGENET1K_V1"), **TORCHVISION_RESNET)
@@ -31,7 +32,8 @@ def resnet101(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module
     """torchvision ResNet-101 (bottleneck blocks 3-4-23-3; 44.55M parameters with 1000 classes)."""
     import torchvision
 
-    return with_new_fc(torchvision.models.resnet101(weights=torchvision_weights(hub, pretrained)), num_classes)
+    model = torchvision.models.resnet101(weights=torchvision_weights(hub, pretrained))
+    return replace_final_layer(model, IMAGENET_CLASSES, num_classes)
 
 
 @register_model(hub=Hub("torchvision", "ResNet152_Weights.IMAGENET1K_V1"), **TORCHVISION_RESNET)
@@ -39,7 +41,8 @@ def resnet152(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module
     """torchvision ResNet-152 (bottleneck blocks 3-8-36-3; 60.19M parameters with 1000 classes)."""
     import torchvision
 
-    return with_new_fc(torchvision.models.resnet152(weights=torchvision_weights(hub, pretrained)), num_classes)
+    model = torchvision.models.resnet152(weights=torchvision_weights(hub, pretrained))
+    return replace_final_layer(model, IMAGENET_CLASSES, num_classes)
 
 
 # --------------------------------------------------------------------------- small-image stem

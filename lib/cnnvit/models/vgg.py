@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .libraries import torchvision_weights, with_new_classifier
+from .libraries import IMAGENET_CLASSES, replace_final_layer, torchvision_weights
 from .registry import Hub, register_model
 
 VGG19_CONVS = (2, 2, 4, 4, 4)  # 16 conv layers in five blocks, then 3 fully connected layers
@@ -18,8 +18,8 @@ def vgg16(num_classes: int, hub: Hub, pretrained: bool = False) -> nn.Module:
     with 1000 classes); any size through its adaptive pool to 7 x 7."""
     import torchvision
 
-    return with_new_classifier(torchvision.models.vgg16(weights=torchvision_weights(hub, pretrained)),
-                               num_classes)
+    model = torchvision.models.vgg16(weights=torchvision_weights(hub, pretrained))
+    return replace_final_layer(model, IMAGENET_CLASSES, num_classes)
 
 
 class VGG(nn.Module):

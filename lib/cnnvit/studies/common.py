@@ -37,9 +37,9 @@ def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
     if study.profile == "paper":
         return []
     if study.profile == "laptop":
-        return ["", f"*Profile `laptop`: small models and subsets of the real data, trained on a CPU in "
-                    f"minutes. The numbers and verdicts above are this scale's; the seed's own numbers need the "
-                    f"`paper` profile.*"]
+        return ["", "*Profile `laptop`: small models and subsets of the real data, trained on a CPU in "
+                    "minutes. The numbers and verdicts above are this scale's; the seed's own numbers need the "
+                    "`paper` profile.*"]
     return ["", f"*Profile `{study.profile}` uses {uses}: these numbers test the pipeline and say "
                 f"nothing about {about}.*"]
 

@@ -23,14 +23,14 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError, DistributedRunError
-from .identity import IDENTITY_EXEMPT
+from .identity import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,16 @@ def record_world(cfg: Config, dist: Dist) -> Config:
 
 def default_rdzv_id(cfg: Config) -> str:
     """The rendezvous id when ``train.rdzv_id`` is unset: a short hash of the config keys that
-    make the run what it is (not :data:`IDENTITY_EXEMPT`, such as ``data.root``), so that every
-    machine derives the same id from its own copy of the config, without the run folder's name
-    (which may differ between machines)."""
-    flat = {k: v for k, v in config_mod.flatten(cfg.to_dict()).items() if k not in IDENTITY_EXEMPT}
-    digest = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
-    return f"cnnvit-{digest[:12]}"
+    make the run what it is (:func:`~.identity.identity_of`: not ``data.root`` and the like), so
+    that every machine derives the same id from its own copy of the config, without the run
+    folder's name (which may differ between machines)."""
+    digest = hashlib.sha256(json.dumps(identity_of(cfg.to_dict()), sort_keys=True, default=str).encode())
+    return f"cnnvit-{digest.hexdigest()[:12]}"
+
+
+def rdzv_id(cfg: Config) -> str:
+    """The job's name at the rendezvous: ``train.rdzv_id``, else :func:`default_rdzv_id`."""
+    return cfg.train.rdzv_id or default_rdzv_id(cfg)
 
 
 def torchrun_args(cfg: Config, config_file: str | Path, out: Path, progress: bool) -> list[str]:
@@ -113,7 +117,7 @@ def torchrun_args(cfg: Config, config_file: str | Path, out: Path, progress: boo
     tc = cfg.train
     if tc.nnodes > 1:
         where = [f"--nnodes={tc.nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={tc.rdzv_endpoint}",
-                 f"--rdzv_id={tc.rdzv_id or default_rdzv_id(cfg)}"]
+                 f"--rdzv_id={rdzv_id(cfg)}"]
     else:
         where = ["--standalone"]
     return ["-m", "torch.distributed.run", *where, f"--nproc_per_node={tc.nproc}", "-m", "cnnvit",
@@ -240,7 +244,7 @@ def launch(cfg: Config, out: Path, name: str, progress: bool) -> Path:
     if rc != 0 and unmet:
         raise DistributedRunError(
             f"{name}: the {tc.nnodes} machines did not all meet at {tc.rdzv_endpoint} (rendezvous id "
-            f"{tc.rdzv_id or default_rdzv_id(cfg)}) before torchrun's timeout: start the same command, "
+            f"{rdzv_id(cfg)}) before torchrun's timeout: start the same command, "
             f"with the same config, on every machine (the default id is a hash of the config), and "
             f"check that they all reach that host and port")
     if rc != 0:

@@ -13,6 +13,7 @@ result either way (bit for bit on the CPU).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -48,8 +49,7 @@ class Placement:
 
     def record(self) -> dict[str, Any]:
         """The ``data_placement`` entry of metrics.json."""
-        return {"on_device": self.on_device, "requested": self.requested, "reason": self.reason,
-                "data_bytes": self.data_bytes, "free_bytes": self.free_bytes}
+        return dataclasses.asdict(self)
 
     def describe(self) -> str:
         where = "on the device" if self.on_device else "in host memory (batches copied ahead of compute)"

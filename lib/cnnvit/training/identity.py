@@ -29,12 +29,17 @@ def _with_defaults(d: dict[str, Any]) -> dict[str, Any]:
         return d
 
 
+def identity_of(d: dict[str, Any]) -> dict[str, Any]:
+    """The flat keys of a config dict that make the run what it is (missing keys read as their
+    defaults; :data:`IDENTITY_EXEMPT` left out)."""
+    return {k: v for k, v in config_mod.flatten(_with_defaults(d)).items() if k not in IDENTITY_EXEMPT}
+
+
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Keys whose values differ between two config dicts (missing keys read as their defaults),
     apart from :data:`IDENTITY_EXEMPT`."""
-    fa, fb = config_mod.flatten(_with_defaults(a)), config_mod.flatten(_with_defaults(b))
-    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
-            if k not in IDENTITY_EXEMPT and fa.get(k) != fb.get(k)}
+    fa, fb = identity_of(a), identity_of(b)
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
 
 
 def saved_config(run_dir: Path) -> Optional[dict[str, Any]]:
