@@ -162,3 +162,100 @@ def test_multilabel_threshold_is_on_the_probability_as_in_training():
     labels = rng.integers(0, 2, (200, 5))
     assert multilabel_metrics(logits, labels, list("abcde"))["accuracy"] == pytest.approx(
         task_accuracy(torch.from_numpy(logits), torch.from_numpy(labels)), abs=1e-6)
+
+
+# --------------------------------------------------------------------------- aggregates vs sklearn
+# Means over classes or labels are where a weighting slips in unnoticed: on balanced data macro,
+# weighted and micro averages nearly agree. These examples have very unequal supports (and
+# per-label positive rates), so the averages differ and only the unweighted mean matches.
+
+def _multilabel_example(n=400, rates=(0.05, 0.2, 0.5, 0.85), strength=(1.0, 0.3, 0.8, 2.5), seed=7):
+    """Labels with unequal positive rates; logits that separate each label to a different
+    degree (so per-label auROC and AP differ from label to label)."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, len(rates))) < np.array(rates)).astype(np.int64)
+    logits = rng.normal(0, 1, labels.shape) + np.array(strength) * (2 * labels - 1)
+    return logits, labels
+
+
+def test_multilabel_macro_auroc_and_map_are_unweighted_means_of_the_per_label_values():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from cnnvit.training.metrics import multilabel_metrics
+
+    logits, labels = _multilabel_example()
+    names = list("abcd")
+    m = multilabel_metrics(logits, labels, names)
+    prob = 1 / (1 + np.exp(-logits))
+    auc = [roc_auc_score(labels[:, j], prob[:, j]) for j in range(4)]
+    ap = [average_precision_score(labels[:, j], prob[:, j]) for j in range(4)]
+    for j, name in enumerate(names):  # the per-label table, label by label
+        assert m["per_label"][name]["auroc"] == pytest.approx(auc[j]), name
+        assert m["per_label"][name]["average_precision"] == pytest.approx(ap[j]), name
+        assert m["per_label"][name]["positives"] == labels[:, j].sum()
+        assert m["per_label"][name]["positive_rate"] == pytest.approx(labels[:, j].mean())
+    assert m["macro_auroc"] == pytest.approx(np.mean(auc))
+    assert m["macro_auroc"] == pytest.approx(roc_auc_score(labels, prob, average="macro"))
+    assert m["mean_average_precision"] == pytest.approx(np.mean(ap))
+    # the example tells the candidates apart: the first label alone, support-weighted means
+    weighted_auc = roc_auc_score(labels, prob, average="weighted")
+    assert abs(m["macro_auroc"] - weighted_auc) > 0.02 and abs(m["macro_auroc"] - auc[0]) > 0.02
+    assert abs(m["mean_average_precision"] - average_precision_score(labels, prob, average="weighted")) > 0.02
+
+
+def test_multilabel_macro_auroc_leaves_out_labels_without_both_classes():
+    """A label with no negative has no auROC: the mean is over the other labels only."""
+    from sklearn.metrics import roc_auc_score
+
+    from cnnvit.training.metrics import multilabel_metrics
+
+    logits, labels = _multilabel_example(n=200)
+    labels[:, 2] = 1  # always present
+    m = multilabel_metrics(logits, labels, list("abcd"))
+    prob = 1 / (1 + np.exp(-logits))
+    assert m["per_label"]["c"]["auroc"] is None
+    assert m["macro_auroc"] == pytest.approx(np.mean([roc_auc_score(labels[:, j], prob[:, j]) for j in (0, 1, 3)]))
+
+
+def test_multilabel_macro_and_micro_f1_precision_recall_match_sklearn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from cnnvit.training.metrics import multilabel_metrics
+
+    logits, labels = _multilabel_example()
+    m = multilabel_metrics(logits, labels, list("abcd"))
+    pred = (logits >= 0).astype(np.int64)  # p >= 0.5
+    macro = precision_recall_fscore_support(labels, pred, average="macro", zero_division=0)
+    weighted = precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
+    micro = precision_recall_fscore_support(labels, pred, average="micro", zero_division=0)
+    got = (m["macro_precision"], m["macro_recall"], m["macro_f1"])
+    assert got == pytest.approx(macro[:3])
+    assert m["micro_f1"] == pytest.approx(micro[2])
+    for mine, theirs, label in zip(got, weighted[:3], ("precision", "recall", "f1")):
+        assert abs(mine - theirs) > 0.02, label  # macro is not the support-weighted mean here
+    assert abs(m["macro_f1"] - micro[2]) > 0.02
+
+
+def test_macro_precision_recall_f1_are_unweighted_over_classes_of_unequal_support():
+    """Four classes with supports 60/25/10/5 and class-dependent errors: the module's macro
+    numbers are sklearn's average="macro", which here differ from the support-weighted and the
+    micro averages (micro = accuracy for single-label predictions)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(11)
+    y_true = np.repeat([0, 1, 2, 3], [60, 25, 10, 5])
+    right = rng.random(len(y_true)) < np.array([0.9, 0.6, 0.4, 0.2])[y_true]  # big classes easier
+    y_pred = np.where(right, y_true, rng.integers(0, 4, len(y_true)))
+    m = classification_metrics(_logits(y_pred, 4), y_true, list("abcd"))
+    macro = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+    weighted = precision_recall_fscore_support(y_true, y_pred, average="weighted", zero_division=0)
+    got = (m["macro_precision"], m["macro_recall"], m["macro_f1"])
+    assert got == pytest.approx(macro[:3])
+    for mine, theirs, label in zip(got, weighted[:3], ("precision", "recall", "f1")):
+        assert abs(mine - theirs) > 0.02, label
+    assert abs(m["macro_f1"] - m["accuracy"]) > 0.02  # micro F1 of single-label predictions
+    per_class = precision_recall_fscore_support(y_true, y_pred, labels=[0, 1, 2, 3], zero_division=0)
+    for i, c in enumerate("abcd"):
+        assert [m["per_class"][c][k] for k in ("precision", "recall", "f1")] == pytest.approx(
+            [per_class[0][i], per_class[1][i], per_class[2][i]]), c
+        assert m["per_class"][c]["support"] == per_class[3][i]

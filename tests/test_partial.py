@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cnnvit.errors import StudyInputError
+from cnnvit.report.build import StudyEntry, missing_runs
 from cnnvit.studies import load_study, run_study
 from cnnvit.studies.study import check_study_inputs, runs_that_cannot_train
 from cnnvit.training.cost import Projector, input_px, train_images
@@ -67,6 +68,33 @@ def test_a_run_whose_source_cannot_train_cannot_train_either(study_file: Path) -
     study = _study(study_file, study_file.parent / "nowhere")
     problems = {"no data": ["seed_resnet18"]}
     assert runs_that_cannot_train(study, problems) == ["seed_resnet18", "strong_resnet18"]
+
+
+# with seed_vit_b16 complete too the study can start, so a dropped strong_resnet18 would go unseen
+@pytest.mark.parametrize("also_complete", [[], ["seed_vit_b16"]], ids=["alone", "beside_another"])
+def test_a_complete_run_is_shown_though_its_source_cannot_train(study_file: Path, also_complete) -> None:
+    """strong_resnet18, complete on disk, is loaded as it is when seed_resnet18 (whose weights it
+    was fine-tuned from) is gone and cannot train again; seed_resnet18 is listed as missing."""
+    data = study_file.parent / "data"
+    out = _study(study_file, data).out_dir
+    # strong_resnet18 needs seed_resnet18's weights: both train now
+    run_study(load_study(study_file, out_dir=out, data_dir=data,
+                         only=["seed_resnet18", *also_complete, "strong_resnet18"]), progress=False)
+    before = json.loads((out / "runs" / "strong_resnet18" / "metrics.json").read_text())
+    shutil.rmtree(out / "runs" / "seed_resnet18")
+    shutil.rmtree(data)  # nothing can train: the complete runs are all there is to show
+    study = _study(study_file, data)
+    assert "strong_resnet18" not in check_study_inputs(study, partial=True)
+    results = run_study(study, progress=False, partial=True)
+    assert list(results) == [*also_complete, "strong_resnet18"]
+    assert results["strong_resnet18"].metrics == before  # loaded, not retrained
+    # what the report lists as not run here: every run not complete, the source included
+    entry = StudyEntry(out.name, study_file.with_suffix(".ipynb"), study_file, study_file.name)
+    missing = missing_runs(entry, out.parent, str(data), Projector(flops_per_s=1e12))
+    assert [m["run"] for m in missing] == [n for n in ("seed_resnet18", "seed_vit_b16",
+                                                       "ablation_vit_b16_no_preprocessing", "strong_vit")
+                                           if n not in also_complete]
+    assert all(m["minutes"] > 0 and m["how"] == "from FLOPs" for m in missing)
 
 
 def test_partial_study_without_any_complete_run_still_fails(study_file: Path) -> None:

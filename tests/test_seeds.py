@@ -7,7 +7,7 @@ import pytest
 
 from cnnvit.config import ConfigError
 from cnnvit.studies import load_study, run_study, summary_table
-from cnnvit.studies.common import pct_seeds, seed_stats
+from cnnvit.studies.common import model_name, pct_seeds, seed_stats
 
 STUDY = """study: my_study
 profile: smoke
@@ -43,6 +43,14 @@ def test_a_run_with_seeds_becomes_one_run_per_seed(tmp_path):
         assert study.runs[n].replica_of == "a" and study.runs[n].label.startswith("model A")
 
 
+def test_a_repeat_is_labelled_with_its_seed(tmp_path):
+    """The first run keeps its label; each repeat adds its seed, which model_name drops again."""
+    study = _study(tmp_path)
+    assert {n: spec.label for n, spec in study.runs.items()} == {
+        "a": "model A", "a.seed5": "model A (seed 5)", "a.seed8": "model A (seed 8)", "b": "model B"}
+    assert [model_name(study, n) for n in study.runs] == ["model A"] * 3 + ["model B"]
+
+
 @pytest.mark.parametrize("bad", ["[]", "[1, 1]", "[-1, 2]", "3", "[1.5]", "[true]"])
 def test_bad_seed_lists_are_refused_naming_the_run(tmp_path, bad):
     with pytest.raises(ConfigError, match=r"runs\.a\.seeds"):
@@ -58,7 +66,10 @@ def test_tables_give_the_mean_and_spread_over_seeds(tmp_path):
     assert set(stats) == {"a", "b"}
     assert stats["a"] == pytest.approx((np.mean(acc), np.std(acc, ddof=1), 3))
     assert stats["b"] == (results["b"].metrics["test_accuracy"], 0.0, 1)
-    table = summary_table(study, results).set_index("run")
+    table = summary_table(study, results)
+    # one row per run, in study order, each under its own label: the mean sits on the first run's
+    assert list(table["run"]) == ["model A", "model A (seed 5)", "model A (seed 8)", "model B"]
+    table = table.set_index("run")
     mean, std, n = stats["a"]
     assert table.loc["model A", "over seeds"] == f"{mean:.3f} ± {std:.3f}"
     assert (table["over seeds"] == "").sum() == 3  # the repeats and the run without seeds

@@ -234,9 +234,11 @@ def check_study_inputs(study: Study, partial: bool = False) -> list[str]:
 def runs_that_cannot_train(study: Study, problems: dict[str, list[str]]) -> list[str]:
     """The runs ``problems`` stop, and the runs that start from their weights, in study order."""
     stopped = {name for runs in problems.values() for name in runs}
+    # a complete run needs neither its data nor its source's weights any more
+    complete = {n for n, spec in study.runs.items() if run_state(spec.config, study.run_dir(n)) == "complete"}
     changed = True
     while changed:  # a run whose source cannot train cannot train either
-        follow = {n for n, spec in study.runs.items() if spec.starts_from in stopped} - stopped
+        follow = {n for n, spec in study.runs.items() if spec.starts_from in stopped} - stopped - complete
         stopped |= follow
         changed = bool(follow)
     return [n for n in study.runs if n in stopped]

@@ -169,7 +169,8 @@ def _optimizer_step(t: Trainer, step: int) -> tuple[float, torch.Tensor]:
     m.opt.step()
     m.opt.zero_grad(set_to_none=True)
     if m.ema is not None:
-        m.ema.update(m.model, step=step)
+        # timm counts updates from 1 (as its train.py does): only the first update copies
+        m.ema.update(m.model, step=step + 1)
     return lr, norm
 
 
