@@ -126,11 +126,13 @@ def test_place_data_keeps_every_split_in_host_memory_with_the_host_feed(make_cfg
     """The meta device stands in for a GPU: with data.on_device=false the training split and
     the held-out images stay in host memory (the loader's arrays, not copied) and only batches
     reach the device; with true all of it goes there."""
+    from cnnvit.training.device import compute_for
     from cnnvit.training.setup import place_data
 
     meta = torch.device("meta")
     ds = hold_out_validation(tiny_dataset(), 0.25, 0)
-    splits = place_data(ds, make_cfg({"data": {"on_device": on_device}}), meta, Dist())
+    cfg = make_cfg({"data": {"on_device": on_device}})
+    splits = place_data(ds, cfg, meta, Dist(), compute_for(cfg, meta, True))
     assert splits.placement.on_device is on_device and splits.train.on_device is on_device
     where = "meta" if on_device else "cpu"
     assert splits.train.images.device.type == splits.test_x.device.type == splits.val_x.device.type == where

@@ -23,7 +23,7 @@ SMOKE_RUNS = ["seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessin
 # two quick runs (test_vit at 64 px) on a smaller synthetic set
 QUICK = ["seed_vit_b16", "ablation_vit_b16_no_preprocessing"]
 QUICK_OVERRIDES = ["train.epochs=1", "data.synthetic_train=256", "data.synthetic_test=64"]
-COLUMNS = ["run", "role", "model", "input px", "params (M)", "epochs", "test acc", "top-5", "seed reported",
+COLUMNS = ["run", "role", "model", "input px", "params (M)", "epochs", "test acc", "plateau", "top-5", "seed reported",
            "profile", "data", "wall time (s)", "train img/s", "device"]
 
 
@@ -213,6 +213,7 @@ def test_summary_table(quick_study):
     assert row["role"] == "seed" and row["model"] == "test_vit"
     assert row["input px"] == 64 and row["epochs"] == 1 and row["profile"] == "smoke"
     assert row["test acc"] == results["seed_vit_b16"].metrics["test_accuracy"]
+    assert row["plateau"] == "not checked: fewer than two evaluated epochs"  # one epoch: no curve to read
     assert row["data"] == "synthetic (256/64)"
     assert row["params (M)"] == round(results["seed_vit_b16"].metrics["parameters"] / 1e6, 2)
     ablation = table.set_index("run").loc[study.runs["ablation_vit_b16_no_preprocessing"].label]

@@ -59,6 +59,8 @@ class DataConfig:
     task: str = "binary"  # celeba: binary | hair5 (5 hair colours) | multilabel
     attribute: str = "Eyeglasses"  # celeba, task=binary: the attribute to predict
     attributes: str = "all"  # celeba, task=multilabel: comma-separated attributes, or all
+    first_images: Optional[int] = None  # celeba: only the first N images the attribute file lists
+    # (000001.jpg ...), before the 8:1:1 split; only those are decoded. None: all of them
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     resize_mode: str = "bilinear"  # bilinear | bicubic (the resize on the device)
     normalize: bool = True  # subtract the data set's mean, divide by its std
@@ -94,9 +96,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Mixup alpha (timm), 0: off
     cutmix: float = 0.0  # CutMix alpha (timm), 0: off
-    amp: bool = True  # bf16 autocast (CUDA only; ignored on the CPU)
-    channels_last: bool = True  # (CUDA only)
-    compile: bool = False  # torch.compile the model
+    amp: Union[bool, str] = "auto"  # bf16 autocast of the training steps. auto: on CUDA, and on a CPU
+    # with native bf16 (AVX-512 BF16, AMX) unless the model trains slower in it there (measured:
+    # its registry entry's cpu_bf16); true: wherever the device has native bf16; false: fp32
+    channels_last: bool = True  # channels-last memory format (faster convolutions, CUDA and CPU)
+    compile: bool = False  # torch.compile the model (on a 2-core CPU: +10% for small CNNs after a
+    # 20-40 s compile, too little for minutes-long runs; see README, "Speed on a CPU")
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
@@ -293,6 +298,7 @@ CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
     "model.freeze": ("none", "head", "last_k"),
     "data.resize_mode": ("bilinear", "bicubic"),
     "data.on_device": (True, False, "auto"),
+    "train.amp": (True, False, "auto"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
 }
 
@@ -378,7 +384,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_sources(cfg: Config, flat: dict[str, Any]) -> None:
     """The keys that say where data and processes come from: a data set's own options
-    (decode size, coarse labels, test share) and the machines of a multi-node run."""
+    (decode size, CelebA's first images, coarse labels, test share) and the machines of a
+    multi-node run."""
     if not 0.0 < flat["data.test_fraction"] < 1.0:
         raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {flat['data.test_fraction']}")
     if flat["data.decode_size"] and not datasets.get_dataset(cfg.data.name).decodes:
@@ -386,6 +393,9 @@ def _validate_sources(cfg: Config, flat: dict[str, Any]) -> None:
                           f"data sets decoded from files of any size: "
                           f"{', '.join(s.name for s in datasets.registered() if s.decodes)}); use "
                           f"data.image_size to resize on the device")
+    if flat["data.first_images"] is not None and cfg.data.name != "celeba":
+        raise ConfigError(f"data.first_images: only CelebA selects its first listed images (data.name=celeba), "
+                          f"not {cfg.data.name}; use data.train_subset / data.test_subset")
     if flat["data.coarse_labels"] and cfg.data.name != "cifar100":
         raise ConfigError(f"data.coarse_labels: only CIFAR-100 has coarse labels (data.name=cifar100), "
                           f"not {cfg.data.name}")

@@ -435,7 +435,8 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                  val_fraction: float = 0.0, synthetic_size: int = 32,
                  synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
                  attributes: str = "all", classes: Optional[int] = None, decode_size: Optional[int] = None,
-                 coarse_labels: bool = False, test_fraction: float = 0.2) -> Dataset:
+                 coarse_labels: bool = False, test_fraction: float = 0.2,
+                 first_images: Optional[int] = None) -> Dataset:
     """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests; the
     defaults are :class:`~cnnvit.config.DataConfig`'s, which this module cannot import)."""
     data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
@@ -443,7 +444,8 @@ def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
                                synthetic_train=synthetic_train, synthetic_test=synthetic_test,
                                synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
                                task=task, attribute=attribute, attributes=attributes, decode_size=decode_size,
-                               coarse_labels=coarse_labels, test_fraction=test_fraction)
+                               coarse_labels=coarse_labels, test_fraction=test_fraction,
+                               first_images=first_images)
     return dataset_from_config(data_cfg, seed)
 
 

@@ -6,7 +6,9 @@ line ends are accepted too). The image folder is found, not assumed: the officia
 ``img_align_celeba/`` or any folder beside the attribute file that holds the listed images (for
 example a downscaled subset's ``img_align_celeba_89x109/``); images keep their size unless
 ``data.decode_size`` resizes them. Every listed image is decoded once into the decoded-data cache
-(:mod:`.cache`; full CelebA at 178 x 218 is about 24 GB on disk), and runs read it memory-mapped.
+(:mod:`.cache`; full CelebA at 178 x 218 is about 24 GB on disk), and runs read it memory-mapped;
+``data.first_images=N`` keeps only the first N listed images (the same images in every copy of
+CelebA that lists them: the official set, or a subset such as 000001-008000), and decodes only those.
 
 Tasks built from the attributes:
 * ``binary``: one attribute (e.g. ``Eyeglasses``), classes "no X" / "X";
@@ -285,6 +287,17 @@ def _hair_rates(k: int) -> np.ndarray:
     return base / base.sum()
 
 
+def first_images(attrs: Attributes, n: Optional[int]) -> Attributes:
+    """The first ``n`` images the attribute file lists (all when ``n`` is None); more than it
+    lists is refused by name."""
+    if n is None:
+        return attrs
+    if n > len(attrs.files):
+        raise ConfigError(f"data.first_images={n}: the attribute file lists only {len(attrs.files)} images "
+                          f"({attrs.files[0]} to {attrs.files[-1]})")
+    return Attributes(attrs.names, attrs.files[:n], attrs.values[:n])
+
+
 def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: Optional[int]) -> tuple[np.ndarray, str]:
     """Every image the attribute file lists, in its order, as one uint8 array (memory-mapped
     from the decoded cache, filled first when missing or stale), resized to ``decode_size`` x
@@ -295,15 +308,15 @@ def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: O
 
 def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
                 train_subset: Optional[int], test_subset: Optional[int], seed: int,
-                decode_size: Optional[int] = None) -> Dataset:
+                decode_size: Optional[int] = None, first: Optional[int] = None) -> Dataset:
     """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
     ``seed``; the same split for every task): the validation tenth is held out here already.
-    Images come from the decoded cache (all of them, once per machine), resized to
-    ``decode_size`` when given."""
+    Images come from the decoded cache (all of them, or the ``first`` listed, once per machine),
+    resized to ``decode_size`` when given."""
     root_path = root_of(NAME, root)
     folder = find_or_fetch(find_folder, FETCH, root_path, download,
                            lambda root: DatasetError(not_found_message(root)))
-    attrs = parse_attributes(folder / ATTR_FILE)
+    attrs = first_images(parse_attributes(folder / ATTR_FILE), first)
     images = find_image_folder(folder, attrs.files)
     labels, classes = task_labels(attrs, task, attribute, attributes)
     train, val, test = split_811(split_key(attrs), seed)  # one split for every task
@@ -324,14 +337,14 @@ def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, 
 def load(data_cfg: Any, seed: int) -> Dataset:
     return load_celeba(data_cfg.root, data_cfg.download, data_cfg.task, data_cfg.attribute,
                        data_cfg.attributes, data_cfg.train_subset, data_cfg.test_subset, seed,
-                       data_cfg.decode_size)
+                       data_cfg.decode_size, data_cfg.first_images)
 
 
 def prepare(data_cfg: Any) -> None:
     """Download if asked and missing, and fill the decoded cache (one process per machine)."""
     folder = find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), data_cfg.download,
                            lambda root: DatasetError(not_found_message(root)))
-    attrs = parse_attributes(folder / ATTR_FILE)
+    attrs = first_images(parse_attributes(folder / ATTR_FILE), data_cfg.first_images)
     decoded_images(folder, attrs, find_image_folder(folder, attrs.files), data_cfg.decode_size)
 
 
@@ -350,6 +363,9 @@ def validate(data_cfg: Any) -> None:
     if data_cfg.val_fraction:
         raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
                           "leave data.val_fraction at 0")
+    if data_cfg.first_images is not None and data_cfg.first_images < 10:
+        raise ConfigError(f"data.first_images: {data_cfg.first_images} images cannot be split 8:1:1; give "
+                          f"at least 10, or leave it unset for all of them")
 
 
 def is_multilabel(data_cfg: Any) -> bool:

@@ -43,6 +43,7 @@ class ModelInfo:
     freeze_last_k: bool  # has transformer blocks or ResNet stages to count (model.freeze=last_k)
     description: str  # the builder's docstring, first paragraph
     freeze_head: bool = True  # has a linear classifier to train alone (model.freeze=head)
+    cpu_bf16: bool = True  # trains faster in bf16 than in fp32 on a CPU with native bf16 (train.amp=auto)
 
     @property
     def pretrained(self) -> bool:

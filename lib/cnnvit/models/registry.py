@@ -39,7 +39,7 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[Hub] = None,
                    drop_path: bool = False, layer_decay: bool = False,
-                   freeze_last_k: bool = False) -> Callable:
+                   freeze_last_k: bool = False, cpu_bf16: bool = True) -> Callable:
     """Decorator: register a builder under its function name, with the model's metadata.
     The builder's arguments must match the metadata (``hub`` and ``pretrained`` exactly when
     ``hub`` is given, ``drop_path`` exactly when ``drop_path``), so that neither can drift."""
@@ -58,7 +58,8 @@ def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[
             name=name, builder=fn, family=fn.__module__.rsplit(".", 1)[-1], native_size=native_size,
             fixed_size=fixed_size, hub=hub if hub is None or hub.ident else replace(hub, ident=name),
             drop_path=drop_path, layer_decay=layer_decay,
-            freeze_last_k=freeze_last_k, description=" ".join(doc.split("\n\n")[0].split()))
+            freeze_last_k=freeze_last_k, cpu_bf16=cpu_bf16,
+            description=" ".join(doc.split("\n\n")[0].split()))
         return fn
     return wrap
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..training.run import Run
-from .common import not_run, pct, pct_seeds, profile_caveat, seed_stats, skipped
+from .common import comparison_noise, not_run, pct, pct_seeds, profile_caveat, seed_stats, skipped, verdict
 from .core import Study
 from .groups import parts
+from .plateau import under_training_note
 
 STUDY = "01_cifar10_vit_vs_resnet"
 GROUPS = {
@@ -22,57 +23,70 @@ GROUPS = {
 RECIPES = (("resnet_recipes", "ResNet-18", 0.95), ("vit_recipes", "ViT", 0.90))
 
 
-def _seed_settings(study: Study, stats: Mapping[str, tuple[float, float, int]], ep: Mapping[str, int]) -> str:
+def _seed_settings(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
+                   ep: Mapping[str, int], n_test: int) -> str:
     cnn, vit = study.member("seed_settings", "cnn"), study.member("seed_settings", "vit")
     r, v = stats[cnn][0], stats[vit][0]
+    noise = comparison_noise(stats[cnn], stats[vit], n_test)
     model = {n: f"`{study.runs[n].config.model.name}`" for n in (cnn, vit)}
-    if r == v:
-        lead = "the two are level"
-    else:
-        lead = f"the {'CNN' if r > v else 'ViT'} leads by {100 * abs(r - v):.1f} points"
+    lead = verdict(r - v, noise, f"the CNN leads by {100 * (r - v):.1f} points",
+                   f"the ViT leads by {100 * (v - r):.1f} points")
     line = (f"- **Seed settings.** ResNet-18 ({model[cnn]}) reached {pct_seeds(stats[cnn])} in {ep[cnn]} "
             f"epochs and ViT-B/16 ({model[vit]}) {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
+    caveat = under_training_note(study, results, (cnn, vit))
     seed_r, seed_v = study.runs[cnn].reported, study.runs[vit].reported
     if seed_r is None or seed_v is None:
-        return line + "."
-    verdict = "reproduces in direction" if r > v else "does not reproduce"
-    return (line + f", so the seed's gap {verdict} (the seed reported about {seed_r:.0%} vs {seed_v:.0%}, "
-                   f"{100 * (seed_r - seed_v):+.0f} points, after 25 and 45 epochs).")
+        return line + "." + caveat
+    if abs(r - v) <= noise:
+        return line + f" (the seed reported about {seed_r:.0%} vs {seed_v:.0%})." + caveat
+    reproduces = "reproduces in direction" if r > v else "does not reproduce"
+    return (line + f", so the seed's gap {reproduces} (the seed reported about {seed_r:.0%} vs {seed_v:.0%}, "
+                   f"{100 * (seed_r - seed_v):+.0f} points, after 25 and 45 epochs)." + caveat)
+
+
+def _preprocessing(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
+                   n_test: int) -> str:
+    with_pre, without = study.member("preprocessing", "with"), study.member("preprocessing", "without")
+    a, b = stats[with_pre][0], stats[without][0]
+    noise = comparison_noise(stats[with_pre], stats[without], n_test)
+    helped = verdict(a - b, noise, "helped", "did not help")
+    return (f"- **Preprocessing ablation.** With the seed's flip and normalisation ViT-B/16 reached "
+            f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: preprocessing "
+            f"{helped} here ({100 * (a - b):+.1f} points, noise ±{100 * noise:.1f}; the seed reported that "
+            f"it helps)." + under_training_note(study, results, (with_pre, without)))
+
+
+def _strong_recipe(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
+                   ep: Mapping[str, int], n_test: int, group: str, family: str, target: float) -> str:
+    seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
+    s, g = stats[seed_run][0], stats[strong_run][0]
+    noise = comparison_noise(stats[seed_run], stats[strong_run], n_test)
+    gain = verdict(g - s, noise, "better than the seed setting", "worse than the seed setting")
+    met = "" if study.profile != "paper" else f" Target at least {pct(target)}: {'met' if g >= target else 'not met'}."
+    return (f"- **{family}, strong recipe** (`{study.runs[strong_run].config.model.name}`). "
+            f"{pct_seeds(stats[strong_run])} after {ep[strong_run]} epochs at 32 px, against "
+            f"{pct_seeds(stats[seed_run])} for the seed setting ({100 * (g - s):+.1f} points, noise "
+            f"±{100 * noise:.1f}: {gain}).{met}" + under_training_note(study, results, (seed_run, strong_run)))
 
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
-    """Markdown conclusions of study 1, every number read from the runs."""
+    """Markdown conclusions of study 1, every number read from the runs. A difference within the
+    noise (the test split's sampling noise or the spread over seeds, the larger) gets no verdict,
+    and a verdict resting on a run still rising at its end says it may be under-trained."""
     stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
-    acc = {name: mean for name, (mean, _, _) in stats.items()}
     ep = {name: run.metrics["epochs"] for name, run in results.items()}
     prof = study.profile
+    n_test = next(iter(results.values())).metrics["dataset"]["n_test"]
     lines = [f"*Computed from the runs of profile `{prof}`; every number below is test accuracy on "
-             f"the run's full test split ({next(iter(results.values())).metrics['dataset']['n_test']} "
-             f"images), the mean over seeds where a run was repeated.*", ""]
-    missing = not_run(study.members("seed_settings"), acc)
-    lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, stats, ep))
-    with_pre, without = study.member("preprocessing", "with"), study.member("preprocessing", "without")
-    missing = not_run((with_pre, without), acc)
-    if missing:
-        lines.append(skipped("Preprocessing ablation.", missing))
-    else:
-        a, b = acc[with_pre], acc[without]
-        verdict = "helped" if a > b else "did not help"
-        lines.append(f"- **Preprocessing ablation.** With the seed's flip and normalisation ViT-B/16 reached "
-                     f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: preprocessing "
-                     f"{verdict} here "
-                     f"({100 * (a - b):+.1f} points; the seed reported that it helps).")
+             f"the run's full test split ({n_test} images), the mean over seeds where a run was repeated.*", ""]
+    missing = not_run(study.members("seed_settings"), stats)
+    lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, results, stats, ep, n_test))
+    missing = not_run(study.members("preprocessing"), stats)
+    lines.append(skipped("Preprocessing ablation.", missing) if missing else _preprocessing(study, results, stats, n_test))
     for group, family, target in RECIPES:
-        seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
-        missing = not_run((seed_run, strong_run), acc)
-        if missing:
-            lines.append(skipped(f"{family}, strong recipe", missing))
-            continue
-        s, g = acc[seed_run], acc[strong_run]
-        met = "" if prof != "paper" else f" Target at least {pct(target)}: {'met' if g >= target else 'not met'}."
-        lines.append(f"- **{family}, strong recipe** (`{study.runs[strong_run].config.model.name}`). {pct(g)} "
-                     f"after {ep[strong_run]} epochs at 32 px, "
-                     f"against {pct(s)} for the seed setting ({100 * (g - s):+.1f} points).{met}")
+        missing = not_run(study.members(group), stats)
+        lines.append(skipped(f"{family}, strong recipe", missing) if missing
+                     else _strong_recipe(study, results, stats, ep, n_test, group, family, target))
     lines += profile_caveat(study, "small stand-in models and data", "CIFAR-10. See the `paper` profile "
                             "for the study")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from ..config import Config
 from ..datasets import dataset_from_config
 from ..training.run import Run
 from .core import Study
+from .plateau import plateau_of
 
 # ------------------------------------------------------------------------- conclusions' wording
 
@@ -48,6 +49,27 @@ def difference_noise(a: float, b: float, n_test: int) -> float:
     """Half-width of a 95% interval for the difference of two accuracies ``a`` and ``b``, each
     measured on ``n_test`` test images (binomial sampling alone; no training noise)."""
     return 1.96 * float(np.sqrt((a * (1 - a) + b * (1 - b)) / n_test))
+
+
+def comparison_noise(a: tuple[float, float, int], b: tuple[float, float, int], n_test: int) -> float:
+    """Half-width of a 95% interval for the difference of two runs' mean accuracies, given as
+    :func:`seed_stats` tuples (mean, std over seeds, seeds) measured on ``n_test`` test images:
+    the larger of the test split's binomial sampling noise (:func:`difference_noise`) and, for
+    runs repeated over seeds, the seed spread of the difference of the means (1.96 standard
+    errors; a run of one seed adds nothing to it)."""
+    binomial = difference_noise(a[0], b[0], n_test)
+    seed_var = sum(std ** 2 / n for _, std, n in (a, b) if n > 1)
+    return max(binomial, 1.96 * float(np.sqrt(seed_var)))
+
+
+def verdict(diff: float, noise: float, positive: str, negative: str) -> str:
+    """``positive`` when ``diff`` exceeds ``noise``, ``negative`` when it is below -``noise``,
+    else that the difference is within the noise (no verdict)."""
+    if diff > noise:
+        return positive
+    if diff < -noise:
+        return negative
+    return f"no verdict: the difference is within the noise (±{100 * noise:.1f} points)"
 
 
 def same_direction(ours: float, seed: float, noise: float = 0.0) -> str:
@@ -160,7 +182,8 @@ def deviations_table(study: Study) -> pd.DataFrame:
 def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """One row per run: our test accuracy beside the seed's reported number, with the model size,
     profile, epochs, wall time and throughput that produced it (and the last validation accuracy
-    when the runs hold a validation split; ``data`` gives train/val/test sizes)."""
+    when the runs hold a validation split; ``data`` gives train/val/test sizes); ``plateau`` is
+    the run's plateau check (:mod:`.plateau`: flat, still rising, or not checked)."""
     rows = []
     stats = seed_stats(study, results)
     for name, spec in study.runs.items():
@@ -181,6 +204,7 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "test acc": m["test_accuracy"],
             "over seeds": f"{stats[name][0]:.3f} ± {stats[name][1]:.3f}"
                           if name in stats and stats[name][2] > 1 else None,
+            "plateau": plateau_of(results[name]).cell(),
             "top-5": m["test_top5"],
             "seed reported": spec.reported,
             "profile": study.profile,

@@ -1,11 +1,15 @@
 """Where a run computes: the torch device of a ``device`` config value, the checks made before any
-work, and the mixed-precision context of the forward passes."""
+work, and how the training steps compute (:class:`Compute`: bf16 autocast or fp32, memory
+format, torch.compile), chosen once per run and recorded in its metrics.json."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
-from typing import Optional
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import torch
 
@@ -52,8 +56,73 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on CUDA when ``enabled`` (train.amp); a no-op context otherwise."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+# CPU flags (Linux /proc/cpuinfo) of native bf16 arithmetic: x86's AVX-512 BF16 and AMX, Arm's BF16
+CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bf16 natively (its flags name AVX-512 BF16, AMX or Arm's BF16).
+    Without native support bf16 is emulated and slower than fp32; where the flags cannot be
+    read (not Linux), False."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features") and CPU_BF16_FLAGS & set(value.split()):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How a run's training steps compute (evaluation runs in fp32 whatever this says):
+    ``autocast`` "bf16" or "fp32", the memory format, torch.compile, the CPU threads, and why
+    the precision is what it is. Recorded as ``compute`` in metrics.json."""
+
+    autocast: str
+    channels_last: bool
+    compiled: bool
+    threads: int
+    why: str
+
+    @property
+    def bf16(self) -> bool:
+        return self.autocast == "bf16"
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_precision(amp: Union[bool, str], device: torch.device, model_gains: bool) -> tuple[str, str]:
+    """The autocast of train.amp on ``device`` and why: "auto" takes bf16 on CUDA, and on a CPU
+    with native bf16 for a model that trains faster in it (``model_gains``: the registry's
+    ``cpu_bf16``, measured); true takes bf16 wherever the device computes it natively; false fp32."""
+    if amp is False:
+        return "fp32", "train.amp=false"
+    if device.type == "cuda":
+        return "bf16", f"train.amp={amp} on CUDA"
+    if device.type != "cpu":
+        return "fp32", f"no bf16 autocast on {device.type}"
+    if not cpu_has_bf16():
+        return "fp32", "this CPU has no native bf16 (AVX-512 BF16, AMX or Arm BF16): emulated bf16 is slower"
+    if amp == "auto" and not model_gains:
+        return "fp32", "train.amp=auto: this model trains slower in bf16 on the CPU (measured; cpu_bf16=False)"
+    return "bf16", f"train.amp={amp}: the CPU has native bf16"
+
+
+def compute_for(cfg: Config, device: torch.device, model_gains: bool) -> Compute:
+    """The :class:`Compute` of a run on ``device`` (train.amp, train.channels_last, train.compile)."""
+    autocast_, why = choose_precision(cfg.train.amp, device, model_gains)
+    threads = torch.get_num_threads() if device.type == "cpu" else 0
+    return Compute(autocast_, cfg.train.channels_last, cfg.train.compile, threads, why)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bfloat16 autocast on ``device`` when ``bf16`` (see :func:`choose_precision`); a no-op
+    context otherwise."""
+    if bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -25,7 +25,7 @@ from ..config import Config
 from ..errors import TrainingDiverged
 from . import distributed, evaluate, files
 from .augment import batch_indices, make_generator, seed_everything
-from .device import autocast
+from .device import Compute, autocast
 from .distributed import Dist
 from .identity import CHECKPOINT
 from .losses import Objective
@@ -48,6 +48,7 @@ class Trainer:
     out: Path
     device: torch.device
     dist: Dist
+    compute: Compute  # bf16 or fp32, memory format, compiled
     modules: Modules
     splits: Splits
     objective: Objective
@@ -148,7 +149,7 @@ def _forward_backward(t: Trainer, x: torch.Tensor, y: torch.Tensor, accumulate: 
     ddp = t.modules.ddp
     # gradients of a step's earlier micro-batches stay local: one all-reduce per step
     with (ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext()):
-        with autocast(t.device, t.cfg.train.amp):
+        with autocast(t.device, t.compute.bf16):
             loss = t.objective(t.modules.forward, x, y)
         (loss / t.cfg.train.grad_accum).backward()
     return loss.detach()

@@ -18,12 +18,12 @@ import torch
 from ..config import Config
 from ..datasets import Dataset, dataset_from_config, prepare_dataset
 from ..errors import RunConflict
-from ..models import count_flops, count_parameters
+from ..models import count_flops, count_parameters, model_info
 from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
 from .checks import check_run_inputs, check_steps_happen, check_sync_bn
-from .device import check_device, configure_backends, device_description, resolve_device
+from .device import check_device, compute_for, configure_backends, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
 from .identity import CHECKPOINT, conflict_message, run_state
 from .schedules import Schedule
@@ -102,10 +102,11 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     remaining epochs, then test the result and write it."""
     state = RunState()  # (started now: the run's wall time counts from here)
     tc = cfg.train
-    splits = setup.place_data(ds, cfg, device, dist)
+    compute = compute_for(cfg, device, model_info(cfg.model.name).cpu_bf16)
+    splits = setup.place_data(ds, cfg, device, dist, compute)
     log.info("%s: %s", name, splits.placement.describe())
     seed_everything(cfg.seed)  # the same initial weights on every rank
-    model, weights = setup.build_model(cfg, len(ds.classes), device, dist)
+    model, weights = setup.build_model(cfg, len(ds.classes), device, dist, compute)
     opt = setup.make_optimizer(cfg, model)
     steps_per_epoch = len(ds.train_labels) // tc.batch_size // tc.grad_accum  # >= 1, checked before
     schedule = Schedule.for_run(cfg.sched, cfg.optim.lr, steps_per_epoch, tc.epochs)
@@ -120,7 +121,7 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     configure_backends(device)
-    t = Trainer(cfg, name, out, device, dist, modules, splits, objective, schedule, sample_weights,
+    t = Trainer(cfg, name, out, device, dist, compute, modules, splits, objective, schedule, sample_weights,
                 aug_seed=tc.aug_seed if tc.aug_seed is not None else cfg.seed + 7919,
                 tracker=tracker, progress=progress)
     sizes = count_parameters(model), sum(q.numel() for q in model.parameters() if q.requires_grad)
@@ -160,6 +161,10 @@ def _log_start(t: Trainer, weights: dict[str, Any], sizes: tuple[int, int], n_va
              "%d epochs x %d steps", t.name, t.cfg.model.name, n_params / 1e6, device_description(t.device),
              f" x {dist.world_size} processes" if dist.active else "", len(t.splits.train), n_val,
              len(t.splits.test_y), t.cfg.train.epochs, t.schedule.steps_per_epoch)
+    c = t.compute
+    log.info("%s: training steps in %s (%s), %s%s%s", t.name, c.autocast, c.why,
+             "channels-last" if c.channels_last else "channels-first", ", compiled" if c.compiled else "",
+             f", {c.threads} CPU threads" if c.threads else "")
 
 
 def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple[int, int],
@@ -182,7 +187,7 @@ def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple
     summary = build_summary(
         name=t.name, cfg=t.cfg, ds=ds, state=state, metrics=metrics, weights=weights,
         n_params=sizes[0], n_trainable=sizes[1], flops=flops, model_file=t.out / "model.pt",
-        stopped_early=stopped_early, device=t.device, dist=t.dist, placement=s.placement)
+        stopped_early=stopped_early, device=t.device, dist=t.dist, placement=s.placement, compute=t.compute)
     (t.out / "metrics.json").write_text(json.dumps(summary, indent=1))
     t.checkpoint.unlink(missing_ok=True)
     log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", t.name,

@@ -13,9 +13,10 @@ import torch
 from ..config import Config
 from ..datasets import Dataset
 from ..errors import ConfigError
-from ..models import create_model, set_memory_format
+from ..models import create_model, set_memory_format, use_explicit_attention
 from ..models.weights import layer_decay_groups, prepare_model
 from .augment import Preprocess
+from .device import Compute
 from .distributed import Dist
 from .feed import Feed, Placement, host_tensor, make_feed, placement_for
 from .losses import Objective, class_weights
@@ -44,11 +45,6 @@ class Splits:
         return len(self.val_y) > 0
 
 
-def channels_last(cfg: Config, device: torch.device) -> bool:
-    """train.channels_last applies on CUDA only."""
-    return cfg.train.channels_last and device.type == "cuda"
-
-
 def data_bytes(ds: Dataset, main: bool) -> int:
     """Bytes that go to the device with the data on it: the training split on every rank, the
     held-out images on rank 0 (only rank 0 evaluates)."""
@@ -56,25 +52,28 @@ def data_bytes(ds: Dataset, main: bool) -> int:
     return int(n + (ds.test_images.nbytes + ds.val_images.nbytes if main else 0))
 
 
-def place_data(ds: Dataset, cfg: Config, device: torch.device, dist: Dist) -> Splits:
+def place_data(ds: Dataset, cfg: Config, device: torch.device, dist: Dist, compute: Compute) -> Splits:
     """Put the splits where data.on_device says (see :class:`Splits`)."""
     placement = placement_for(cfg.data.on_device, device, data_bytes(ds, dist.main), dist)
     held_out = device if dist.main and placement.on_device else "cpu"
     train = make_feed(ds.train_images, ds.train_labels, device, placement.on_device)
     test_x = host_tensor(ds.test_images).to(held_out)
     val_x = host_tensor(ds.val_images).to(held_out)
-    prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, channels_last(cfg, device))
+    prep = Preprocess.from_config(cfg.data, ds.mean, ds.std, compute.channels_last)
     return Splits(train, test_x, ds.test_labels, val_x, ds.val_labels, prep, placement)
 
 
-def build_model(cfg: Config, num_classes: int, device: torch.device,
-                dist: Dist) -> tuple[torch.nn.Module, Any]:
+def build_model(cfg: Config, num_classes: int, device: torch.device, dist: Dist,
+                compute: Compute) -> tuple[torch.nn.Module, Any]:
     """The model on ``device``, and where its weights came from (what ``prepare_model`` says):
-    created (pretrained from the hub when asked), then a checkpoint and the freeze policy applied."""
+    created (pretrained from the hub when asked), then a checkpoint and the freeze policy applied,
+    in the memory format and with the attention kernel ``compute`` calls for."""
     model = create_model(cfg.model.name, num_classes, drop_path=cfg.model.drop_path,
                          pretrained=cfg.model.pretrained and not cfg.model.pretrained_path)
     model, weights = prepare_model(model, cfg.model)  # a checkpoint, then the freeze policy
-    model = set_memory_format(model.to(device), channels_last(cfg, device))
+    model = set_memory_format(model.to(device), compute.channels_last)
+    if compute.bf16 and device.type == "cpu":
+        use_explicit_attention(model)
     if dist.active and cfg.train.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model, weights

@@ -1,6 +1,6 @@
 """metrics.json: the summary of a finished run (what ran, how long, on what, and its test
 results), the file that marks a run complete. Structured fields (``weights``, ``diverged``,
-``early_stopping``, ``distributed``, ``data_placement``, ``test``) are written as data, for
+``early_stopping``, ``distributed``, ``data_placement``, ``compute``, ``test``) are written as data, for
 :class:`~cnnvit.training.Run` and the studies to read without parsing sentences."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from ..config import Config
 from ..datasets import Dataset
-from .device import device_description
+from .device import Compute, device_description
 from .distributed import Dist
 from .feed import Placement
 from .metrics import majority_baseline
@@ -23,9 +23,10 @@ from .state import RunState
 def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metrics: dict[str, Any],
                   weights: Any, n_params: int, n_trainable: int, flops: Optional[float], model_file: Path,
                   stopped_early: bool, device: torch.device, dist: Dist,
-                  placement: Placement) -> dict[str, Any]:
+                  placement: Placement, compute: Compute) -> dict[str, Any]:
     """The metrics.json dict. ``weights`` is what ``prepare_model`` said about where the
-    weights came from, kept as it is; ``placement`` where the training data lived (data.on_device)."""
+    weights came from, kept as it is; ``placement`` where the training data lived (data.on_device);
+    ``compute`` how the training steps computed (precision, memory format, compiled)."""
     tc, rows, best, on_cuda = cfg.train, state.epochs_log, state.best, device.type == "cuda"
     val_acc = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
     return {
@@ -53,6 +54,7 @@ def build_summary(*, name: str, cfg: Config, ds: Dataset, state: RunState, metri
                     "n_val": int(len(ds.val_labels)), "n_test": int(len(ds.test_labels))},
         "distributed": state.dist_info or None,
         "data_placement": placement.record(),
+        "compute": compute.record(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test": metrics,
     }
