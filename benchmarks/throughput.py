@@ -10,7 +10,7 @@ normalised and flipped at random. ``ratio`` is ours over plain; ``GFLOP/s`` is w
 reaches (3 x the forward FLOPs per image, a standard estimate of forward + backward). Usage:
 
     python benchmarks/throughput.py params/laptop/01_cifar10_vit_vs_resnet.yaml \
-        --set data.root=DIR --subset 10000 --out outputs/bench
+        --data-dir DATA_DIR --subset 10000 --out outputs/bench
 
 Run it on a quiet machine: two PyTorch processes on a 2-core CPU slow each other far more than
 twice.
@@ -81,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("params", type=Path)
     ap.add_argument("--set", nargs="+", action="extend", default=[])
+    ap.add_argument("--data-dir", type=Path, help="the folder holding the data sets (DATA_DIR)")
     ap.add_argument("--runs", help="comma-separated subset of run names")
     ap.add_argument("--subset", type=int, default=10000, help="training images per epoch")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain reference loop")
@@ -90,7 +91,8 @@ def main() -> None:
     overrides = args.set + ["train.epochs=2", f"data.train_subset={args.subset}",
                             "data.test_subset=1000", "train.eval_every=2", "train.val_every_steps=null",
                             "train.early_stop_patience=null"]
-    study = load_study(args.params, overrides, only=args.runs.split(",") if args.runs else None)
+    study = load_study(args.params, overrides, only=args.runs.split(",") if args.runs else None,
+                       data_dir=args.data_dir)
     rows = []
     seen: set[tuple] = set()
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +103,8 @@ def main() -> None:
             if spec.replica_of or key in seen:  # a seed repeat or the same model and batch again
                 continue
             seen.add(key)
+            c.model.pretrained_path = None  # a run's weights (run:NAME, a file) do not change its speed
+            c.model.pretrained = False
             run_dir = train(c, Path(tmp) / name, name=name, progress=False)
             epochs = pd.read_csv(run_dir / "epochs.csv")
             m = json.loads((run_dir / "metrics.json").read_text())

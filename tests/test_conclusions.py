@@ -383,7 +383,7 @@ def test_tiny_imagenet_skip_and_cardinality_are_signed_against_resnet50_and_the_
         "(the seed: -4.9 points; same direction); ResNet-34, of similar size, 56.2%.")
     assert bullet(md, "Cardinality.") == (
         "- **Cardinality.** ResNeXt-50 32x4d against ResNet-50 at about the same size: +1.1 points "
-        "(the seed: +0.3 points; within the test split's sampling noise, ±1.4 points).")
+        "(the seed: +0.3 points; within the noise, ±1.4 points).")
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnext50=0.6233))
     assert bullet(md, "Cardinality.").endswith(": +3.0 points (the seed: +0.3 points; same direction).")
     md = studies.tiny_imagenet_conclusions(study_of(TINY), tiny_results(resnext50=0.5633))
@@ -668,7 +668,7 @@ def test_finetune_pretraining_compares_scratch_with_the_best_pretrained_run() ->
         f"The frozen backbone alone, against training from scratch: better (+15.9 points, noise ±1.1).")
     # within the sampling noise of 10,000 test images (±0.4 points here): no verdict either way
     md = studies.finetune_conclusions(study, finetune_results(scratch=0.9731))
-    assert ": pretraining made no difference beyond sampling noise (+0.3 points, noise ±0.4)" in bullet(md, "Pretraining.")
+    assert ": pretraining made no difference beyond the noise (+0.3 points, noise ±0.4)" in bullet(md, "Pretraining.")
     # scratch ahead of everything: still compared with the best *pretrained* run
     md = studies.finetune_conclusions(study, finetune_results(scratch=0.9901, partial_finetune=0.9801))
     assert bullet(md, "Pretraining.").endswith(
@@ -808,11 +808,12 @@ def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_vali
     md = celeba_md(celeba_results())
     assert bullet(md, "Pretraining") == (
         "- **Pretraining** (ViT-B/32, pretrained (seed setting) against ViT-B/32 from scratch (effect of "
-        "pretraining)): 91.0% against 80.1% (+10.9 points). At the first validation (50 steps) it stood at "
+        "pretraining)): 91.0% against 80.1% (+10.9 points, noise ±1.0: pretraining helped). At the first "
+        "validation (50 steps) it stood at "
         "85.0% against 60.0%.")
     results = celeba_results()
     results["binary_vit_b32_scratch"].val_steps = pd.DataFrame(columns=["step", "val_accuracy"])
-    assert bullet(celeba_md(results), "Pretraining").endswith("(+10.9 points).")
+    assert bullet(celeba_md(results), "Pretraining").endswith("(+10.9 points, noise ±1.0: pretraining helped).")
     assert bullet(celeba_md(celeba_results(binary_vit_b32_scratch=None)), "Pretraining") == (
         "- **Pretraining** Skipped, not run: binary_vit_b32_scratch.")
 
@@ -1105,3 +1106,33 @@ def test_celeba_binary_table_shows_the_seeds_auroc_beside_the_score_based_one() 
                for n in studies.task_runs(study, "binary")}
     table = studies.celeba_table(study, results, "binary")
     assert (table["auROC"] == 0.95).all() and (table["auROC of hard labels (the seed's)"] == 0.81).all()
+
+
+# ------------------------------------------------------------- every study: verdicts and the plateau
+
+RISING = dict(train_loss=(2.0, 1.5, 1.2, 1.0, 0.9), val_acc=(0.3, 0.4, 0.45, 0.5, 0.56))  # +6 points at the end
+
+
+@pytest.mark.parametrize("name, conclude, results, run, lead", [
+    (TINY, "tiny_imagenet_conclusions", tiny_results, "resnet50", "Depth."),
+    (TINY, "tiny_imagenet_conclusions", tiny_results, "resnext50", "Cardinality."),
+    (TRANSFORMERS, "transformers_conclusions", transformer_results, "swin", "Models"),
+    (FINETUNE, "finetune_conclusions", finetune_results, "scratch", "Pretraining."),
+    (CELEBA, "celeba_conclusions", celeba_results, "binary_vit_b32_scratch", "Pretraining"),
+], ids=["02-depth", "02-cardinality", "03-models", "04-pretraining", "05-pretraining"])
+def test_a_verdict_resting_on_a_run_still_rising_says_so_and_only_that_one(name, conclude, results, run, lead):
+    """Every study: a run still gaining at its last epochs puts 'may be under-trained' on the
+    verdicts that use it, naming it, and on no other bullet."""
+    res = results()
+    flat = studies.__dict__[conclude](study_of(name), res)
+    assert "under-trained" not in flat  # the fakes are flat by default
+    rising = fake_run(res[run].metrics["test_accuracy"], **RISING)
+    rising.metrics = {**res[run].metrics}
+    rising.val_steps, rising.data_info, rising.preds = res[run].val_steps, res[run].data_info, res[run].preds
+    res[run] = rising
+    study = study_of(name)
+    md = studies.__dict__[conclude](study, res)
+    line = bullet(md, lead)
+    assert line.endswith(f"*May be under-trained: {study.runs[run].label} was still rising (+6.0 points over "
+                         f"its last 20% of epochs).*")
+    assert md.count("under-trained") == sum("under-trained" in bullet(md, b) for b in bullets(md))

@@ -7,10 +7,11 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import (best_run, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats,
-                     skipped, weights_kind)
+from .common import (best_run, comparison_noise, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts,
+                     seed_stats, skipped, verdict, weights_kind)
 from .core import Study
 from .groups import one, parts, runs
+from .plateau import under_training_note
 
 STUDY = "05_celeba_simple_classifier"
 _MAIN = ("seed_cnn", "seed_vit", "strong_cnn", "strong_vit")
@@ -150,9 +151,13 @@ def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
     first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
     early = (f" At the first validation ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
              f"{pct(first[pre])} against {pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
+    stats = seed_stats(study, results)
+    noise = comparison_noise(stats[pre], stats[scratch], a["dataset"]["n_test"])
+    helped = verdict(stats[pre][0] - stats[scratch][0], noise, "pretraining helped", "pretraining hurt")
     return (f"- **Pretraining** ({study.runs[pre].label} against {study.runs[scratch].label}): "
-            f"{pct(b['test_accuracy'])} against {pct(a['test_accuracy'])} "
-            f"({pts(b['test_accuracy'], a['test_accuracy'])}).{early}")
+            f"{pct_seeds(stats[pre])} against {pct_seeds(stats[scratch])} "
+            f"({pts(stats[pre][0], stats[scratch][0])}, noise ±{100 * noise:.1f}: {helped}).{early}"
+            + under_training_note(study, results, (scratch, pre)))
 
 
 def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:

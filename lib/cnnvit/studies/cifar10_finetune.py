@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ..training.run import Run
-from .common import (difference_noise, not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
+from .common import (comparison_noise, not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
                      weights_summary)
 from .core import Study
 from .groups import one, runs
+from .plateau import under_training_note
 
 STUDY = "04_cifar10_finetune"
 GROUPS = {
@@ -63,7 +64,8 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     for name in study.members("finetuning"):
         if name in acc and seed in acc:
             lines.append(f"- **{study.runs[name].label}**: {pct(acc[name])} "
-                         f"({pts(acc[name], acc[seed])} against the frozen backbone).")
+                         f"({pts(acc[name], acc[seed])} against the frozen backbone)."
+                         + under_training_note(study, results, (name, seed)))
         else:
             lines.append(skipped(study.label(name), not_run((name, seed), acc)))
     # the runs from pretrained weights (a run other runs start from is a helper, never one of them)
@@ -73,16 +75,17 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
         best_pre = max(pretrained, key=acc.get)
         n_test = results[scratch].metrics["dataset"]["n_test"]
 
-        def gain(run: str, helped: str, not_helped: str) -> str:  # beyond the test split's sampling noise?
-            noise = difference_noise(acc[run], acc[scratch], n_test)
+        def gain(run: str, helped: str, not_helped: str) -> str:  # beyond the noise (sampling, seeds)?
+            noise = comparison_noise(stats[run], stats[scratch], n_test)
             word = helped if acc[run] - acc[scratch] > noise else (
-                not_helped if acc[run] - acc[scratch] < -noise else "made no difference beyond sampling noise")
+                not_helped if acc[run] - acc[scratch] < -noise else "made no difference beyond the noise")
             return f"{word} ({pts(acc[run], acc[scratch])}, noise ±{100 * noise:.1f})"
         frozen = (f" The frozen backbone alone, against training from scratch: "
                   f"{gain(seed, 'better', 'worse')}." if seed in pretrained else "")
         lines.append(f"- **Pretraining.** The same architecture from scratch reached {pct(acc[scratch])}; "
                      f"the best run from pretrained weights ({study.runs[best_pre].label}) "
-                     f"{pct(acc[best_pre])}: pretraining {gain(best_pre, 'helped', 'hurt')} here.{frozen}")
+                     f"{pct(acc[best_pre])}: pretraining {gain(best_pre, 'helped', 'hurt')} here.{frozen}"
+                     + under_training_note(study, results, (scratch, best_pre, seed)))
     else:
         lines.append(skipped("Pretraining.", [n for n in [scratch, seed, *study.members("finetuning")]
                                               if n not in acc]))

@@ -76,7 +76,7 @@ def same_direction(ours: float, seed: float, noise: float = 0.0) -> str:
     """Whether a difference of ours has the sign of the seed's: the verdict a conclusion gives;
     a difference within ``noise`` (see :func:`difference_noise`) has no sign to compare."""
     if abs(ours) <= noise:
-        return f"within the test split's sampling noise, ±{100 * noise:.1f} points"
+        return f"within the noise, ±{100 * noise:.1f} points"
     if seed == 0:
         return "no direction to compare"
     return "same direction" if (ours > 0) == (seed > 0) else "the opposite direction"

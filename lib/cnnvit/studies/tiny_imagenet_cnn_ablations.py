@@ -7,10 +7,11 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import (difference_noise, model_name, not_run, pct, pct_seeds, profile_caveat, pts,
+from .common import (comparison_noise, model_name, not_run, pct, pct_seeds, profile_caveat, pts,
                      same_direction, seed_stats, skipped, training_diagnosis)
 from .core import Study
 from .groups import one, pairs, parts, runs
+from .plateau import under_training_note
 
 STUDY = "02_tiny_imagenet_cnn_ablations"
 DEPTH_NAMES = ("ResNet-18", "ResNet-34", "ResNet-50")
@@ -84,8 +85,9 @@ def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, floa
 
 
 def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, float], vs_seed,
-                 seed_gap) -> list[str]:
-    """The depth, skip-connection and cardinality bullets."""
+                 seed_gap, note) -> list[str]:
+    """The depth, skip-connection and cardinality bullets (``note``: the under-training caveat
+    of the runs a bullet rests on)."""
     lines = []
     depth = study.members("depth")
     if all(n in acc for n in depth):
@@ -97,7 +99,7 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
             seed_rises = all(seed[a] < seed[b] for a, b in zip(depth, depth[1:]))
             as_seed = ", as in the seed" if rises == seed_rises else ", unlike in the seed"
         lines.append("- **Depth.** " + ", ".join(f"{name} {vs_seed(n)}" for name, n in zip(DEPTH_NAMES, depth))
-                     + f": accuracy {trend} here{as_seed}.")
+                     + f": accuracy {trend} here{as_seed}." + note(depth))
     else:
         lines.append(skipped("Depth.", not_run(depth, acc)))
     skip = study.group("skip_connections")
@@ -106,13 +108,15 @@ def _comparisons(study: Study, acc: Mapping[str, float], seed: Mapping[str, floa
         extra = (f"; {model_name(study, similar)}, of similar size, "
                  f"{pct(acc[similar]) if similar in acc else 'not run: ' + similar}")
         lines.append(f"- **Skip connections.** Removing them from {model_name(study, with_skip)} changes top-1 by "
-                     f"{pts(acc[without], acc[with_skip])}{seed_gap(without, with_skip)}{extra}.")
+                     f"{pts(acc[without], acc[with_skip])}{seed_gap(without, with_skip)}{extra}."
+                     + note((with_skip, without)))
     else:
         lines.append(skipped("Skip connections.", not_run((with_skip, without), acc)))
     resnet, resnext = study.member("cardinality", "resnet"), study.member("cardinality", "resnext")
     if resnet in acc and resnext in acc:
         lines.append(f"- **Cardinality.** {model_name(study, resnext)} against {model_name(study, resnet)} at about "
-                     f"the same size: {pts(acc[resnext], acc[resnet])}{seed_gap(resnext, resnet)}.")
+                     f"the same size: {pts(acc[resnext], acc[resnet])}{seed_gap(resnext, resnet)}."
+                     + note((resnet, resnext)))
     else:
         lines.append(skipped("Cardinality.", not_run((resnet, resnext), acc)))
     return lines
@@ -133,19 +137,22 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     def seed_gap(a: str, b: str) -> str:  # the seed's a - b, and whether ours goes its way beyond noise
         if seed.get(a) is None or seed.get(b) is None:
             return ""
-        noise = difference_noise(acc[a], acc[b], n_test)
+        noise = comparison_noise(stats[a], stats[b], n_test)
         return f" (the seed: {pts(seed[a], seed[b])}; {same_direction(acc[a] - acc[b], seed[a] - seed[b], noise)})"
 
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
              f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
              f"epoch (the validation split was only watched), the mean over seeds where a run was repeated.*",
              ""]
+    def note(names) -> str:  # a verdict resting on a run still rising at its end says so
+        return under_training_note(study, results, names)
+
     bn = study.members("batchnorm")
-    lines.append(_batchnorm(study, results, vs_seed) if all(n in acc for n in bn)
+    lines.append(_batchnorm(study, results, vs_seed) + note(bn) if all(n in acc for n in bn)
                  else skipped("BatchNorm.", not_run(bn, acc)))
-    lines += _comparisons(study, acc, seed, vs_seed, seed_gap)
+    lines += _comparisons(study, acc, seed, vs_seed, seed_gap, note)
     pair = study.members("cnn_vs_t2t", "cnn", "t2t")
-    lines.append(_cnn_vs_t2t(study, results, acc, vs_seed, seed_gap) if all(n in acc for n in pair)
+    lines.append(_cnn_vs_t2t(study, results, acc, vs_seed, seed_gap) + note(pair) if all(n in acc for n in pair)
                  else skipped("CNN vs T2T-ViT.", not_run(pair, acc)))
     for strong, base in study.group("stronger_recipes"):
         lead = f"Stronger recipe: {study.label(strong)}."
@@ -153,6 +160,6 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
             lines.append(skipped(lead, [strong]))
             continue
         cmp = f", against {pct(acc[base])} for its seed setting ({pts(acc[strong], acc[base])})" if base in acc else ""
-        lines.append(f"- **{lead}** {pct(acc[strong])}{cmp}.")
+        lines.append(f"- **{lead}** {pct(acc[strong])}{cmp}." + note((strong, base)))
     lines += profile_caveat(study, "tiny stand-in models on generated data", "Tiny-ImageNet")
     return "\n".join(lines)

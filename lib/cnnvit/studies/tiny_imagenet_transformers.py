@@ -11,6 +11,7 @@ from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts,
                      weights_summary)
 from .core import RunSpec, Study
 from .groups import parts, runs
+from .plateau import under_training_note
 
 STUDY = "03_tiny_imagenet_transformers"
 GROUPS = {
@@ -170,14 +171,21 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     acc = {n: mean for n, (mean, _, _) in stats.items()}
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 on the test split (Tiny-ImageNet's "
              f"labelled val split in the paper profile), after the last epoch, the mean over seeds where a run "
-             f"was repeated.*", "", _models(study, stats)]
+             f"was repeated.*", ""]
+
+    def noted(line: str, group: str) -> str:  # a comparison resting on a run still rising says so
+        return line if "Skipped, not run" in line else line + under_training_note(study, results, study.members(group))
+
+    lines.append(noted(_models(study, stats), "models"))
     frozen, tuned = study.member("frozen_backbone", "frozen"), study.member("frozen_backbone", "finetuned")
     if frozen in acc and tuned in acc:
-        lines.append(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct_seeds(stats[frozen])}, "
-                     f"everything fine-tuned {pct_seeds(stats[tuned])} ({pts(acc[tuned], acc[frozen])}).")
+        lines.append(noted(f"- **Frozen backbone vs fine-tuning** (DeiT): new head only {pct_seeds(stats[frozen])}, "
+                           f"everything fine-tuned {pct_seeds(stats[tuned])} ({pts(acc[tuned], acc[frozen])}).",
+                           "frozen_backbone"))
     else:
         lines.append(skipped("Frozen backbone vs fine-tuning", not_run((frozen, tuned), acc)))
-    lines += [_optimizers(study, acc), _augmentation(study, results, stats), _batch_sizes(study, acc)]
+    lines += [noted(_optimizers(study, acc), "optimizers"), noted(_augmentation(study, results, stats), "augmentation"),
+              noted(_batch_sizes(study, acc), "batch_sizes")]
     lines += profile_caveat(study, "tiny stand-ins, generated data and weights this study pretrained on "
                                    "another generated task", "Tiny-ImageNet")
     return "\n".join(lines)
