@@ -260,8 +260,8 @@ MUTANTS: tuple[Mutant, ...] = (
 
     # --------------------------------------------------------------- conclusions: the sentences the report prints
     Mutant("concl-preprocessing-verdict-flipped", "conclusions", "lib/cnnvit/studies/cifar10_vit_vs_resnet.py",
-           'helped = verdict(a - b, noise, "helped", "did not help")',
-           'helped = verdict(b - a, noise, "helped", "did not help")',
+           'helped = verdict(a - b, noise, "preprocessing helped here", "preprocessing did not help here")',
+           'helped = verdict(b - a, noise, "preprocessing helped here", "preprocessing did not help here")',
            "study 1 says preprocessing helped when the ablation without it scored higher",
            ("tests/test_conclusions.py", "tests/test_notebooks.py::test_study_01_smoke_runs_and_reports")),
     Mutant("concl-celeba-best-is-worst", "conclusions", "lib/cnnvit/studies/common.py",

@@ -116,16 +116,22 @@ def check_soft_ce(loss: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor) 
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
 
 
+def mixing_objective(make_cfg, ds: Dataset, mixup: float, cutmix: float):
+    """The objective of a run with these alphas and label smoothing EPS, checked to hold timm's
+    Mixup with exactly them (one lam per batch), and a random batch of ``ds``'s classes."""
+    cfg = make_cfg({"train": {"mixup": mixup, "cutmix": cutmix, "label_smoothing": EPS}})
+    objective = setup.make_objective(cfg, ds, CPU, "t")
+    mixer = objective.mixer
+    assert isinstance(mixer, Mixup)
+    assert (mixer.mixup_alpha, mixer.cutmix_alpha, mixer.label_smoothing) == (mixup, cutmix, EPS)
+    assert mixer.num_classes == len(ds.classes) and mixer.mode == "batch"
+    return objective, mixer, random_batch(len(ds.classes))
+
+
 def test_mixup_alone_blends_whole_images(make_cfg, tiny_ds: Dataset):
     """train.mixup > 0, cutmix = 0: each image becomes lam x itself + (1 - lam) x its partner in
     the reversed batch, one lam for the batch; the targets mix with the same lam, smoothed."""
-    cfg = make_cfg({"train": {"mixup": 0.8, "cutmix": 0.0, "label_smoothing": EPS}})
-    objective = setup.make_objective(cfg, tiny_ds, CPU, "t")
-    mixer = objective.mixer
-    assert isinstance(mixer, Mixup)
-    assert (mixer.mixup_alpha, mixer.cutmix_alpha, mixer.label_smoothing) == (0.8, 0.0, EPS)
-    assert mixer.num_classes == len(tiny_ds.classes) and mixer.mode == "batch"
-    x, y = random_batch(len(tiny_ds.classes))
+    objective, mixer, (x, y) = mixing_objective(make_cfg, tiny_ds, mixup=0.8, cutmix=0.0)
     partner = x.flip(0)
     for seed in range(4):
         mixed, soft, loss, logits = mix_once(objective, x, y, seed)
@@ -143,13 +149,7 @@ def test_cutmix_alone_pastes_one_box(make_cfg, tiny_ds: Dataset):
     """train.cutmix > 0, mixup = 0: every pixel comes from the image itself or, inside one
     rectangle (the same for the whole batch), from its partner in the reversed batch; the target's
     lam is the share of the image outside the box, smoothed."""
-    cfg = make_cfg({"train": {"mixup": 0.0, "cutmix": 1.0, "label_smoothing": EPS}})
-    objective = setup.make_objective(cfg, tiny_ds, CPU, "t")
-    mixer = objective.mixer
-    assert isinstance(mixer, Mixup)
-    assert (mixer.mixup_alpha, mixer.cutmix_alpha, mixer.label_smoothing) == (0.0, 1.0, EPS)
-    assert mixer.num_classes == len(tiny_ds.classes) and mixer.mode == "batch"
-    x, y = random_batch(len(tiny_ds.classes))
+    objective, mixer, (x, y) = mixing_objective(make_cfg, tiny_ds, mixup=0.0, cutmix=1.0)
     partner = x.flip(0)
     boxes = 0
     for seed in range(6):

@@ -31,6 +31,8 @@ def _seed_settings(study: Study, results: Mapping[str, Run], stats: Mapping[str,
     model = {n: f"`{study.runs[n].config.model.name}`" for n in (cnn, vit)}
     lead = verdict(r - v, noise, f"the CNN leads by {100 * (r - v):.1f} points",
                    f"the ViT leads by {100 * (v - r):.1f} points")
+    if abs(r - v) <= noise:
+        lead += f" (±{100 * noise:.1f} points)"
     line = (f"- **Seed settings.** ResNet-18 ({model[cnn]}) reached {pct_seeds(stats[cnn])} in {ep[cnn]} "
             f"epochs and ViT-B/16 ({model[vit]}) {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
     caveat = under_training_note(study, results, (cnn, vit))
@@ -49,10 +51,10 @@ def _preprocessing(study: Study, results: Mapping[str, Run], stats: Mapping[str,
     with_pre, without = study.member("preprocessing", "with"), study.member("preprocessing", "without")
     a, b = stats[with_pre][0], stats[without][0]
     noise = comparison_noise(stats[with_pre], stats[without], n_test)
-    helped = verdict(a - b, noise, "helped", "did not help")
+    helped = verdict(a - b, noise, "preprocessing helped here", "preprocessing did not help here")
     return (f"- **Preprocessing ablation.** With the seed's flip and normalisation ViT-B/16 reached "
-            f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: preprocessing "
-            f"{helped} here ({100 * (a - b):+.1f} points, noise ±{100 * noise:.1f}; the seed reported that "
+            f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: "
+            f"{helped} ({100 * (a - b):+.1f} points, noise ±{100 * noise:.1f}; the seed reported that "
             f"it helps)." + under_training_note(study, results, (with_pre, without)))
 
 

@@ -69,7 +69,7 @@ def verdict(diff: float, noise: float, positive: str, negative: str) -> str:
         return positive
     if diff < -noise:
         return negative
-    return f"no verdict: the difference is within the noise (±{100 * noise:.1f} points)"
+    return "no verdict, the difference is within the noise"
 
 
 def same_direction(ours: float, seed: float, noise: float = 0.0) -> str:
