@@ -55,12 +55,11 @@ def check_plateau(epochs: pd.DataFrame) -> Plateau:
     before them. Means of windows, not two single evaluations: one evaluation on a validation
     split of a few thousand images moves by a point or more from epoch to epoch (binomial noise
     alone is ±1.4 points at 5,000 images, and a constant learning rate adds to it)."""
-    split = next((s for s in ("val", "test") if f"{s}_accuracy" in epochs
-                  and epochs[f"{s}_accuracy"].notna().sum() >= 2), None)
+    evaluated = {s: int(epochs[f"{s}_accuracy"].notna().sum()) if f"{s}_accuracy" in epochs else 0
+                 for s in ("val", "test")}
+    split = next((s for s, n in evaluated.items() if n >= 2), None)
     if split is None:
-        evaluated = max((int(epochs[c].notna().sum()) for c in ("val_accuracy", "test_accuracy") if c in epochs),
-                        default=0)
-        return Plateau(None, None, None, None, "one evaluation" if evaluated else "no evaluation")
+        return Plateau(None, None, None, None, "one evaluation" if any(evaluated.values()) else "no evaluation")
     curve = epochs.dropna(subset=[f"{split}_accuracy"]).set_index("epoch")[f"{split}_accuracy"]
     end = int(curve.index.max())
     window = max(1, round(PLATEAU_SHARE * end))
@@ -76,11 +75,6 @@ def plateau_of(run: Run) -> Plateau:
     return check_plateau(run.epochs)
 
 
-def under_trained(results: Mapping[str, Run], names: Iterable[str]) -> list[str]:
-    """The runs of ``names`` (those with a result, each once) that fail the plateau check."""
-    return [n for n in dict.fromkeys(names) if n in results and plateau_of(results[n]).flagged]
-
-
 def under_training_note(study: Study, results: Mapping[str, Run], names: Iterable[str]) -> str:
     """The caveat of a verdict resting on runs ``names`` (with their seed repeats) when any of
     them failed the plateau check: ' *May be under-trained: ResNet (0.31M) was still rising (+2.1
@@ -93,16 +87,15 @@ def under_training_note(study: Study, results: Mapping[str, Run], names: Iterabl
     parts = []
     for name in dict.fromkeys(names):
         repeats = [r for r in study.repeats(name) if r in results]
-        flagged = under_trained(results, repeats)
+        flagged = [p for p in (plateau_of(results[r]) for r in repeats) if p.flagged]  # each run read once
         if not flagged:
             continue
-        checks = [plateau_of(results[r]) for r in flagged]
-        gains = sorted(100 * p.gain for p in checks if p.gain is not None)
-        rise = (f"{gains[0]:+.1f}" if len(set(gains)) == 1 else f"{gains[0]:+.1f} to {gains[-1]:+.1f}") if gains else ""
-        unchecked = [p.reason for p in checks if p.gain is None]
-        why = (f"still rising ({rise} points over the last {PLATEAU_SHARE:.0%} of epochs)" if gains else "") + (
-            ("; " if gains else "") + f"not checked ({unchecked[0]})" if unchecked else "")
-        label = study.runs[name].label
-        parts.append(f"{label} was {why}" if len(repeats) == 1 else f"{label}: {len(flagged)} of {len(repeats)} "
-                     f"seeds {why}")
+        gains = sorted(100 * p.gain for p in flagged if p.gain is not None)
+        reasons = [f"not checked ({p.reason})" for p in flagged if p.gain is None]
+        if gains:
+            span = f"{gains[0]:+.1f}" if gains[0] == gains[-1] else f"{gains[0]:+.1f} to {gains[-1]:+.1f}"
+            reasons.insert(0, f"still rising ({span} points over the last {PLATEAU_SHARE:.0%} of epochs)")
+        why, label = "; ".join(reasons[:2]), study.runs[name].label
+        parts.append(f"{label} was {why}" if len(repeats) == 1 else
+                     f"{label}: {len(flagged)} of {len(repeats)} seeds {why}")
     return f" *May be under-trained: {'; '.join(parts)}.*" if parts else ""
