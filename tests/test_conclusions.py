@@ -1119,7 +1119,9 @@ RISING = dict(train_loss=(2.0, 1.5, 1.2, 1.0, 0.9), val_acc=(0.3, 0.4, 0.45, 0.5
     (TRANSFORMERS, "transformers_conclusions", transformer_results, "swin", "Models"),
     (FINETUNE, "finetune_conclusions", finetune_results, "scratch", "Pretraining."),
     (CELEBA, "celeba_conclusions", celeba_results, "binary_vit_b32_scratch", "Pretraining"),
-], ids=["02-depth", "02-cardinality", "03-models", "04-pretraining", "05-pretraining"])
+    (CELEBA, "celeba_conclusions", celeba_results, "seed_hair5_resnet152", "Five hair colours."),
+    (CELEBA, "celeba_conclusions", celeba_results, "cnn_naive", "CNN size."),
+], ids=["02-depth", "02-cardinality", "03-models", "04-pretraining", "05-pretraining", "05-task", "05-cnn-size"])
 def test_a_verdict_resting_on_a_run_still_rising_says_so_and_only_that_one(name, conclude, results, run, lead):
     """Every study: a run still gaining at its last epochs puts 'may be under-trained' on the
     verdicts that use it, naming it, and on no other bullet."""

@@ -138,7 +138,8 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
         line += (". On another class balance (other test images, not compared): " + "; ".join(
             f"{study.runs[n].label} {pct(results[n].metrics['test_accuracy'])} against "
             f"{pct(results[n].metrics['majority_baseline'])} for the majority" for n in other))
-    return line + "." + not_run_note(declared, results)
+    rests_on = [best] + [n for n in names if study.runs[n].reported is not None]
+    return line + "." + under_training_note(study, results, rests_on) + not_run_note(declared, results)
 
 
 def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
@@ -172,7 +173,7 @@ def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:
         f"{study.runs[n].config.model.name}: {k}" for n, k in kinds.items()) + "), which this comparison mixes in.")
     return (f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
             f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
-            f"seed found).{mixed}" + not_run_note(family, results))
+            f"seed found).{mixed}" + under_training_note(study, results, fam) + not_run_note(family, results))
 
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
