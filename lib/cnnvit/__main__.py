@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -218,7 +219,8 @@ def _train(args) -> int:
     from .training import train
 
     out = train(cfg, args.out, progress=not args.quiet)
-    if int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 reports
+    # under torchrun: rank 0 reports, unless the launching process (train.nproc > 1) does
+    if int(os.environ.get("RANK", 0)) or os.environ.get("CNNVIT_LAUNCHED"):
         return 0
     if not (out / "metrics.json").exists():  # train.nnodes > 1: rank 0 ran on another machine
         return 0
@@ -253,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except CnnvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to go on (a run resumes from its last "
+              "finished epoch, complete runs are kept)", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: no space left on the device writing {exc.filename or 'a file'}; free some space and "
+              "run the same command again (the last finished epoch's checkpoint is kept)", file=sys.stderr)
         return 2
 
 

@@ -19,8 +19,27 @@ from . import datasets
 from .errors import CnnvitError, ConfigError  # noqa: F401 (re-exported)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping of a parameter file gives one key twice."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and people do."""
+    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and people do, and
+    refuses a key given twice in one mapping (PyYAML keeps the last one silently: a second
+    ``train:`` would drop the first one's settings back to their defaults)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<:' merges, it is no key
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKeyError(f"line {key_node.start_mark.line + 1}: {key!r} is given twice in "
+                                        f"one mapping (first on line {seen[key].start_mark.line + 1}); "
+                                        "keep one (PyYAML would silently keep the last)")
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -248,7 +267,10 @@ def parse_override(text: str) -> dict[str, Any]:
         raise ConfigError(f"override {text!r} is not of the form key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
-    value = _yaml_load(raw) if raw.strip() else None
+    try:
+        value = _yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: not a valid YAML value: {exc}") from exc
     parts = key.split(".")
     if len(parts) == 1:
         return {key: value}
@@ -264,6 +286,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"parameter file not found: {path}")
     try:
         data = _yaml_load(path.read_text()) or {}
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}, {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

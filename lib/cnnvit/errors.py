@@ -33,6 +33,14 @@ class RunConflict(CnnvitError, RuntimeError):
     """The output folder holds a run made with a different config."""
 
 
+class RunInUse(RunConflict):
+    """Another process is training into the same output folder."""
+
+
+class CheckpointError(CnnvitError, RuntimeError):
+    """A run's checkpoint cannot be read back (damaged, or holding more than tensors and data)."""
+
+
 class TrainingDiverged(CnnvitError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 

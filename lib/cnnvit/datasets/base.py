@@ -90,6 +90,9 @@ def fmt3(v) -> str:
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of a subset of size ``n`` with the class proportions of ``labels`` (largest remainder)."""
     labels = np.asarray(labels)
+    if n > len(labels):  # said, not clamped silently: the run trains on fewer images than asked
+        log.warning("a subset of %d images was asked of a split of %d (data.train_subset or "
+                    "data.test_subset): all %d are used", n, len(labels), len(labels))
     if n >= len(labels):
         return np.arange(len(labels))
     classes, counts = np.unique(labels, return_counts=True)
@@ -197,14 +200,41 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 def class_tree(folder: Path) -> dict[str, list[str]]:
     """``{class: sorted image files}`` of a ``<folder>/<class>/*`` tree, classes sorted (hidden
     folders are no classes; a class folder without images is kept, so that it can be reported)."""
-    tree = {}
+    tree, broken = {}, []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith("."):
+            _check_name(entry.path)
             with os.scandir(entry.path) as it:
-                names = sorted(e.name for e in it if e.is_file()
-                               and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+                images = [e for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES]
+            for e in images:
+                _check_name(e.path)
+            # a link to nothing (or to itself) is no image: skipped, and said
+            readable = {e.name for e in images if _is_file(e)}
+            broken += [e.path for e in images if e.name not in readable]
+            names = sorted(readable)
             tree[entry.name] = [os.path.join(entry.path, n) for n in names]
+    if broken:
+        log.warning("%d image link(s) under %s lead nowhere (dangling, or a loop) and are left out: %s",
+                    len(broken), folder, ", ".join(sorted(broken)[:3]) + (" ..." if len(broken) > 3 else ""))
     return tree
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a link that loops (ELOOP): no file behind it
+        return False
+
+
+def _check_name(path: str) -> None:
+    """A file name that is not valid UTF-8 (os.scandir keeps its bytes as surrogates) cannot be
+    written to split.csv or shown: refused, naming it, before any decoding."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+        raise DatasetError(f"file name is not valid UTF-8: {shown}; rename it (e.g. with convmv) and "
+                           "run again") from None
 
 
 def list_image_folder(split_dir: Path) -> tuple[list[str], np.ndarray, list[str]]:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -54,13 +55,31 @@ def image_size(path: str | Path) -> Size:
         raise DatasetError(f"unreadable image: {path}: {exc}") from exc
 
 
+def _to_rgb(im):  # PIL.Image -> PIL.Image in mode RGB, 8 bits per channel
+    """The image in 8-bit RGB, scaled from its own bit depth: PIL's ``convert("RGB")`` clips a
+    16-bit greyscale image (modes I;16 and I, 0-65535) at 255 instead of scaling it, turning a
+    mid-grey PNG white."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im, dtype=np.float64)
+        if a.max(initial=0) > 65535 or a.min(initial=0) < 0:
+            raise ValueError(f"{im.mode} pixels outside 0-65535 (min {a.min():.0f}, max {a.max():.0f})")
+        im = Image.fromarray(np.rint(a * (255 / 65535)).astype(np.uint8), mode="L")
+    elif im.mode == "F":  # 32-bit float pixels: read as 0-1 when they fit it, else as 0-255
+        a = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0
+        im = Image.fromarray(np.clip(np.rint(a * scale), 0, 255).astype(np.uint8), mode="L")
+    return im.convert("RGB")
+
+
 def _decode_one(path: str | Path, resize: Optional[Size]) -> np.ndarray | str:
     """The RGB pixels of one file (resized to ``resize`` when given), or the reason it failed."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = _to_rgb(im)
             if resize is not None and (im.height, im.width) != resize:
                 # resized, not cropped, as data.image_size does on the device: nothing is cut off
                 im = im.resize((resize[1], resize[0]), Image.Resampling.BILINEAR)
@@ -117,6 +136,11 @@ def source_key(files: Sequence[str | Path], extra: str = "") -> str:
     (what the decoding was asked for): what a cache is valid for. Paths above the file's folder
     are left out, so a data set moved elsewhere keeps its cache."""
     h = hashlib.sha256(extra.encode())
+    missing = [str(p) for p in files if not os.path.isfile(p)]
+    if missing:  # a listed image that is not there (or a link leading nowhere): named, not a traceback
+        more = f" (and {len(missing) - MAX_NAMED} more)" if len(missing) > MAX_NAMED else ""
+        raise DatasetError(f"{len(missing)} listed image(s) not found{more}: {', '.join(missing[:MAX_NAMED])}; "
+                           "restore them, or fetch the data set again")
     for p in files:
         st = os.stat(p)
         parent, name = os.path.split(p)
@@ -176,7 +200,8 @@ def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[
     problems = []
     for root in roots:
         final = root / f"{prefix}-{key}"
-        tmp = root / f".{prefix}-{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        _remove_dead_fillers(root, prefix)
+        tmp = root / f".{prefix}-{key}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             tmp.mkdir(parents=True)
         except OSError as exc:
@@ -189,6 +214,11 @@ def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _replace_older(root, prefix, final.name)
+        if final.is_dir() and not (final / "complete").exists():
+            # a complete cache always holds its mark (it is renamed into place after the mark is
+            # written): this one was left by something else (a copy cut short, a hand edit)
+            log.warning("removing the cache folder %s: it has no 'complete' mark", final)
+            shutil.rmtree(final, ignore_errors=True)
         size = sum(f.stat().st_size for f in tmp.iterdir())
         try:
             os.rename(tmp, final)
@@ -205,6 +235,32 @@ def cached_arrays(roots: Sequence[Path], prefix: str, key: str, names: Sequence[
     with tempfile.TemporaryDirectory(prefix=f"cnnvit-{prefix}-") as tmp:
         fill(Path(tmp))
         return Cached({n: np.load(Path(tmp) / f"{n}.npy") for n in names}, None, filled=True)
+
+
+_HOST = socket.gethostname().replace(".", "_")  # in a temporary folder's name, with the filler's pid
+
+
+def _remove_dead_fillers(root: Path, prefix: str) -> None:
+    """Remove the temporary folders that fillers on this machine left when they were killed
+    (SIGTERM from timeout, SLURM or docker, or kill -9, runs no clean-up): each names its host
+    and process, and one whose process is gone will never be renamed into place."""
+    for tmp in root.glob(f".{prefix}-*.tmp"):
+        parts = tmp.name[:-len(".tmp")].split(".")
+        if len(parts) < 4 or parts[-3] != _HOST or not parts[-2].isdigit():
+            continue  # another machine's (on a shared disk), or not ours
+        if not _alive(int(parts[-2])):
+            log.info("removing %s, left by a filler that was killed", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _replace_older(root: Path, prefix: str, keep: str) -> None:

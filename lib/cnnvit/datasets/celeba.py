@@ -84,12 +84,16 @@ def parse_attributes(path: str | Path) -> Attributes:
     if lines[0].strip().isdigit():
         count, start = int(lines[0]), 1
     names = lines[start].split()
-    files, rows = [], []
+    files, rows, seen = [], [], {}
     for n, line in enumerate(lines[start + 1:], start + 2):
         parts = line.split()
         if len(parts) != len(names) + 1 or any(v not in ("1", "-1") for v in parts[1:]):
             raise DatasetError(f"{path}:{n}: expected '<file>' and {len(names)} values of 1 or -1, "
                                f"got {line[:80]!r}")
+        if parts[0] in seen:  # one image in two splits would put training images in the test
+            raise DatasetError(f"{path}:{n}: {parts[0]} is listed twice (first on line {seen[parts[0]]}); "
+                               "keep one row per image")
+        seen[parts[0]] = n
         files.append(parts[0])
         rows.append([v == "1" for v in parts[1:]])
     if count is not None and count != len(files):

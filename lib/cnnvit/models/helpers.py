@@ -35,6 +35,33 @@ def count_flops(model: nn.Module, image_size: int | tuple[int, int],
         model.train(was_training)
 
 
+def activation_bytes(model: nn.Module, image_size: int | tuple[int, int]) -> Optional[int]:
+    """A lower bound of the memory one training image's activations take (bytes, fp32): the
+    outputs of every leaf module in one forward pass, which backward keeps. Run on the meta device
+    (``model`` built there: no memory, no arithmetic), so it costs milliseconds at any size; None
+    where a model cannot run on meta tensors. Attention maps computed by functions, not modules,
+    are not counted: the bound is low, good for refusing what clearly cannot fit."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        for t in (output if isinstance(output, (tuple, list)) else (output,)):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * 4
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        model(torch.zeros(1, 3, h, w, device="meta"))
+        return total
+    except Exception as exc:  # an estimate must never stop a run
+        log.debug("no activation estimate for %s: %s", type(model).__name__, exc)
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def count_parameters(model: nn.Module) -> int:
     """All parameters, trainable or not."""
     return sum(p.numel() for p in model.parameters())

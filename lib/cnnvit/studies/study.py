@@ -52,11 +52,14 @@ ROLES = ("seed", "ablation", "strong")
 
 
 def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
-               only: Optional[list[str]] = None, data_dir: Optional[str | Path] = None) -> Study:
+               only: Optional[list[str]] = None, data_dir: Optional[str | Path] = None,
+               expect: Optional[str] = None) -> Study:
     """Read and validate a study parameter file; every run's config is built (and checked) now,
     so a bad key in any run fails before the first run starts. ``data_dir`` is the folder that
     holds the real data sets (``cifar10/``, ...): it sets ``data.root`` of every run that leaves
-    it unset. ``only`` keeps those runs (the groups are checked against all of them)."""
+    it unset. ``only`` keeps those runs (the groups are checked against all of them). ``expect``:
+    the study the caller (a notebook) shows; another study's file is refused before any training,
+    since its groups are not the ones the caller reads."""
     path = Path(path)
     raw = config_mod.load_yaml(path)
     unknown = set(raw) - STUDY_KEYS
@@ -65,6 +68,9 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     for key in ("study", "profile", "runs"):
         if key not in raw:
             raise ConfigError(f"{path}: missing required key {key!r}")
+    if expect is not None and raw["study"] != expect:
+        raise ConfigError(f"{path} is a parameter file of study {raw['study']!r}, not of {expect!r} that "
+                          f"this notebook shows; pass one of params/<profile>/{expect}.yaml")
     runs_raw = raw["runs"]
     if not isinstance(runs_raw, dict) or not runs_raw:
         raise ConfigError(f"{path}: 'runs' must be a non-empty mapping of run name to run")
@@ -288,6 +294,5 @@ def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
     out: dict[str, Optional[dict[str, Any]]] = {}
     for name, spec in study.runs.items():
         run_dir = study.run_dir(name)
-        done = run_state(spec.config, run_dir) == "complete"
-        out[name] = json.loads((run_dir / "metrics.json").read_text()) if done else None
+        out[name] = read_metrics(run_dir) if run_state(spec.config, run_dir) == "complete" else None
     return out

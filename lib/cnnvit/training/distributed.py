@@ -198,8 +198,12 @@ def shard_check(local_indices: list[torch.Tensor], expected: int, dist: Dist) ->
             "disjoint": distinct == sum(counts), "complete": distinct == expected}
 
 
+LAUNCHED = "CNNVIT_LAUNCHED"  # set in the environment of workers that launch() started
+
+
 def _child_env(nproc: int) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # LAUNCHED: the launching process prints the run's result line; its workers do not repeat it
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED: "1"}
     # share the cores out (torchrun would otherwise set 1 thread each and print a banner)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     return env

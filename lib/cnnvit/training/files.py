@@ -4,9 +4,11 @@ val_steps.csv), the weights (model.pt, epochs/NNN.pt), the test predictions and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,13 +18,76 @@ import torch
 from .. import config as config_mod
 from ..config import Config
 from ..datasets import Dataset
+from ..errors import RunInUse
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, run folders are not guarded
+    fcntl = None
+
+LOCK = ".lock"  # in the run folder: held by the process training into it
+
+
+LOW_DISK = 64 * 2**20  # bytes free under which a failed write is taken for a full disk
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file, so that a kill mid-write leaves the previous file."""
+    """torch.save through a temporary file, so that a kill mid-write leaves the previous file.
+    A write that fails on a full disk (torch reports it as a RuntimeError) is an OSError ENOSPC
+    naming ``path``, which the command line shows as one line."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        if "write" in str(exc) and shutil.disk_usage(path.parent).free < LOW_DISK:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Hold the run folder ``out`` (created if need be) for this process, from the first read of
+    its state to the last write: a second process asking for it is refused at once with
+    :class:`RunInUse` instead of training beside it and mixing two runs' files. An advisory lock
+    (flock on ``out/.lock``, which stays empty: taking it changes no file) that the system
+    releases when the holder dies, so a killed run never wedges its folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunInUse(f"{out} is in use: another process is training into it; wait for it to "
+                               "finish (then run this again: a complete run is loaded, not retrained) "
+                               "or choose another --out") from None
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it into
+    place: a kill or a full disk mid-write leaves the previous file (or none), never a torn one.
+    The files that mark a run (config.yaml, metrics.json) are written this way."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write names no file: name the one meant
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def data_description(ds: Dataset) -> dict[str, Any]:
@@ -42,8 +107,8 @@ def write_run_description(out: Path, cfg: Config, ds: Dataset) -> None:
     """Create the run folder and write what ran on what: config.yaml, data.json and (when the
     data set names its files) split.csv, which image went to which split."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config_mod.dump(cfg))
-    (out / "data.json").write_text(json.dumps(data_description(ds), indent=1))
+    write_text_atomic(out / "config.yaml", config_mod.dump(cfg))
+    write_text_atomic(out / "data.json", json.dumps(data_description(ds), indent=1))
     if ds.split_files:  # the split can be checked and reused
         rows = [f"{f},{split}" for split, files in ds.split_files.items() for f in files]
         (out / "split.csv").write_text("file,split\n" + "\n".join(rows) + "\n")

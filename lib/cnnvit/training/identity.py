@@ -2,6 +2,8 @@
 ('new', 'partial', 'complete') or for another one ('conflict'). Cheap: no torch."""
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +12,8 @@ import yaml
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"  # a partial run: the state to resume from (see .state)
 
@@ -48,6 +52,28 @@ def saved_config(run_dir: Path) -> Optional[dict[str, Any]]:
     return yaml.safe_load(path.read_text()) if path.exists() else None
 
 
+_warned: set[Path] = set()  # unreadable metrics.json files already reported
+
+
+def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The run's metrics.json, or None when the run is not complete: no file, or one that cannot
+    be read back (torn by a full disk or a kill before it was written atomically), which is
+    reported once, naming it, and means the run trains again."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+        return metrics
+    except (ValueError, OSError) as exc:
+        if path not in _warned:
+            _warned.add(path)
+            log.warning("%s cannot be read (%s): the run counts as not complete and trains again", path, exc)
+        return None
+
+
 def run_state(cfg: Config, run_dir: Path) -> str:
     """'new', 'complete', 'partial' (a checkpoint to resume), or 'conflict' (other config)."""
     run_dir = Path(run_dir)
@@ -55,15 +81,30 @@ def run_state(cfg: Config, run_dir: Path) -> str:
     if saved is None:
         return "new"
     if config_differences(saved, cfg.to_dict()):
-        return "conflict"
-    if (run_dir / "metrics.json").exists():
+        if holds_work(run_dir):
+            return "conflict"
+        log.info("%s held a run with another config that finished no epoch (%s); the new config takes "
+                 "it over", run_dir, _shown_differences(saved, cfg))
+        return "new"
+    if read_metrics(run_dir) is not None:
         return "complete"
     return "partial" if (run_dir / CHECKPOINT).exists() else "new"
 
 
+def holds_work(run_dir: Path) -> bool:
+    """Whether the folder holds anything a run computed: a finished epoch's checkpoint, the
+    result's weights or its metrics (a run that died while loading its data holds none, and its
+    folder may be taken over by a corrected config)."""
+    return any((Path(run_dir) / f).exists() for f in (CHECKPOINT, "model.pt", "metrics.json", "epochs"))
+
+
+def _shown_differences(saved: dict[str, Any], cfg: Config) -> str:
+    diff = config_differences(saved, cfg.to_dict())
+    return "; ".join(f"{k}: {a!r} on disk, {b!r} now" for k, (a, b) in list(diff.items())[:5])
+
+
 def conflict_message(cfg: Config, run_dir: Path) -> str:
     """What differs between the run in ``run_dir`` and ``cfg`` (the first five keys), and what to do."""
-    diff = config_differences(saved_config(run_dir), cfg.to_dict())
-    shown = "; ".join(f"{k}: {a!r} on disk, {b!r} now" for k, (a, b) in list(diff.items())[:5])
+    shown = _shown_differences(saved_config(run_dir), cfg)
     return (f"{run_dir} holds a run with another config ({shown}); choose another --out or move that "
             f"folder away")

@@ -22,7 +22,7 @@ from ..models import count_flops, count_parameters, model_info
 from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
-from .checks import check_run_inputs, check_steps_happen, check_sync_bn
+from .checks import check_memory, check_run_inputs, check_steps_happen, check_sync_bn
 from .device import check_device, compute_for, configure_backends, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
 from .identity import CHECKPOINT, conflict_message, run_state
@@ -46,6 +46,15 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     if dist.torchrun:  # started by torchrun (by hand, or by launch below): record what it started
         cfg = distributed.record_world(cfg, dist)
     check_run_inputs(cfg)
+    if dist.torchrun:  # the workers of a launch: the launching process holds the folder
+        return _train_run(cfg, out, name, dataset, progress, dist)
+    with files.run_folder_lock(out):
+        return _train_run(cfg, out, name, dataset, progress, dist)
+
+
+def _train_run(cfg: Config, out: Path, name: str, dataset: Optional[Dataset], progress: bool,
+               dist: distributed.Dist) -> Path:
+    """:func:`train` once the folder is held: what state it is in, then the work left."""
     state = run_state(cfg, out)
     if state == "conflict":
         raise RunConflict(conflict_message(cfg, out))
@@ -62,6 +71,7 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
 
     device = resolve_device(cfg.device, dist.local_rank if dist.active else None)
     check_sync_bn(cfg, device)
+    check_memory(cfg, device)  # before the data: a batch that cannot fit fails now, not after decoding
     distributed.init(dist, device)
     try:
         if dist.active:
@@ -188,7 +198,7 @@ def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple
         name=t.name, cfg=t.cfg, ds=ds, state=state, metrics=metrics, weights=weights,
         n_params=sizes[0], n_trainable=sizes[1], flops=flops, model_file=t.out / "model.pt",
         stopped_early=stopped_early, device=t.device, dist=t.dist, placement=s.placement, compute=t.compute)
-    (t.out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    files.write_text_atomic(t.out / "metrics.json", json.dumps(summary, indent=1))  # last: it marks the run complete
     t.checkpoint.unlink(missing_ok=True)
     log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", t.name,
              "mean label " if ds.multilabel else "", metrics["accuracy"], summary["majority_baseline"],

@@ -16,7 +16,7 @@ from ..models.weights import prepare_model
 from .augment import Preprocess
 from .device import resolve_device
 from .evaluate import predict_logits
-from .identity import saved_config
+from .identity import read_metrics, saved_config
 
 
 class Run:
@@ -38,7 +38,7 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        return (self.dir / "metrics.json").exists()
+        return read_metrics(self.dir) is not None
 
     @property
     def metrics(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ resumed run needs to replay the remaining epochs exactly as an uninterrupted run
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Optional
 import torch
 
 from ..config import Config
+from ..errors import CheckpointError
 from .files import save_atomic
 
 
@@ -55,7 +57,7 @@ class RunState:
         (keys missing from checkpoints of earlier versions take their defaults)."""
         # read to the CPU: load_state_dict copies into the model's (and the optimizer's) device
         # tensors, and nothing of the file stays on the GPU (state.best's weights stay on the CPU)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if ema is not None:  # (a checkpoint without one: the average starts from the weights)
@@ -69,3 +71,24 @@ class RunState:
         self.best = ckpt.get("best")
         self.diverged = ckpt.get("diverged")
         self.resumed_from = self.epoch
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, read with ``weights_only=True`` (it holds only tensors, dicts,
+    lists, strings and numbers; anything else in a shared run folder could run code when
+    unpickled), or :class:`CheckpointError` naming the file and the way forward when it is damaged
+    or holds something else."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} holds objects other than tensors and plain data, which are not "
+                              f"loaded ({str(exc).splitlines()[0][:200]}); delete it to train the run "
+                              "from its first epoch") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): "
+                              "it is damaged (a kill or a full disk while it was written by an "
+                              "earlier version?); delete it to train the run from its first epoch") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a checkpoint of this project; delete it to train the run "
+                              "from its first epoch")
+    return ckpt
