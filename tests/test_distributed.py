@@ -58,7 +58,8 @@ def test_two_processes_match_one(tmp_path, cli_env):
                    "--out", str(tmp_path / "two")], env)
     assert double.returncode == 0, double.stdout[-3000:] + double.stderr[-3000:]
     # one result line: the launching process's, not repeated by rank 0 (issue 26, item 12)
-    assert (double.stdout + double.stderr).count(": test accuracy ") == 1, double.stdout + double.stderr
+    result_line = f"{tmp_path / 'two'}: test accuracy "
+    assert (double.stdout + double.stderr).count(result_line) == 1, double.stdout + double.stderr
 
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     shards = two["distributed"]["shard_check"]

@@ -56,8 +56,11 @@ def test_every_paper_file_states_its_deviations_from_the_seed(path, tmp_path):
 
 
 def test_a_deviation_entry_needs_every_field(tmp_path):
-    text = (PARAMS / "smoke" / "04_cifar10_finetune.yaml").read_text()
+    import yaml
+
+    raw = yaml.safe_load((PARAMS / "smoke" / "04_cifar10_finetune.yaml").read_text())
+    raw["deviations"] = [{"what": "epochs", "seed": 50, "here": 4}]  # no 'why'
     bad = tmp_path / "04_cifar10_finetune.yaml"
-    bad.write_text(text + "\ndeviations:\n- {what: epochs, seed: 50, here: 4}\n")
+    bad.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(Exception, match=r"deviations\[0\]: expected the keys what, seed, here, why"):
         load_study(bad, out_dir=tmp_path)

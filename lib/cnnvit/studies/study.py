@@ -35,7 +35,7 @@ from ..config import Config
 from ..datasets import dataset_from_config, default_root, generators, get_dataset, locate_dataset
 from ..errors import ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
-from ..training import Run, check_device, check_run_inputs, load_run, run_state, train
+from ..training import Run, check_device, check_run_inputs, load_run, read_metrics, run_state, train
 from .core import RUN_REF, SEED_SUFFIX, RunSpec, Study, project_root
 from .groups import check_groups
 from .registry import group_schema

@@ -16,7 +16,7 @@ import importlib
 _EXPORTS = {
     "train": "loop",
     "Run": "run", "load_run": "run",
-    "run_state": "identity", "saved_config": "identity", "config_differences": "identity",
+    "run_state": "identity", "read_metrics": "identity", "saved_config": "identity", "config_differences": "identity",
     "IDENTITY_EXEMPT": "identity",
     "check_run_inputs": "checks",
     "resolve_device": "device", "check_device": "device",

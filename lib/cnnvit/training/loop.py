@@ -46,7 +46,9 @@ def train(cfg: Config, out_dir: str | Path, *, name: Optional[str] = None,
     if dist.torchrun:  # started by torchrun (by hand, or by launch below): record what it started
         cfg = distributed.record_world(cfg, dist)
     check_run_inputs(cfg)
-    if dist.torchrun:  # the workers of a launch: the launching process holds the folder
+    # the workers of a launch: the launching process holds the folder; a job over several
+    # machines is kept together by its rendezvous, and only rank 0's machine writes a folder
+    if dist.torchrun or cfg.train.nnodes > 1:
         return _train_run(cfg, out, name, dataset, progress, dist)
     with files.run_folder_lock(out):
         return _train_run(cfg, out, name, dataset, progress, dist)
