@@ -220,6 +220,16 @@ def resume_check(sc: Scale, root: str, work: Path) -> Check:
 
 # --------------------------------------------------------------------------- syncs of a step
 
+LIBRARY = Path(config_mod.__file__).resolve().parent  # lib/cnnvit/
+
+
+def _in_library(filename: str) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(LIBRARY)
+    except (OSError, ValueError):
+        return False
+
+
 def count_step_syncs(run: Callable[[], Any]) -> tuple[int, int, list[str]]:
     """Run ``run`` with CUDA's sync debug mode on; (syncs inside a training step outside the
     scheduled ones, all syncs, where the first unscheduled ones came from)."""
@@ -246,7 +256,9 @@ def count_step_syncs(run: Callable[[], Any]) -> tuple[int, int, list[str]]:
     where = []
     for stack in in_step[:3]:  # the innermost frame of the caller's code (not warnings', not ours)
         own = [f for f in stack if Path(f.filename).name not in ("warnings.py", Path(__file__).name)]
-        lib = [f for f in own if "cnnvit" in f.filename] or own
+        # the library's own files, by its package folder: a path that merely contains "cnnvit"
+        # (a virtual environment, a checkout's name) is not the library
+        lib = [f for f in own if _in_library(f.filename)] or own
         where.append(f"{Path(lib[-1].filename).name}:{lib[-1].lineno} {lib[-1].name}")
     return len(in_step), len(found), where
 

@@ -70,3 +70,16 @@ def test_projection_covers_every_paper_run(gpu_check):
     names = {(s, r) for s, r, _ in runs}
     assert ("01_cifar10_vit_vs_resnet", "strong_resnet18") in {(s, r.split(".seed")[0]) for s, r in names}
     assert len(names) == len(runs), "each run once"
+
+
+def test_sync_attribution_knows_the_library_by_its_folder_not_by_a_word(gpu_check, tmp_path):
+    """A sync is attributed to the library's own files, found by its package folder: an
+    interpreter or checkout whose path merely contains "cnnvit" is not the library."""
+    import cnnvit.training.epoch as epoch
+
+    assert gpu_check._in_library(epoch.__file__)
+    foreign = tmp_path / "cnnvit-venv" / "lib" / "site-packages" / "torch" / "cnnvit_hook.py"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("")
+    assert not gpu_check._in_library(str(foreign))
+    assert not gpu_check._in_library("<frozen importlib._bootstrap>")
