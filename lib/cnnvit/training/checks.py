@@ -10,7 +10,8 @@ import torch
 from ..config import Config
 from ..errors import ConfigError
 from ..datasets import get_dataset
-from ..models import activation_bytes, check_model_config, create_model, is_fixed_size, native_size
+from ..models import (activation_bytes, check_model_config, count_parameters, create_model, is_fixed_size,
+                      native_size)
 from .tracking import check_tracking
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def check_memory(cfg: Config, device: torch.device, available: Optional[int] = N
     if per_image is None:
         return
     batch = max(1, cfg.train.batch_size // (cfg.train.nproc * cfg.train.nnodes))
-    need = per_image * batch + 16 * sum(p.numel() for p in model.parameters())
+    need = per_image * batch + 16 * count_parameters(model)
     free = available if available is not None else free_memory(device)
     log.debug("%s at %d px, batch %d: at least %.2f GiB (%.2f GiB free)", cfg.model.name, size, batch,
               need / 2**30, (free or 0) / 2**30)

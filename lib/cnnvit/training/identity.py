@@ -80,11 +80,12 @@ def run_state(cfg: Config, run_dir: Path) -> str:
     saved = saved_config(run_dir)
     if saved is None:
         return "new"
-    if config_differences(saved, cfg.to_dict()):
+    diff = config_differences(saved, cfg.to_dict())
+    if diff:
         if holds_work(run_dir):
             return "conflict"
         log.info("%s held a run with another config that finished no epoch (%s); the new config takes "
-                 "it over", run_dir, _shown_differences(saved, cfg))
+                 "it over", run_dir, _shown(diff))
         return "new"
     if read_metrics(run_dir) is not None:
         return "complete"
@@ -98,13 +99,12 @@ def holds_work(run_dir: Path) -> bool:
     return any((Path(run_dir) / f).exists() for f in (CHECKPOINT, "model.pt", "metrics.json", "epochs"))
 
 
-def _shown_differences(saved: dict[str, Any], cfg: Config) -> str:
-    diff = config_differences(saved, cfg.to_dict())
+def _shown(diff: dict[str, tuple[Any, Any]]) -> str:
     return "; ".join(f"{k}: {a!r} on disk, {b!r} now" for k, (a, b) in list(diff.items())[:5])
 
 
 def conflict_message(cfg: Config, run_dir: Path) -> str:
     """What differs between the run in ``run_dir`` and ``cfg`` (the first five keys), and what to do."""
-    shown = _shown_differences(saved_config(run_dir), cfg)
+    shown = _shown(config_differences(saved_config(run_dir), cfg.to_dict()))
     return (f"{run_dir} holds a run with another config ({shown}); choose another --out or move that "
             f"folder away")
