@@ -414,6 +414,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "        if False:",
            "a folder holding finished epochs is taken over by another config",
            ("tests/test_reliability.py",)),
+    # --------------------------------------------------------------- laptop recipes (issue 25)
+    Mutant("flip-tta-ignored", "recipes", "lib/cnnvit/training/evaluate.py",
+           "        if flip:  # dim -1 is the width whatever the memory format",
+           "        if False:",
+           "train.eval_flip evaluates the images alone",
+           ("tests/test_train.py",)),
 )
 
 AREAS = tuple(dict.fromkeys(m.area for m in MUTANTS))

@@ -362,6 +362,26 @@ def test_resized_run_predicts_at_native_size(tmp_path, train_mod, make_cfg, tiny
     assert acc == run.metrics["test_accuracy"]
 
 
+def test_flip_test_time_augmentation_averages_each_image_and_its_mirror(tmp_path, train_mod, make_cfg,
+                                                                        tiny_ds):
+    """train.eval_flip: the saved test logits (and predict's) are the mean of the model's logits
+    on the images and on their mirror images, not those of the images alone."""
+    cfg = make_cfg({"train": {"epochs": 1, "eval_flip": True}})
+    out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
+    run = load_run(out, device="cpu")
+    x = torch.from_numpy(tiny_ds.test_images)
+    prep = run.preprocess()
+    with torch.no_grad():
+        plain = run.model(prep.eval(x)).float().numpy()
+        mirror = run.model(prep.eval(x.flip(2))).float().numpy()  # N x H x W x 3: dim 2 is the width
+    assert np.abs(plain - mirror).max() > 1e-3  # the mirror images give other logits
+    np.testing.assert_allclose(run.predict(tiny_ds.test_images), (plain + mirror) / 2, rtol=1e-4, atol=1e-5)
+    saved = run.predictions()["logits"].astype(np.float32)
+    np.testing.assert_allclose(saved, (plain + mirror) / 2, rtol=1e-2, atol=1e-2)  # saved as float16
+    acc = float((((plain + mirror) / 2).argmax(1) == tiny_ds.test_labels).mean())
+    assert acc == run.metrics["test_accuracy"]
+
+
 # --------------------------------------------------------------------------- (g) other paths
 
 def test_mixup_cutmix_accum_and_clip(tmp_path, monkeypatch, train_mod, make_cfg, tiny_ds):

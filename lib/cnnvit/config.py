@@ -123,6 +123,8 @@ class TrainConfig:
     # 20-40 s compile, too little for minutes-long runs; see README, "Speed on a CPU")
     eval_every: int = 1  # evaluate on the test split every N epochs (and after the last)
     eval_batch_size: int = 500
+    eval_flip: bool = False  # evaluate (validation, test, predict) on each image and its mirror,
+    # averaging the logits: flip test-time augmentation (Jordan 2024, airbench), twice the cost
     aug_seed: Optional[int] = None  # seed of the augmentation stream (None: derived from seed)
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels);
     # multi-label: each label's positives weigh negatives/positives (BCE pos_weight)

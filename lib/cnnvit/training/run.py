@@ -89,7 +89,8 @@ class Run:
         return Preprocess.from_config(self.config.data, self.data_info["mean"], self.data_info["std"])
 
     def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """N x C logits for uint8 N x H x W x 3 images at the data set's native size."""
+        """N x C logits for uint8 N x H x W x 3 images at the data set's native size (with the
+        run's own test-time flip when it was trained with train.eval_flip)."""
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 images of shape N x H x W x 3, got {images.dtype} "
@@ -99,7 +100,8 @@ class Run:
             raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the run was trained "
                              f"on {native[0]}x{native[1]}")
         x = torch.from_numpy(images)
-        return predict_logits(self.model, x, self.preprocess(), batch_size, self.device).numpy()
+        return predict_logits(self.model, x, self.preprocess(), batch_size, self.device,
+                              flip=self.config.train.eval_flip).numpy()
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"
