@@ -21,7 +21,7 @@ help:
 	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
 	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets"
 	@echo "make test                                          run the test suite"
-	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...]     check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
+	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...] [BUDGET=s]  check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
 	@echo "make lab                                           JupyterLab with the project's environment"
 	@echo "make env                                           build .venv with pinned versions"
 
@@ -54,4 +54,4 @@ clean-smoke:
 DEVICE ?= cuda
 gpu-check:
 	PYTHONPATH=lib $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py --device $(DEVICE) $(GPU_CHECK_ARGS) \
-	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") --out outputs/gpu-check
+	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(BUDGET),--budget $(BUDGET)) --out outputs/gpu-check

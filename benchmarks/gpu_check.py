@@ -6,10 +6,14 @@ Needs only the training core's dependencies (torch, torchvision, timm, numpy, pa
 learn, PyYAML, tqdm) and no network; reads CIFAR-10 from DATA_DIR/cifar10. Usage:
 
     python benchmarks/gpu_check.py --data-dir DIR [--device cuda|cpu] [--out outputs/gpu-check]
+                                   [--budget SECONDS] [--time-to-accuracy]
 
-Writes OUT/summary.md and OUT/throughput.csv; exits 1 when a check fails. ``--device cpu`` runs
-the same logic at a CPU's scale (small models, few steps) in a few minutes; ``--quick`` is the
-reduced form a test runs.
+Rewrites OUT/summary.md (versions, checks, throughput, projection) and OUT/throughput.csv after
+every part, so that a time-out or a crash keeps what was measured; each part runs under its own
+deadline, and a part that fails or hangs is recorded with its last log lines while the next one
+runs; --budget skips the parts that would not fit. Exits 1 when a check fails. ``--device cpu``
+runs the same logic at a CPU's scale (small models, few steps) in a few minutes; ``--quick`` is
+the reduced form a test runs.
 """
 from __future__ import annotations
 
@@ -18,15 +22,19 @@ import logging
 import math
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import traceback
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -73,18 +81,32 @@ class Scale:
     steps: int = 30  # measured steps per throughput epoch
     batch: int = 128  # batch of the feature, resume and sync runs
     compile: bool = True  # the resume check under torch.compile (a CPU compiles for a minute)
+    # seconds each part is expected to take: --budget skips a part that would not fit, and a part
+    # is stopped at DEADLINE_FACTOR times its estimate (a hang must not take the other parts' time)
+    estimates: dict[str, float] = field(default_factory=dict)
+
+
+DEADLINE_FACTOR = 4.0
+# first guesses for an H100/H200-class GPU (nothing has been measured on one yet), then a 2-core CPU
+CUDA_ESTIMATES = {"feature": 40, "resume": 120, "sync": 30, "time_to_accuracy": 240, "throughput": 25,
+                  "projection": 5}
+CPU_ESTIMATES = {"feature": 45, "resume": 120, "sync": 1, "time_to_accuracy": 1, "throughput": 20,
+                 "projection": 10}
+QUICK_ESTIMATES = {"feature": 20, "resume": 30, "sync": 1, "time_to_accuracy": 1, "throughput": 10,
+                   "projection": 10}
 
 
 def scale_for(device: str, quick: bool) -> Scale:
     if device == "cuda":
         return Scale("cuda", 4096, 2000, "resnet18_cifar", "vit_base_patch16_224", "deit_base_distilled_patch16_384",
-                     models=paper_models())
+                     models=paper_models(), estimates=dict(CUDA_ESTIMATES))
     models = [("resnet10_mini_cifar", 32, 64, "none"), ("vit_mini_cifar", 32, 64, "none")]
     if quick:
         return Scale("cpu", 256, 200, "resnet10_mini_cifar", "resnet10_mini_cifar", "resnet10_mini_cifar",
-                     models=models[:1], steps=4, batch=16, compile=False)
+                     models=models[:1], steps=4, batch=16, compile=False, estimates=dict(QUICK_ESTIMATES))
     return Scale("cpu", 1024, 1000, "resnet10_mini_cifar", "resnet10_mini_cifar", "resnet10_mini_cifar",
-                 models=models + [("vit_mini_cifar", 32, 64, "head")], steps=12, batch=64)
+                 models=models + [("vit_mini_cifar", 32, 64, "head")], steps=12, batch=64,
+                 estimates=dict(CPU_ESTIMATES))
 
 
 # --------------------------------------------------------------------------- the paper profile
@@ -125,8 +147,8 @@ def config(data_root: str, device: str, **sections: dict) -> config_mod.Config:
     return config_mod.build((defaults, "gpu-check"), (sections, "gpu-check"))
 
 
-def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:
-    """Short runs that between them take every CUDA-only branch the issue lists."""
+def features(sc: Scale) -> dict[str, dict]:
+    """Short runs that between them take every CUDA-only branch the issue lists: {what: sections}."""
     features = {
         "bf16, channels_last, crop, flip, erasing, Mixup/CutMix, EMA, early stopping": dict(
             model={"name": sc.small}, data={"val_fraction": 0.1, "crop_padding": 4, "flip": True,
@@ -150,24 +172,25 @@ def feature_checks(sc: Scale, root: str, work: Path) -> list[Check]:
             train={"epochs": 2, "batch_size": sc.batch, "balanced_sampling": True, "val_every_steps": 4},
             optim={"name": "sgd", "lr": 0.05}),
     }
-    checks = []
-    for i, (what, sections) in enumerate(features.items()):
+    for sections in features.values():
         sections.setdefault("data", {}).setdefault("train_subset", sc.subset)
         sections["data"]["test_subset"] = sc.test
-        t0 = time.time()
-        try:
-            run_dir = train(config(root, sc.device, **sections), work / f"feature{i}", name=f"feature{i}",
-                            dataset=None, progress=False)
-            m = load_run(run_dir, device=sc.device).metrics
-            # a forced placement must be the one the run used
-            placed = sections["data"].get("on_device", m["data_placement"]["on_device"])
-            checks.append(Check(what, m["data_placement"]["on_device"] == placed,
-                                f"test accuracy {m['test_accuracy']:.3f} ({m['model']}); "
-                                f"{m['data_placement']['reason']}", time.time() - t0))
-            if i == 0:
-                checks.append(predict_check(run_dir, sc))
-        except Exception as e:  # a failed check is reported, the others still run
-            checks.append(Check(what, False, f"{type(e).__name__}: {e}", time.time() - t0))
+    return features
+
+
+def feature_check(i: int, what: str, sections: dict, sc: Scale, root: str, work: Path) -> list[Check]:
+    """One feature run: it trains, and a forced data placement is the one it used (the first
+    run is also reloaded and predicts on the device)."""
+    t0 = time.time()
+    run_dir = train(config(root, sc.device, **sections), work / f"feature{i}", name=f"feature{i}",
+                    dataset=None, progress=False)
+    m = load_run(run_dir, device=sc.device).metrics
+    placed = sections["data"].get("on_device", m["data_placement"]["on_device"])
+    checks = [Check(what, m["data_placement"]["on_device"] == placed,
+                    f"test accuracy {m['test_accuracy']:.3f} ({m['model']}); "
+                    f"{m['data_placement']['reason']}", time.time() - t0)]
+    if i == 0:
+        checks.append(predict_check(run_dir, sc))
     return checks
 
 
@@ -184,38 +207,80 @@ def predict_check(run_dir: Path, sc: Scale) -> Check:
                  f"{agree:.2%} of {len(logits)} predictions agree", time.time() - t0)
 
 
-def resume_check(sc: Scale, root: str, work: Path) -> Check:
+def missing_compiler() -> Optional[str]:
+    """Why torch.compile cannot build here, or None: Inductor and Triton compile C with the
+    system's compiler against the Python headers (a bare machine may have neither)."""
+    cc = os.environ.get("CC", "").split()[:1] or [c for c in ("cc", "gcc", "clang") if shutil.which(c)][:1]
+    if not cc or not shutil.which(cc[0]):
+        return "no C compiler on PATH (cc, gcc or clang): torch.compile builds its kernels with one"
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.exists():
+        return f"no Python headers ({header}; e.g. the python3-dev package): torch.compile needs them"
+    return None
+
+
+def resume_check(sc: Scale, root: str, work: Path, logs: Path, timeout_s: float) -> list[Check]:
     """torch.compile with early stopping, killed (SIGKILL) after its first checkpoint and resumed
-    by a second process: the run finishes and records where it resumed."""
+    by a second process: the run finishes and records where it resumed. Without a compiler the
+    compile is skipped (a row says why) and the kill-and-resume runs without it. Each process
+    has a deadline; the log of one that failed stays in ``logs``."""
     t0 = time.time()
+    checks, compiled = [], sc.compile
+    reason = missing_compiler() if sc.compile else None
+    if reason:
+        checks.append(Check("torch.compile", None, f"skipped: {reason}"))
+        compiled = False
     sections = dict(model={"name": sc.small}, data={"train_subset": sc.subset, "test_subset": sc.test,
                                                       "val_fraction": 0.1, "crop_padding": 4, "flip": True},
                     train={"epochs": 3 if sc.device == "cpu" else 30, "batch_size": sc.batch,
-                           "compile": sc.compile, "early_stop_patience": 2},
+                           "compile": compiled, "early_stop_patience": 2},
                     optim={"name": "sgd", "lr": 0.05})
+    what = ("torch.compile with" if compiled else "(no compile)") + " early stopping, killed and resumed"
     cfg_file = work / "resume.yaml"
     cfg_file.write_text(config_mod.dump(config(root, sc.device, **sections)))
     out = work / "resume"
     cmd = [sys.executable, "-m", "cnnvit", "-q", "train", str(cfg_file), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
-    with open(work / "resume-first.log", "w") as log_file:  # (a pipe nobody reads could fill and block it)
+    first, second = logs / "resume-first.log", logs / "resume-second.log"
+    deadline = t0 + timeout_s
+    with open(first, "w") as log_file:  # (a pipe nobody reads could fill and block it)
         proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    while proc.poll() is None and not (out / "checkpoint.pt").exists():
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        return Check("killed and resumed", False, "the run finished before it could be killed (make it longer)",
-                     time.time() - t0)
-    proc.send_signal(signal.SIGKILL)  # the checkpoint is written atomically: kill at once, in epoch 2
-    proc.wait()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    try:
+        while proc.poll() is None and not (out / "checkpoint.pt").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            why = ("the run finished before it could be killed (make it longer)" if proc.returncode == 0
+                   else f"the first process failed (exit {proc.returncode}); its log: {first}")
+            return checks + [Check(what, False, why, time.time() - t0)]
+        if not (out / "checkpoint.pt").exists():
+            return checks + [Check(what, False, f"no checkpoint within {timeout_s:.0f} s; its log: {first}",
+                                   time.time() - t0)]
+        proc.send_signal(signal.SIGKILL)  # the checkpoint is written atomically: kill at once, in epoch 2
+        proc.wait()
+    finally:
+        if proc.poll() is None:  # (a deadline of the part, or an error, must not leave it running)
+            proc.kill()
+            proc.wait()
+    with open(second, "w") as log_file:
+        try:
+            done = subprocess.run(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                  timeout=max(deadline - time.time(), 1.0))
+        except subprocess.TimeoutExpired:
+            return checks + [Check(what, False, f"the resumed process ran past {timeout_s:.0f} s; its log: "
+                                   f"{second}", time.time() - t0)]
     try:
         m = load_run(out, device=sc.device).metrics
+        resumed = m.get("resumed_from_epoch")
+        ok = done.returncode == 0 and bool(resumed)
+        detail = f"resumed after epoch {resumed}, test accuracy {m['test_accuracy']:.3f}"
     except Exception as e:
-        return Check("killed and resumed", False, f"{e}; {done.stderr[-400:]}", time.time() - t0)
-    resumed = m.get("resumed_from_epoch")
-    what = ("torch.compile with" if sc.compile else "(no compile)") + " early stopping, killed and resumed"
-    return Check(what, done.returncode == 0 and bool(resumed),
-                 f"resumed after epoch {resumed}, test accuracy {m['test_accuracy']:.3f}", time.time() - t0)
+        ok, detail = False, f"{type(e).__name__}: {e}"
+    if ok:
+        first.unlink(missing_ok=True)
+        second.unlink(missing_ok=True)
+    else:
+        detail += f" (exit {done.returncode}; logs: {first}, {second})"
+    return checks + [Check(what, ok, detail, time.time() - t0)]
 
 
 # --------------------------------------------------------------------------- syncs of a step
@@ -353,22 +418,21 @@ def reference(sc: Scale, model: str, px: int, batch: int, freeze: str) -> float:
     return batch * sc.steps / (time.perf_counter() - t0)
 
 
-def throughput(sc: Scale, root: str, work: Path) -> pd.DataFrame:
-    """Ours beside the reference loop for every model of the scale, with the ratio."""
-    rows = []
-    for model, px, batch, freeze in sc.models:
-        row = {"model": model, "px": px, "batch": batch, "freeze": freeze}
-        try:
-            row.update(ours(sc, root, work, model, px, batch, freeze))
-            row["reference img/s"] = reference(sc, model, px, batch, freeze)
-            row["ratio"] = row["ours img/s"] / row["reference img/s"]
-        except Exception as e:  # e.g. out of memory: the row says so, the rest still run
-            row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+def throughput_row(sc: Scale, root: str, work: Path, model: str, px: int, batch: int, freeze: str) -> dict:
+    """Ours beside the reference loop for one model, with the ratio (an error, e.g. out of
+    memory, is the row's result)."""
+    row: dict[str, Any] = {"model": model, "px": px, "batch": batch, "freeze": freeze}
+    try:
+        row.update(ours(sc, root, work, model, px, batch, freeze))
+        row["reference img/s"] = reference(sc, model, px, batch, freeze)
+        row["ratio"] = row["ours img/s"] / row["reference img/s"]
+    except Exception as e:
+        row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+    finally:
         if sc.device == "cuda":
             torch.cuda.empty_cache()
-        rows.append(row)
-        log.info("%s", row)
-    return pd.DataFrame(rows)
+    log.info("%s", row)
+    return row
 
 
 def projection(table: pd.DataFrame) -> pd.DataFrame:
@@ -389,18 +453,213 @@ def projection(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- versions
+
+def versions(device: str) -> list[str]:
+    """What the results were measured with: Python and the packages, and on CUDA the runtime, the
+    driver and the GPU (name, memory, compute capability)."""
+    import platform
+
+    import torchvision
+    try:
+        import timm
+        timm_version = timm.__version__
+    except ImportError:
+        timm_version = "absent"
+    lines = [f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+             f"timm {timm_version}, numpy {np.__version__}, pandas {pd.__version__}"]
+    if device == "cuda":
+        p = torch.cuda.get_device_properties(0)
+        lines.append(f"GPU: {p.name}, {p.total_memory / 2**30:.0f} GiB, compute capability {p.major}.{p.minor}, "
+                     f"{torch.cuda.device_count()} visible; CUDA runtime {torch.version.cuda}, "
+                     f"cuDNN {torch.backends.cudnn.version()}, driver {driver_version()}")
+    else:
+        lines.append(f"CPU: {cpu_name()}, {os.cpu_count()} cores, "
+                     f"{torch.get_num_threads()} threads")
+    return lines
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    import platform
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def driver_version() -> str:
+    """The NVIDIA driver's version from nvidia-smi ('unknown' without it)."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20)
+        return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- parts, deadlines, files
+
+class PartTimeout(BaseException):
+    """A part ran past its deadline (a BaseException: a part's own ``except Exception`` must not
+    swallow it)."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`PartTimeout` in the main thread after ``seconds`` (SIGALRM: stops a part
+    stuck in Python code or a wait; not one stuck inside a single C call)."""
+    def ring(signum: int, frame: Any) -> None:
+        raise PartTimeout()
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Tail(logging.Handler):
+    """The last lines the library and the check logged, to show with a part that failed."""
+
+    def __init__(self, lines: int = 4) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=lines)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record).replace("\n", " ")[:160])
+
+
+@dataclass
+class Part:
+    """One guarded step of the check: ``run(limit_s)`` adds its results; ``row`` is set for a
+    throughput row (a failure becomes that row's error)."""
+
+    name: str
+    run: Callable[[float], None]
+    estimate_s: float
+    row: Optional[dict] = None
+
+
+@dataclass
+class Results:
+    """What the check has measured so far; :meth:`save` rewrites OUT's files from it."""
+
+    out: Path
+    sc: Scale
+    t0: float
+    header: list[str]
+    checks: list[Check] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    plan: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def record(self, part: Part, ok: Optional[bool], detail: str, seconds: float) -> None:
+        """A part that failed (``ok`` False) or was skipped (None), as a check or its row."""
+        if part.row is not None:
+            self.rows.append({**part.row, ("error" if ok is False else "note"): detail})
+        else:
+            self.checks.append(Check(part.name, ok, detail, seconds))
+
+    def failed(self) -> list[str]:
+        table = self.table()
+        rows = list(table["model"][table["error"].notna()]) if "error" in table else []
+        return [c.name for c in self.checks if c.ok is False] + rows
+
+    def save(self) -> None:
+        """throughput.csv and summary.md, each replaced whole (a reader never sees half a file)."""
+        write_atomic(self.out / "throughput.csv", self.table().to_csv(index=False))
+        write_atomic(self.out / "summary.md", summary(self))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_parts(parts: list[Part], results: Results, budget: Optional[float], tail: Tail) -> None:
+    """Each part under its deadline, the files saved after each; a part that raises or runs past
+    its deadline is recorded as failed with the last lines logged, and the next part runs; one
+    that would not fit the remaining --budget is skipped and says so."""
+    for part in parts:
+        left = math.inf if budget is None else budget - (time.time() - results.t0)
+        if part.estimate_s > left:
+            results.record(part, None, f"skipped: needs about {part.estimate_s:.0f} s, "
+                                       f"{max(left, 0):.0f} s of the budget left", 0.0)
+            results.save()
+            continue
+        own = DEADLINE_FACTOR * part.estimate_s
+        limit = min(own, left)
+        tail.lines.clear()
+        t0 = time.time()
+        log.info("%s (deadline %.0f s)", part.name, limit)
+        try:
+            with deadline(limit):
+                part.run(limit)
+        except PartTimeout:  # past its own deadline: failed; cut by the budget's end: not measured
+            results.record(part, False if limit == own else None,
+                           (f"stopped at its deadline of {limit:.0f} s" if limit == own else
+                            f"stopped after {limit:.0f} s, when the budget ran out") + last_lines(tail),
+                           time.time() - t0)
+        except Exception as e:
+            log.exception("%s failed", part.name)
+            results.record(part, False, f"{type(e).__name__}: {str(e)[:300]}{last_lines(tail)}", time.time() - t0)
+        results.save()
+
+
+def last_lines(tail: Tail) -> str:
+    lines = [x for x in tail.lines if "(deadline" not in x]
+    return ("; last lines logged: " + " / ".join(lines)) if lines else ""
+
+
+def plan_parts(sc: Scale, root: str, work: Path, logs: Path, results: Results, tta: bool,
+               quick: bool) -> list[Part]:
+    """The check's parts in order: the feature runs, compile with kill-and-resume, the syncs,
+    (time to accuracy), one throughput row per model, and the projection."""
+    est = sc.estimates
+    parts = [Part(what, lambda limit, i=i, w=what, s=sections: results.checks.extend(
+        feature_check(i, w, s, sc, root, work)), est["feature"])
+        for i, (what, sections) in enumerate(features(sc).items())]
+    parts.append(Part("killed and resumed", lambda limit: results.checks.extend(
+        resume_check(sc, root, work, logs, limit)), est["resume"]))
+    parts.append(Part("host syncs per training step", lambda limit: results.checks.append(
+        sync_check(sc, root, work)), est["sync"]))
+    if tta:
+        parts.append(Part("strong ResNet-18 (paper profile): time to accuracy", lambda limit: results.checks.append(
+            time_to_accuracy(sc, root, work)), est["time_to_accuracy"]))
+    for model, px, batch, freeze in sc.models:
+        parts.append(Part(f"throughput of {model}", lambda limit, a=(model, px, batch, freeze): results.rows.append(
+            throughput_row(sc, root, work, *a)), est["throughput"],
+            row={"model": model, "px": px, "batch": batch, "freeze": freeze}))
+    if not quick:
+        parts.append(Part("projection of the paper profile", lambda limit: setattr(
+            results, "plan", projection(results.table())), est["projection"]))
+    return parts
+
+
 # --------------------------------------------------------------------------- report
 
-def summary(sc: Scale, checks: list[Check], table: pd.DataFrame, plan: pd.DataFrame, seconds: float) -> str:
-    """summary.md: the checks, the throughput table against the 0.9x goal, the projection."""
+def summary(r: Results) -> str:
+    """summary.md: versions, the checks, the throughput table against the 0.9x goal, the projection."""
+    sc = r.sc
     dev = torch.cuda.get_device_name(0) if sc.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     mark = {True: "pass", False: "**FAIL**", None: "n/a"}
     lines = [f"# GPU check: {dev}", "",
-             f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, {seconds / 60:.1f} min in all.", "",
-             "## Checks", "", "| check | result | evidence | s |", "|---|---|---|---|"]
-    lines += [f"| {c.name} | {mark[c.ok]} | {c.detail} | {c.seconds:.0f} |" for c in checks]
+             f"{time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - r.t0) / 60:.1f} min so far.", ""]
+    lines += [f"- {x}" for x in r.header]
+    lines += ["", "## Checks", "", "| check | result | evidence | s |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {mark[c.ok]} | {c.detail.replace('|', '/')} | {c.seconds:.0f} |" for c in r.checks]
     lines += ["", "## Training throughput beside a minimal reference loop", "",
-              "Goal: every model at >= 0.9x the reference loop's images/s.", "", table_md(table)]
+              "Goal: every model at >= 0.9x the reference loop's images/s.", "", table_md(r.table())]
+    plan = r.plan
     if len(plan):
         total = plan["projected min"].sum()
         lines += ["", f"## Projected time of the paper profile at these speeds ({total / 60:.1f} h in all)", "",
@@ -425,18 +684,33 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                          Path.home() / ".cache" / "cnnvit-data"))
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "gpu-check")
+    ap.add_argument("--budget", type=float, metavar="SECONDS",
+                    help="skip the parts that would not fit in this many seconds (each says so)")
     ap.add_argument("--quick", action="store_true", help="the reduced CPU form the tests run")
     ap.add_argument("--time-to-accuracy", action="store_true",
                     help="also train the paper's strong ResNet-18 (60 epochs; about 3 minutes on an H100)")
     args = ap.parse_args(argv)
+    if args.budget is not None and args.budget <= 0:
+        print(f"error: --budget {args.budget:g}: needs a positive number of seconds", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    quiet = logging.getLogger("cnnvit")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the library's per-epoch lines; the check prints its own
+    # the library's per-epoch lines go only to the tail a failed part shows (its warnings to
+    # stderr too); the check prints its own
+    lib = logging.getLogger("cnnvit")
+    saved = (lib.level, lib.propagate, log.level)
+    warn = logging.StreamHandler(sys.stderr)
+    warn.setLevel(logging.WARNING)
+    lib.setLevel(logging.INFO)
+    lib.propagate = False
+    lib.addHandler(warn)
+    log.setLevel(logging.INFO)
     try:
         return _check(args)
-    finally:
-        quiet.setLevel(level)  # (main() also runs inside the tests' process)
+    finally:  # (main() also runs inside the tests' process)
+        lib.removeHandler(warn)
+        lib.setLevel(saved[0])
+        lib.propagate = saved[1]
+        log.setLevel(saved[2])
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -447,23 +721,31 @@ def _check(args: argparse.Namespace) -> int:
     if not root.exists():
         print(f"error: no CIFAR-10 at {root} (make data DATA_DIR=...)", file=sys.stderr)
         return 2
-    sc, t0 = scale_for(args.device, args.quick), time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
+    sc = scale_for(args.device, args.quick)
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    results = Results(args.out, sc, time.time(), versions(args.device))
+    tail = Tail()
+    watched = [logging.getLogger("cnnvit"), log]
+    for logger in watched:
+        logger.addHandler(tail)
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
-        checks = feature_checks(sc, str(root), work)
-        checks.append(resume_check(sc, str(root), work))
-        checks.append(sync_check(sc, str(root), work))
-        if args.time_to_accuracy:
-            checks.append(time_to_accuracy(sc, str(root), work))
-        table = throughput(sc, str(root), work)
-    plan = projection(table) if not args.quick else pd.DataFrame()
-    table.to_csv(args.out / "throughput.csv", index=False)
-    text = summary(sc, checks, table, plan, time.time() - t0)
-    (args.out / "summary.md").write_text(text)
-    print(text)
-    failed = [c.name for c in checks if c.ok is False] + (list(table["model"][table["error"].notna()])
-                                                          if "error" in table else [])
+        # Triton's kernel cache (else ~/.triton) and Inductor's go with the check's temporary files
+        saved = {k: os.environ.get(k) for k in ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")}
+        os.environ["TRITON_CACHE_DIR"] = str(work / "triton")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(work / "inductor")
+        try:
+            run_parts(plan_parts(sc, str(root), work, logs, results, args.time_to_accuracy, args.quick),
+                      results, args.budget, tail)
+        finally:
+            for logger in watched:
+                logger.removeHandler(tail)
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    results.save()
+    print(summary(results))
+    failed = results.failed()
     if failed:
         print(f"error: failed: {'; '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,8 +1,12 @@
 """The five studies: loading and running a study file (:mod:`.study`), which runs each
 conclusion compares (``groups:``, :mod:`.groups`), shared tables and wording (:mod:`.common`),
 figures (:mod:`.plots`) and one module per study with its tables and conclusions. The notebooks
-import what they use from here."""
-from . import plots
+import what they use from here.
+
+:mod:`.plots` (matplotlib, seaborn) loads on first use: training a study's runs, as a bare GPU
+machine does, needs neither."""
+import importlib
+
 from .celeba_simple_classifier import (celeba_table, class_balance, family_table, per_label_table, roc_curves,
                                        task_runs)
 from .celeba_simple_classifier import conclusions as celeba_conclusions
@@ -35,3 +39,9 @@ __all__ = [
     "training_diagnosis", "transformer_table", "transformers_conclusions", "weights_kind", "weights_origin",
     "weights_summary",
 ]
+
+
+def __getattr__(name: str):
+    if name == "plots":
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
