@@ -15,13 +15,14 @@ DATASETS ?= cifar10,tiny-imagenet,celeba
 OUT := outputs/$(PROFILE)
 comma := ,
 
-.PHONY: env test report data lab clean-smoke help gpu-check
+.PHONY: env test report data lab clean-smoke help gpu-check paper-dry-run
 help:
 	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
 	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
 	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets"
 	@echo "make test                                          run the test suite"
 	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...] [BUDGET=s]  check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
+	@echo "make paper-dry-run [DATA_DIR=...] [STUDIES=01,03]   two optimizer steps of every paper run on the CPU, in a temporary folder"
 	@echo "make lab                                           JupyterLab with the project's environment"
 	@echo "make env                                           build .venv with pinned versions"
 
@@ -55,3 +56,14 @@ DEVICE ?= cuda
 gpu-check:
 	PYTHONPATH=lib $(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_check.py --device $(DEVICE) $(GPU_CHECK_ARGS) \
 	  $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(BUDGET),--budget $(BUDGET)) --out outputs/gpu-check
+
+# every run of the paper profile (its first seed) at its real size and input resolution, two
+# optimizer steps on the CPU in a temporary folder (cnnvit study --dry-run; a stand-in where a data
+# set is absent from DATA_DIR, random init for hub weights): one line per run; every study file is
+# tried, and the target fails if any run failed
+PAPER_PARAMS = $(if $(STUDIES),$(foreach s,$(subst $(comma), ,$(STUDIES)),$(wildcard params/paper/$(s)*.yaml)),$(wildcard params/paper/*.yaml))
+paper-dry-run: env
+	@test -n "$(PAPER_PARAMS)" || { echo "error: no params/paper/ file matches STUDIES=$(STUDIES)" >&2; exit 2; }
+	@rc=0; for f in $(PAPER_PARAMS); do \
+	  $(PY) -m cnnvit -q study "$$f" --dry-run $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") || rc=1; \
+	done; exit $$rc

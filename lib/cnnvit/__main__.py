@@ -20,6 +20,7 @@ EPILOG = """examples:
   python -m cnnvit train --set model.name=torchvision:mobilenet_v3_small data.image_size=64 --out RUN
   python -m cnnvit train params/paper/01_cifar10_vit_vs_resnet.yaml --run strong_resnet18 --out RUN
   python -m cnnvit study params/smoke/01_cifar10_vit_vs_resnet.yaml
+  python -m cnnvit study params/paper/01_cifar10_vit_vs_resnet.yaml --dry-run --data-dir ~/.cache/cnnvit-data
   python -m cnnvit report --profile paper --studies 01 --data-dir ~/.cache/cnnvit-data
 
 A PARAMS file is either a plain config (data:, model:, train:, optim:, sched:, seed, device) or a
@@ -123,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     p_study.add_argument("--runs", help="comma-separated subset of run names")
     p_study.add_argument("--out", type=Path, help="study folder (default outputs/<profile>/<study>)")
     p_study.add_argument("--data-dir", help="folder holding the data sets (cifar10/, ...)")
+    p_study.add_argument("--dry-run", action="store_true", help="instead of training: two optimizer steps of "
+                         "every run (its first seed) at its real size and input resolution, on its real data "
+                         "pipeline (a stand-in where its data set is absent) on the CPU, in a temporary folder; "
+                         "one line per run, exit 1 if any fails")
     p_report = sub.add_parser("report", help="run every study notebook (unless unchanged) and write "
                               "outputs/<profile>/report.html and report.pdf")
     p_report.add_argument("--profile", default="smoke", help="params/<profile>/ to use (default smoke)")
@@ -197,11 +202,29 @@ def _models(args) -> int:
 def _study(args) -> int:
     from .studies import load_study, run_study, summary_table
 
+    if args.dry_run:
+        return _dry_run(args)
     only = args.runs.split(",") if args.runs else None
     study = load_study(args.params, args.set, out_dir=args.out, only=only, data_dir=args.data_dir)
     results = run_study(study, progress=not args.quiet)
     print(summary_table(study, results).to_string(index=False))
     return 0
+
+
+def _print_dry_run(result) -> None:
+    print(result.line(), file=sys.stdout if result.ok else sys.stderr, flush=True)
+
+
+def _dry_run(args) -> int:
+    from .studies import dry_run_study
+
+    if args.out:
+        raise config_mod.ConfigError("--dry-run trains in a temporary folder and writes no study folder: "
+                                     "leave out --out")
+    only = args.runs.split(",") if args.runs else None
+    report = dry_run_study(args.params, args.set, only=only, data_dir=args.data_dir, report=_print_dry_run)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr, flush=True)
+    return 0 if report.ok else 1
 
 
 def _data(args) -> int:

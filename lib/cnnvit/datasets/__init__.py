@@ -11,7 +11,7 @@ from .base import (Dataset, DatasetSpec, FetchSpec, Source, channel_stats, datas
                    decode_images, default_data_dir, default_root, default_val_fraction,
                    find_marked_folder, generators, get_dataset, hold_out_validation, load_dataset, locate_dataset,
                    names, prepare_dataset, register_dataset, registered, stratified_indices,
-                   take_subsets, unregister_dataset)
+                   take_few, take_subsets, unregister_dataset)
 from .fetch import CONNECT_TIMEOUT, Status, check_dataset, dataset_specs, fetch_dataset, resolve
 # registration order is the order of data.name's choices and of `cnnvit data fetch all`
 from . import synthetic, cifar10, cifar100, tiny_imagenet, celeba, imagefolder  # noqa: E402,I001
@@ -22,6 +22,6 @@ __all__ = [
     "dataset_specs", "decode_images", "default_data_dir", "default_root", "default_val_fraction",
     "fetch_dataset", "find_marked_folder", "generators", "get_dataset", "hold_out_validation",
     "load_dataset", "locate_dataset", "names", "prepare_dataset", "register_dataset", "registered",
-    "resolve", "stratified_indices", "synthetic", "take_subsets", "tiny_imagenet",
+    "resolve", "stratified_indices", "synthetic", "take_few", "take_subsets", "tiny_imagenet",
     "unregister_dataset",
 ]

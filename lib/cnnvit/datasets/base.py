@@ -376,6 +376,15 @@ class DatasetSpec:
     validate: Callable[[Any], None] = _no_rules  # its own config rules; raises ConfigError
     multilabel: Callable[[Any], bool] = _single_label  # whether data_cfg asks for a multi-label task
     decodes: bool = False  # decodes image files of any size: data.decode_size applies
+    # a dry run (``cnnvit study --dry-run``): (data_cfg, n_train, n_test) -> data_cfg set to load
+    # about that many training and test images, decoding no more than it needs; None: stratified
+    # data.train_subset and data.test_subset (see :func:`take_few`)
+    few: Optional[Callable[[Any, int, int], None]] = None
+    # (data_cfg) -> how many classes (labels) it has, without reading it: what a synthetic
+    # stand-in needs where the data set is absent; None: unknown
+    num_classes: Optional[Callable[[Any], int]] = None
+    # (width, height) of a generated stand-in's images (``generate``): the official files' size
+    stand_in_size: Optional[tuple[int, int]] = None
 
     def has_own_validation(self, data_cfg: Any) -> bool:
         """Whether ``data_cfg``'s data come with a validation split (``data.val_fraction`` then stays 0)."""
@@ -484,6 +493,17 @@ def locate_dataset(data_cfg: Any) -> str:
     :class:`~cnnvit.config.DataConfig` can be loaded; return where it will come from, or raise
     :class:`DatasetError` naming where it looked."""
     return get_dataset(data_cfg.name).locate(data_cfg)
+
+
+def take_few(data_cfg: Any, n_train: int, n_test: int) -> None:
+    """Set ``data_cfg`` to load about ``n_train`` training and ``n_test`` test images (a dry
+    run): the data set's own :attr:`DatasetSpec.few`, else stratified subsets of both splits
+    (taken before any decoding by the loaders that decode files)."""
+    spec = get_dataset(data_cfg.name)
+    if spec.few is not None:
+        spec.few(data_cfg, n_train, n_test)
+    else:
+        data_cfg.train_subset, data_cfg.test_subset = n_train, n_test
 
 
 def prepare_dataset(data_cfg: Any) -> None:

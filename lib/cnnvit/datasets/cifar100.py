@@ -138,4 +138,4 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, n_test: Optional[
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
-    fetch=FETCH))
+    fetch=FETCH, num_classes=lambda data_cfg: 20 if data_cfg.coarse_labels else 100))

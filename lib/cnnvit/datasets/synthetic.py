@@ -56,4 +56,17 @@ def image_side(data_cfg: Any) -> int:
     return data_cfg.synthetic_size
 
 
-SPEC = register_dataset(DatasetSpec(name=NAME, load=load, locate=locate, folder=None, size_of=image_side))
+def few(data_cfg: Any, n_train: int, n_test: int) -> None:
+    """A dry run's few images: stratified subsets of a generated set that holds every class
+    (data.classes keeps the first classes of both splits, and refuses a split that lacks them)."""
+    data_cfg.synthetic_train = max(n_train, data_cfg.synthetic_classes)
+    data_cfg.synthetic_test = max(n_test, data_cfg.synthetic_classes)
+    data_cfg.train_subset, data_cfg.test_subset = n_train, n_test
+
+
+def num_classes(data_cfg: Any) -> int:
+    return data_cfg.synthetic_classes
+
+
+SPEC = register_dataset(DatasetSpec(name=NAME, load=load, locate=locate, folder=None, size_of=image_side,
+                                    few=few, num_classes=num_classes))

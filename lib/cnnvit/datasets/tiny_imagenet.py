@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 NAME = "tiny-imagenet"
 FOLDER = "tiny-imagenet-200"  # under a data directory: the archive's top folder
 IMAGE_SIZE = 64
+NUM_CLASSES = 200  # the official wnids.txt's
 VAL_FRACTION = 0.2  # the seed's protocol: 20% of the training split held out for validation
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
@@ -180,4 +181,4 @@ def prepare(data_cfg: Any) -> None:
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE,
-    val_fraction=VAL_FRACTION, prepare=prepare, fetch=FETCH))
+    val_fraction=VAL_FRACTION, prepare=prepare, fetch=FETCH, num_classes=lambda data_cfg: NUM_CLASSES))

@@ -18,6 +18,7 @@ from .common import (best_run, class_accuracy_extremes, deviations_table, diagno
                      per_class_report, per_class_table, preview_preprocessing, summary_table, training_diagnosis,
                      weights_kind, weights_origin, weights_summary)
 from .core import RunSpec, Study, project_root
+from .dry_run import DryRun, DryRunReport, dry_run_study
 from .groups import Group, check_groups
 from .registry import STUDIES, group_schema
 from .study import (check_study_inputs, completed_metrics, load_study, prepare_generated_data, run_study,
@@ -28,10 +29,10 @@ from .tiny_imagenet_transformers import ablation_table, effective_batch, efficie
 from .tiny_imagenet_transformers import conclusions as transformers_conclusions
 
 __all__ = [
-    "FINETUNE_SEED", "Group", "RunSpec", "STUDIES", "Study", "ablation_pairs", "ablation_table", "best_run",
+    "DryRun", "DryRunReport", "FINETUNE_SEED", "Group", "RunSpec", "STUDIES", "Study", "ablation_pairs", "ablation_table", "best_run",
     "celeba_conclusions", "celeba_table", "check_groups", "check_study_inputs", "cifar10_conclusions",
     "class_accuracy_extremes", "class_balance", "completed_metrics", "deviations_table", "diagnosis_table",
-    "distributed_table",
+    "distributed_table", "dry_run_study",
     "effect_panels", "effective_batch", "efficiency_table", "factor_out_constants", "family_table",
     "finetune_conclusions", "finetune_table", "group_schema", "load_study", "per_class_report", "per_class_table",
     "per_label_table", "plots", "prepare_generated_data", "preview_preprocessing", "project_root", "roc_curves",

@@ -33,7 +33,7 @@ from typing import Any, Optional
 from .. import config as config_mod
 from ..config import Config
 from ..datasets import dataset_from_config, default_root, generators, get_dataset, locate_dataset
-from ..errors import ConfigError, DatasetError, StudyInputError, WeightsError
+from ..errors import CnnvitError, ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
 from ..training import Run, check_device, check_run_inputs, load_run, read_metrics, run_state, train
 from .core import RUN_REF, SEED_SUFFIX, RunSpec, Study, project_root
@@ -53,13 +53,15 @@ ROLES = ("seed", "ablation", "strong")
 
 def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[str | Path] = None,
                only: Optional[list[str]] = None, data_dir: Optional[str | Path] = None,
-               expect: Optional[str] = None) -> Study:
+               expect: Optional[str] = None, run_errors: Optional[dict[str, CnnvitError]] = None) -> Study:
     """Read and validate a study parameter file; every run's config is built (and checked) now,
     so a bad key in any run fails before the first run starts. ``data_dir`` is the folder that
     holds the real data sets (``cifar10/``, ...): it sets ``data.root`` of every run that leaves
     it unset. ``only`` keeps those runs (the groups are checked against all of them). ``expect``:
     the study the caller (a notebook) shows; another study's file is refused before any training,
-    since its groups are not the ones the caller reads."""
+    since its groups are not the ones the caller reads. ``run_errors`` (a dry run, which reports
+    every run): a run whose config fails its checks is left out of the study and its error kept
+    there under its name, instead of failing the whole file."""
     path = Path(path)
     raw = config_mod.load_yaml(path)
     unknown = set(raw) - STUDY_KEYS
@@ -83,8 +85,16 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     generated = _generated_spec(raw.get("generated") or {}, path)
     runs: dict[str, RunSpec] = {}
     for name, spec in runs_raw.items():
-        runs[name] = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
-        runs.update(_repeats(runs[name], spec.get("seeds"), f"{path}: runs.{name}.seeds"))
+        try:
+            run = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
+            repeats = _repeats(run, spec.get("seeds"), f"{path}: runs.{name}.seeds")
+        except CnnvitError as exc:
+            if run_errors is None:
+                raise
+            run_errors[name] = exc
+            continue
+        runs[name] = run
+        runs.update(repeats)
     study = Study(raw["study"], raw["profile"], raw.get("title", raw["study"]), runs, str(path),
                   raw.get("notes", ""), generated=generated, groups=groups,
                   deviations=_deviations(raw.get("deviations") or [], path))
