@@ -247,6 +247,25 @@ def test_cifar10_targets_and_caveat_by_profile(profile: str) -> None:
         assert md.splitlines()[-1].endswith("See the `paper` profile for the study.*")
 
 
+def test_cifar10_trends_are_read_from_the_seed_settings_curves() -> None:
+    """The seed's claims (the ViT still improving at its end, the ResNet level from epoch 20) set
+    against the plateau check of our seed-setting curves, each way round."""
+    results = cifar_results()  # flat curves
+    lead = ("- **Trends.** The seed saw ViT-B/16 still improving at its last epoch and ResNet-18 level from "
+            "epoch 20. Here, by the plateau check (under 1 point gained over the last 20% of epochs), ")
+    md = studies.cifar10_conclusions(study_of(CIFAR), results)
+    assert bullet(md, "Trends.") == lead + (
+        "the ViT is level at its end (flat: +0.0 pts, epochs 1-2) (unlike the seed) and the ResNet level at its "
+        "end (flat: +0.0 pts, epochs 1-2) (as the seed saw).")
+    rising = [0.40, 0.45, 0.50, 0.55, 0.60]
+    results["seed_vit_b16"] = fake_run(0.6543, epochs=5, train_loss=[1.0] * 5, val_acc=rising)
+    results["seed_resnet18"] = fake_run(0.8812, epochs=5, train_loss=[1.0] * 5, val_acc=rising)
+    md = studies.cifar10_conclusions(study_of(CIFAR), results)
+    assert bullet(md, "Trends.") == lead + (
+        "the ViT is still rising at its end (rising: +5.0 pts, epochs 4-5) (as the seed saw) and the ResNet still "
+        "rising at its end (rising: +5.0 pts, epochs 4-5) (unlike the seed).")
+
+
 def test_cifar10_missing_runs_say_so_in_their_own_bullets() -> None:
     md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=None, strong_vit=None))
     assert bullets(md) == ["Seed settings.", "Preprocessing ablation.", "ResNet-18, strong recipe", "ViT, strong recipe"]
@@ -392,6 +411,19 @@ def test_tiny_imagenet_skip_and_cardinality_are_signed_against_resnet50_and_the_
     assert bullet(md, "Skip connections.").endswith(
         "changes top-1 by +1.7 points (the seed: -4.9 points; the opposite direction); ResNet-34, of similar size, "
         "not run: resnet34.")
+
+
+def test_tiny_imagenet_t2t_overfitting_is_read_from_its_curves() -> None:
+    """The seed's claim that T2T-ViT overfits: a validation loss that turned up from its lowest
+    while the training loss kept falling is overfitting; one still falling is not."""
+    results = tiny_results()
+    results["t2t_vit"] = fake_run(0.4511, n_classes=200, train_loss=(3.5, 2.7, 2.0), val_loss=(3.6, 2.9, 3.1))
+    line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), results), "CNN vs T2T-ViT.")
+    assert ("; the seed saw T2T-ViT overfit strongly: here its validation loss ended +0.20 above its lowest "
+            "(epoch 2) while its training loss kept falling: overfitting, as the seed saw") in line
+    results["t2t_vit"] = fake_run(0.4511, n_classes=200, train_loss=(3.5, 2.7, 2.0), val_loss=(3.6, 2.9, 2.8))
+    line = bullet(studies.tiny_imagenet_conclusions(study_of(TINY), results), "CNN vs T2T-ViT.")
+    assert ("here its validation loss was lowest at its last epoch: no overfitting (unlike the seed)") in line
 
 
 def test_tiny_imagenet_cnn_vs_t2t_uses_the_last_validated_epoch_and_the_native_run() -> None:
@@ -921,7 +953,8 @@ def expected_bullets(name: str, profile: str) -> list[str]:
                 f"Stronger recipe: {label['strong_resnet50'].label}."]
     if name == FINETUNE:
         return ["Seed setting", label["partial_finetune"].label, label["full_finetune"].label, "Pretraining."]
-    return {CIFAR: ["Seed settings.", "Preprocessing ablation.", "ResNet-18, strong recipe", "ViT, strong recipe"],
+    return {CIFAR: ["Seed settings.", "Trends.", "Preprocessing ablation.", "ResNet-18, strong recipe",
+                    "ViT, strong recipe"],
             TRANSFORMERS: ["Models", "Frozen backbone vs fine-tuning", "Optimizers", "Augmentation ablation",
                            "Batch size"],
             CELEBA: ["Binary.", "Five hair colours.", "Multi-label.", "Pretraining", "CNN size."]}[name]

@@ -70,7 +70,7 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
             assert (run / f).exists(), f"{name}/{f} missing"
         metrics[name] = json.loads((run / "metrics.json").read_text())
     html, markdown, images = _outputs(nb)
-    assert len(images) >= 4, "preprocessing grid, loss, accuracy and confusion figures"
+    assert len(images) >= 5, "preprocessing grid, loss, accuracy (all runs, the ablation) and confusion figures"
     # the table shows each run's own accuracy and the seed's reported numbers
     for name in expected:
         assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
@@ -187,6 +187,11 @@ def test_study_02_smoke_runs_and_reports(tmp_path):
         assert metrics[name]["dataset"]["n_val"] == 240  # 20% of 1,200 held out
     for reported in ("52.79%", "0.50%", "55.09%", "56.03%", "58.97%", "54.03%", "59.29%", "41.63%"):
         assert reported in html, f"seed's {reported} missing from the table"
+    rows = {r["run"]: r for r in _cell_table(nb, "table, shared = factor_out_constants(summary_table")}
+    seed_params = {label: r["seed params (M)"] for label, r in rows.items()}
+    assert sorted(v for v in seed_params.values() if v != "—") == ["11.27", "21.13", "21.23", "21.38", "23.38",
+                                                                  "23.91"], seed_params
+    assert len(images) >= 5, "augmentation grid, effects, CNN vs T2T losses, loss and gradient-norm figures"
     # the 2-process run went through torchrun and says so
     assert metrics["resnet18_2proc"]["distributed"]["world_size"] == 2
     assert "gloo" in html
@@ -212,7 +217,7 @@ def test_study_04_smoke_runs_and_reports(tmp_path):
     expected = ["pretrain", "seed_linear_probe", "partial_finetune", "full_finetune", "scratch"]
     metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
     html, markdown, images = _outputs(nb)
-    assert len(images) >= 3, "augmentation grid, accuracy curves, confusion matrices"
+    assert len(images) >= 4, "augmentation grid, accuracy curves, losses per epoch, confusion matrices"
     # the seed setting really trained its head only, on weights this project pretrained, and says so
     seed = metrics["seed_linear_probe"]
     assert seed["trainable_parameters"] < seed["parameters"] / 10
@@ -243,6 +248,20 @@ def test_study_03_smoke_runs_and_reports(tmp_path):
         assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
     for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
         assert reported in html
+    # the seeds' own figures beside ours, in the table of each (from the parameter file)
+    tables = {"models": _cell_table(nb, "models = transformer_table"), "efficiency": _cell_table(nb, "eff, shared"),
+              "optimizers": _cell_table(nb, "opts = optimizer_table"), "ablation": _cell_table(nb, "ablation = "),
+              "batches": _cell_table(nb, "batches = batch_size_table")}
+    swin = next(r for r in tables["efficiency"] if r["run"].startswith("Swin"))
+    assert (swin["paper GMACs / image"], swin["paper params (M)"], swin["paper train img/s"]) == ("103.9", "196", "36.0")
+    assert (swin["reproduction checkpoint (MB)"], swin["reproduction min / epoch"]) == ("761", "20.5")
+    assert next(r for r in tables["models"] if r["run"].startswith("Swin"))["reproduction acc@5"] == "98.04%"
+    assert [r["paper, Swin-L/4 acc@1"] for r in tables["optimizers"]] == ["91.35%", "91.10%", "91.21%"]
+    mixup = next(r for r in tables["ablation"] if r["variant"] == "without Mixup")
+    assert (mixup["paper, Swin-L/4 acc@1"], mixup["reproduction, Swin-L/4 acc@1"]) == ("91.11%", "91.14%")
+    ema = next(r for r in tables["ablation"] if r["variant"].startswith("with model EMA"))
+    assert ema["reproduction, Swin-L/4 acc@1"] == "—", "the reproduction did not run it"
+    assert [r["reproduction, batch runs acc@1"] for r in tables["batches"]] == ["81.79%", "82.15%", "82.15%"]
     assert runs["deit_head_only"]["trainable_parameters"] < runs["deit"]["trainable_parameters"] / 10
     assert runs["aug_ema"]["model_ema"] == 0.9
     assert "new head on a frozen backbone" in html and "full fine-tuning" in html
@@ -263,7 +282,7 @@ def test_study_05_smoke_runs_and_reports(tmp_path):
     generated = runs_dir / "data" / "celeba"
     assert (generated / "list_attr_celeba.txt").read_text().splitlines()[0] == "500"
     html, markdown, images = _outputs(nb)
-    assert len(images) >= 7, "grid, ROC, two confusion figures, validation curves, size, loss"
+    assert len(images) >= 8, "grid, ROC, two confusion figures, validation curves (ViT, CNNs), size, loss"
     for name, m in runs.items():
         assert f"{100 * m['test_accuracy']:.2f}%" in html, f"{name} missing from the tables"
         assert f"{100 * m['majority_baseline']:.2f}%" in html
@@ -273,6 +292,10 @@ def test_study_05_smoke_runs_and_reports(tmp_path):
     assert len(multi["per_label"]) == 40 and runs["seed_multilabel_resnet152"]["task"] == "multilabel"
     for reported in ("92.38%", "91.92%", "83.80%", "82.26%", "92.94%"):
         assert reported in html, f"seed's {reported} missing"
+    binary_rows = {r["run"]: r for r in _cell_table(nb, "pct = ")}
+    seed_cnn = binary_rows["ResNet-152 stand-in (seed setting)"]
+    assert [seed_cnn[f"seed {k}"] for k in ("precision", "recall", "F1", "auROC")] == ["0.9127", "0.9380", "0.9254",
+                                                                                      "0.9237"]
     # the pretraining comparison is followed every few steps on the validation split
     steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
     assert len(steps) > 3

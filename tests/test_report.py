@@ -292,25 +292,71 @@ def test_summary_table_puts_each_run_beside_the_seed(project):
     complete_run(entries[0].params, out / "01_alpha", "seed_run", 0.9125)
     outcomes = [render.StudyOutcome("01_alpha", "Alpha title", "ok"),
                 render.StudyOutcome("02_beta", "Beta title", "failed")]
+    # the seed's setting is the paper profile's run of the same name: here the same experiment
+    for name, title in (("01_alpha", "Alpha title"), ("02_beta", "Beta title")):
+        (project / "params" / "paper" / f"{name}.yaml").write_text(
+            STUDY_YAML.format(name=name, title=title).replace("profile: smoke", "profile: paper"))
     table = report.summary_frame(entries, outcomes, "smoke", out)
     assert list(table["run"]) == ["Alpha title seed setting", "Alpha title strong recipe",
                                   "Beta title seed setting", "Beta title strong recipe"]
     seed = table.iloc[0]
     assert seed["test accuracy"] == 0.9125 and seed["seed reported"] == 0.88 and seed["epochs"] == 7
-    assert seed["vs seed (points)"] == pytest.approx(0.0325) and seed["profile"] == "smoke"
+    assert seed["vs seed, same metric (points)"] == pytest.approx(0.0325) and seed["profile"] == "smoke"
+    assert seed["compared on"] == "last epoch (the seed's metric)"
     assert pd.isna(table.iloc[1]["test accuracy"]), "a run not completed shows no number"
     assert table.iloc[2]["device"] == "study failed"
     # each run in its own study's group, formatted: a substring check would pass with the rows
     # under the wrong heading or FAILED on the wrong study
     assert summary_groups(render.summary_html(table, outcomes)) == [
         ("01_alpha: Alpha title", [
-            ["Alpha title seed setting", "seed", "test_resnet_cifar", "7", "91.2%", "88.0%", "+3.2", "smoke",
-             "2m 05s", "cpu (test)"],
-            ["Alpha title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "smoke", "", ""]]),
+            ["Alpha title seed setting", "seed", "test_resnet_cifar", "7", "91.2%", "88.0%", "+3.2",
+             "last epoch (the seed's metric)", "smoke", "2m 05s", "cpu (test)"],
+            ["Alpha title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "", "smoke", "", ""]]),
         ("02_beta: Beta title FAILED", [
-            ["Beta title seed setting", "seed", "test_resnet_cifar", "", "", "88.0%", "", "smoke", "", "study failed"],
-            ["Beta title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "smoke", "", "study failed"]]),
+            ["Beta title seed setting", "seed", "test_resnet_cifar", "", "", "88.0%", "",
+             "last epoch (the seed's metric)", "smoke", "", "study failed"],
+            ["Beta title strong recipe", "strong", "test_resnet_cifar", "", "", "", "", "", "smoke", "",
+             "study failed"]]),
     ]
+
+
+@pytest.mark.parametrize("paper_change, why", [
+    (None, "no run of this name in the seed's setting (the paper profile)"),
+    ("model: {name: test_vit}", "model test_resnet_cifar, the seed setting's test_vit"),
+    ("train: {epochs: 30}", "epochs 1, the seed setting's 30"),
+    ("data: {name: synthetic, synthetic_train: 64, synthetic_test: 32, train_subset: 32}",
+     "training images all, the seed setting's 32"),
+])
+def test_summary_sets_no_seed_figure_against_another_experiment(project, paper_change, why):
+    """A run on another model, scale or data set than the seed's (the paper profile's run of that
+    name) shows the seed's figure but no difference, and says why."""
+    if paper_change:
+        key = paper_change.split(":")[0]
+        paper = "\n".join(f"  {paper_change}" if line.startswith(f"  {key}:") else line
+                          for line in STUDY_YAML.format(name="01_alpha", title="A").splitlines())
+        (project / "params" / "paper" / "01_alpha.yaml").write_text(paper.replace("profile: smoke", "profile: paper"))
+    entries = report.discover_studies(project, "smoke", ["01"])
+    out = project / "outputs" / "smoke"
+    complete_run(entries[0].params, out / "01_alpha", "seed_run", 0.9125)
+    table = report.summary_frame(entries, [render.StudyOutcome("01_alpha", "A", "ok")], "smoke", out)
+    seed = table.iloc[0]
+    assert seed["seed reported"] == 0.88 and seed["test accuracy"] == 0.9125
+    assert seed["vs seed, same metric (points)"] is None or pd.isna(seed["vs seed, same metric (points)"])
+    assert seed["compared on"] == f"not comparable: {why}"
+
+
+def test_summary_compares_study_3_on_the_best_epoch(tmp_path):
+    """Study 3's paper reports the best accuracy during training: the summary sets its figure
+    against the run's best epoch, not its last."""
+    from cnnvit.studies.registry import seed_metric
+    name, metric = seed_metric("03_tiny_imagenet_transformers")
+    assert name == "best epoch"
+
+    class FakeRun:
+        epochs = pd.DataFrame({"epoch": [1, 2, 3], "test_accuracy": [0.5, 0.875, 0.75]})
+        metrics = {"test_accuracy": 0.75}
+    assert metric(FakeRun()) == 0.875
+    assert seed_metric("01_cifar10_vit_vs_resnet") == ("last epoch", None)
 
 
 def _cells(row: str) -> list[str]:
@@ -337,7 +383,8 @@ def test_summary_rows_sit_under_their_own_study_in_study_order() -> None:
     """Rows come in any order; each lands under its study's heading, the headings in the
     studies' order, a study without runs says so."""
     rows = [{"study": "02_beta", "run": "b1", "test accuracy": 0.5},
-            {"study": "01_alpha", "run": "a1", "test accuracy": 0.25, "seed reported": 0.5, "vs seed (points)": -0.25},
+            {"study": "01_alpha", "run": "a1", "test accuracy": 0.25, "seed reported": 0.5,
+             "vs seed, same metric (points)": -0.25},
             {"study": "01_alpha", "run": "a2", "test accuracy": 0.125}]
     outcomes = [render.StudyOutcome("01_alpha", "Alpha", "ok"), render.StudyOutcome("02_beta", "Beta", "failed"),
                 render.StudyOutcome("03_gamma", "Gamma", "ok")]
@@ -564,3 +611,19 @@ def test_partial_study_is_rendered_with_its_missing_runs_and_exits_zero(project,
     assert 'status-partial">PARTIAL' in page
     summary = page[page.index('id="summary"'):]
     assert "61.0%" in summary and "not run here (projected" in summary
+
+
+@pytest.mark.parametrize("path", sorted((project_root() / "params" / "laptop").glob("*.yaml")), ids=lambda p: p.stem)
+def test_laptop_runs_are_never_set_against_the_seeds_figures(tmp_path, path):
+    """The laptop profile trains small models on subsets (study 3 on CIFAR-10): none of its runs
+    is in a seed's setting, so the summary gives no "vs seed" difference for any of them."""
+    from cnnvit.studies.core import seed_setting_difference
+
+    laptop = load_study(path, out_dir=tmp_path / "laptop")
+    paper = load_study(path.parent.parent / "paper" / path.name, out_dir=tmp_path / "paper")
+    reported = [n for n, spec in laptop.runs.items() if spec.reported is not None]
+    assert reported, "the laptop file carries the seed's figures"
+    for name in reported:
+        spec = laptop.runs[name]
+        why = seed_setting_difference(spec, paper.runs.get(spec.replica_of or name))
+        assert why, f"{name} would be compared with the seed's figure"

@@ -26,8 +26,11 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from ..errors import ConfigError, DatasetError, ReportError
-from ..studies import check_study_inputs, completed_metrics, load_study
+from ..studies import Study, check_study_inputs, completed_metrics, load_study
+from ..studies.core import seed_setting_difference
+from ..studies.registry import seed_metric
 from ..studies.study import input_problems, runs_that_cannot_train
+from ..training import load_run
 from ..training.cost import Projector, read_throughput
 from . import render
 from .render import StudyOutcome
@@ -198,24 +201,33 @@ def _export_with_code(nb_path: Path) -> Optional[str]:
 
 def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome], profile: str,
                   out_dir: Path) -> pd.DataFrame:
-    """One row per run of every study: its test accuracy beside the seed's reported number."""
+    """One row per run of every study: its test accuracy, and beside it the seed's reported
+    figure, set against ours only where the run is in the seed's setting (the paper profile's
+    run of that name) and on the seed's metric; other rows say why they are not compared."""
     rows = []
     for entry, outcome in zip(entries, outcomes):
         try:
             study = load_study(entry.params, out_dir=out_dir / entry.name)
+            seeds = study if profile == "paper" else _seed_setting(entry, out_dir)
         except Exception as exc:
             rows.append({"study": entry.name, "run": f"parameters invalid: {exc}"})  # shown, not hidden
             continue
+        metric_name, metric = seed_metric(study.study)
         for name, metrics in completed_metrics(study).items():
             spec = study.runs[name]
+            why_not = seed_setting_difference(spec, seeds.runs.get(spec.replica_of or name) if seeds else None)
             row = {"study": entry.name, "run": spec.label, "role": spec.role, "model": spec.config.model.name,
                    "epochs": None, "test accuracy": None, "seed reported": spec.reported,
-                   "vs seed (points)": None, "profile": profile, "wall time": None, "device": ""}
+                   "vs seed, same metric (points)": None,
+                   "compared on": f"{metric_name} (the seed's metric)" if why_not is None
+                   else ("" if spec.reported is None else f"not comparable: {why_not}"),
+                   "profile": profile, "wall time": None, "device": ""}
             if metrics:
-                acc = metrics["test_accuracy"]
-                row.update({"epochs": metrics["epochs"], "test accuracy": acc,
+                ours = metrics["test_accuracy"] if metric is None or why_not else metric(
+                    load_run(study.run_dir(name), device="cpu"))
+                row.update({"epochs": metrics["epochs"], "test accuracy": metrics["test_accuracy"],
                             "wall time": metrics["wall_time_s"], "device": metrics["device"],
-                            "vs seed (points)": None if spec.reported is None else acc - spec.reported})
+                            "vs seed, same metric (points)": None if why_not else ours - spec.reported})
             elif outcome.status == "failed":
                 row["device"] = "study failed"
             else:  # a partial study's run that could not train here
@@ -223,6 +235,12 @@ def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome
                                       f"{m['how']})" for m in outcome.missing if m["run"] == name), "")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _seed_setting(entry: StudyEntry, out_dir: Path) -> Optional[Study]:
+    """The paper profile's file of the same study (the seed's setting), or None without one."""
+    paper = entry.params.parent.parent / "paper" / entry.params.name
+    return load_study(paper, out_dir=out_dir.parent / "paper" / entry.name) if paper.is_file() else None
 
 
 def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str]] = None,

@@ -296,7 +296,7 @@ def _failure_box(outcome: StudyOutcome, nb: Optional[nbformat.NotebookNode]) -> 
 # ----------------------------------------------------------------------------- summary and page
 
 SUMMARY_COLUMNS = ("run", "role", "model", "epochs", "test accuracy", "seed reported",
-                   "vs seed (points)", "profile", "wall time", "device")
+                   "vs seed, same metric (points)", "compared on", "profile", "wall time", "device")
 
 
 def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
@@ -305,7 +305,7 @@ def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
         return "" if v is None or v != v else f"{100 * v:.1f}%"
 
     fmt = {"test accuracy": pct, "seed reported": pct,
-           "vs seed (points)": lambda v: "" if v is None or v != v else f"{100 * v:+.1f}",
+           "vs seed, same metric (points)": lambda v: "" if v is None or v != v else f"{100 * v:+.1f}",
            "wall time": lambda v: "" if v is None or v != v else _duration(v),
            "epochs": lambda v: "" if v is None or v != v else f"{int(v)}"}
     rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS) + "</tr>"]
@@ -376,7 +376,11 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
 <section class="summary" id="summary"><h1>Summary across studies</h1>
 <p>Every run's test accuracy (computed by the code that ran, on the run's test split) beside the
 number the seed reported for that setting{seeds}, with the profile, epochs and wall time that
-produced it. Runs not completed show no number.</p>
+produced it. The difference is given only for a run in the seed's setting (the data set, task,
+model, training images, input size and epochs of the paper profile's run of that name) and on
+the seed's metric (the best epoch for study 3, whose paper reports the highest accuracy during
+training); "compared on" says which, or why a run is not comparable. Runs not completed show no
+number.</p>
 {summary_html(summary, [o for o, _, _, _ in sections])}
 </section>
 {references}

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..training.run import Run
 from .common import (best_run, comparison_noise, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts,
-                     seed_stats, skipped, verdict, weights_kind)
+                     seed_columns, seed_stats, skipped, verdict, weights_kind)
 from .core import Study
 from .groups import one, parts, runs
 from .plateau import under_training_note
@@ -53,7 +53,8 @@ def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.Data
                         "precision": pc["precision"], "recall": pc["recall"], "F1": pc["f1"],
                         "auROC": t.get("auroc"),
                         # the seed's "auROC" equals balanced accuracy: the ROC of hard 0/1 predictions
-                        "auROC of hard labels (the seed's)": t["balanced_accuracy"]})
+                        "auROC of hard labels (the seed's)": t["balanced_accuracy"],
+                        **seed_columns(spec, "seed", ("precision", "recall", "f1", "auroc"))})
         elif task == "hair5":
             row.update({"accuracy": t["accuracy"], "balanced acc": t["balanced_accuracy"], "macro F1": t["macro_f1"]})
         else:

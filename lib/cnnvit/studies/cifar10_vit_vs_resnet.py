@@ -2,13 +2,13 @@
 file's ``groups:`` name."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 from ..training.run import Run
 from .common import comparison_noise, not_run, pct, pct_seeds, profile_caveat, seed_stats, skipped, verdict
 from .core import Study
 from .groups import parts
-from .plateau import under_training_note
+from .plateau import PLATEAU_GAIN, PLATEAU_SHARE, plateau_of, under_training_note
 
 STUDY = "01_cifar10_vit_vs_resnet"
 GROUPS = {
@@ -58,6 +58,33 @@ def _preprocessing(study: Study, results: Mapping[str, Run], stats: Mapping[str,
             f"it helps)." + under_training_note(study, results, (with_pre, without)))
 
 
+def _curve_state(study: Study, results: Mapping[str, Run], name: str) -> tuple[str, Optional[bool]]:
+    """How a run's curves ended over its seeds, by the plateau check: ('still rising in 3 of 3
+    seeds', True), ('level in 2 of 3 seeds', False), or why it cannot be told (None)."""
+    checks = [plateau_of(results[r]) for r in study.repeats(name) if r in results]
+    told = [p for p in checks if p.gain is not None]
+    if not told:
+        return f"cannot be told ({checks[0].reason})", None
+    rising = sum(p.flagged for p in told)
+    state = rising * 2 > len(told)  # (a tie counts as level)
+    if len(told) == 1:
+        return ("still rising" if state else "level") + f" at its end ({checks[0].cell()})", state
+    return (f"still rising in {rising}" if state else f"level in {len(told) - rising}") + f" of {len(told)} seeds", state
+
+
+def _trends(study: Study, results: Mapping[str, Run]) -> str:
+    """The seed's two trend claims, read from our seed-setting curves with the plateau check."""
+    cnn, vit = study.member("seed_settings", "cnn"), study.member("seed_settings", "vit")
+    (vit_text, vit_rising), (cnn_text, cnn_rising) = _curve_state(study, results, vit), _curve_state(study, results, cnn)
+
+    def agrees(state: Optional[bool], seed_saw: bool) -> str:
+        return "untested" if state is None else ("as the seed saw" if state == seed_saw else "unlike the seed")
+    return (f"- **Trends.** The seed saw ViT-B/16 still improving at its last epoch and ResNet-18 level from "
+            f"epoch 20. Here, by the plateau check (under {100 * PLATEAU_GAIN:.0f} point gained over the last "
+            f"{PLATEAU_SHARE:.0%} of epochs), the ViT is {vit_text} ({agrees(vit_rising, True)}) and the "
+            f"ResNet {cnn_text} ({agrees(cnn_rising, False)}).")
+
+
 def _strong_recipe(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
                    ep: Mapping[str, int], n_test: int, group: str, family: str, target: float) -> str:
     seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
@@ -83,6 +110,8 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
              f"the run's full test split ({n_test} images), the mean over seeds where a run was repeated.*", ""]
     missing = not_run(study.members("seed_settings"), stats)
     lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, results, stats, ep, n_test))
+    if not missing:
+        lines.append(_trends(study, results))
     missing = not_run(study.members("preprocessing"), stats)
     lines.append(skipped("Preprocessing ablation.", missing) if missing else _preprocessing(study, results, stats, n_test))
     for group, family, target in RECIPES:

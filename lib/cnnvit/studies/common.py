@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ from ..training.augment import Preprocess, make_generator
 from ..config import Config
 from ..datasets import dataset_from_config
 from ..training.run import Run
-from .core import Study
+from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
 
 # ------------------------------------------------------------------------- conclusions' wording
@@ -179,6 +179,33 @@ def deviations_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_columns(spec: RunSpec, source: str, figures: Sequence[str]) -> dict[str, Optional[float]]:
+    """A run's ``figures`` as one seed ``source`` gives them (its ``seed_figures:``), as table
+    columns named '<source> <figure>'; None where the seed is silent (the tables show —)."""
+    given = spec.seed_figures.get(source, {})
+    return {f"{source} {SEED_FIGURES[f]}": given.get(f) for f in figures}
+
+
+def seed_notes(study: Study) -> str:
+    """The seed's headline figure set beside each run (its ``reported:``) and what it is (its
+    ``reported_note:``), as a Markdown list; '' when no run has one."""
+    lines = [f"- {spec.label}: {100 * spec.reported:.2f}%" + (f" ({spec.reported_note})" if spec.reported_note else "")
+             for spec in study.runs.values() if spec.reported is not None and not spec.replica_of]
+    return ("**The seed's figures** set beside our runs:\n\n" + "\n".join(lines)) if lines else ""
+
+
+SEED_FORMATS = {"acc@1": "{:.2%}", "acc@5": "{:.2%}", "precision": "{:.4f}", "recall": "{:.4f}", "F1": "{:.4f}",
+                "auROC": "{:.4f}", "params (M)": "{:.4g}", "GMACs / image": "{:.1f}", "train img/s": "{:.1f}",
+                "checkpoint (MB)": "{:.0f}", "min / epoch": "{:.1f}"}
+
+
+def seed_formats(table: pd.DataFrame) -> dict[str, str]:
+    """Display formats of a table's seed columns (:func:`seed_columns`), by the figure each
+    column's name ends with; for a notebook's ``style.format`` (with ``na_rep="—"``)."""
+    return {c: f for c in table.columns for figure, f in SEED_FORMATS.items()
+            if c.endswith(f" {figure}") and c != figure}
+
+
 def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """One row per run: our test accuracy beside the seed's reported number, with the model size,
     profile, epochs, wall time and throughput that produced it (and the last validation accuracy
@@ -199,6 +226,7 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "model": cfg.model.name,
             "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
             "params (M)": round(m["parameters"] / 1e6, 2),
+            **seed_columns(spec, "seed", ("params_m",)),
             "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
             "val acc": m.get("val_accuracy"),
             "test acc": m["test_accuracy"],
@@ -214,7 +242,7 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "device": m["device"],
         })
     table = pd.DataFrame(rows)
-    unused = [c for c in ("val acc", "over seeds") if table[c].isna().all()]
+    unused = [c for c in ("val acc", "over seeds", "seed params (M)") if table[c].isna().all()]
     table["over seeds"] = table["over seeds"].fillna("")  # shown only on the runs that were repeated
     return table.drop(columns=unused)
 

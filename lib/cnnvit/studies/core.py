@@ -30,9 +30,37 @@ class RunSpec:
     reported_note: str = ""
     starts_from: Optional[str] = None  # the run of this study whose weights it starts from
     replica_of: Optional[str] = None  # `seeds:` the run this one repeats with another seed
+    seed_figures: dict[str, dict[str, float]] = field(default_factory=dict)  # {source: {figure: value}}
 
 
 SEED_SUFFIX = ".seed"  # a repeat of run NAME with seed S is the run NAME.seedS
+
+# the figures a seed may give for a run besides its headline (`reported:`), as a study file's
+# `seed_figures: {SOURCE: {FIGURE: value}}` names them, and as the tables head them
+SEED_FIGURES = {"acc1": "acc@1", "acc5": "acc@5", "precision": "precision", "recall": "recall", "f1": "F1",
+                "auroc": "auROC", "params_m": "params (M)", "gmacs": "GMACs / image", "train_img_s": "train img/s",
+                "checkpoint_mb": "checkpoint (MB)", "epoch_min": "min / epoch"}
+
+
+def seed_setting_difference(spec: RunSpec, seed_spec: Optional[RunSpec]) -> Optional[str]:
+    """Why ``spec``'s result cannot be set against the figure its seed reported, or None when it
+    can. The figure belongs to the seed's setting, which the paper profile's run of the same name
+    holds (``seed_spec``; None: there is none): another data set, task, model, number of training
+    images, input size or epoch count is another experiment."""
+    if spec.reported is None:
+        return "the seed gives no figure for this run"
+    if seed_spec is None:
+        return "no run of this name in the seed's setting (the paper profile)"
+    a, b = spec.config, seed_spec.config
+    for what, mine, seeds in (
+            ("data set", a.data.name, b.data.name), ("task", a.data.task, b.data.task),
+            ("attribute", a.data.attribute, b.data.attribute), ("model", a.model.name, b.model.name),
+            ("training images", a.data.train_subset or "all", b.data.train_subset or "all"),
+            ("input size", a.data.image_size or "native", b.data.image_size or "native"),
+            ("epochs", a.train.epochs, b.train.epochs)):
+        if mine != seeds:
+            return f"{what} {mine}, the seed setting's {seeds}"
+    return None
 
 
 @dataclass

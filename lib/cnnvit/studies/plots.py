@@ -59,6 +59,24 @@ def plot_accuracy_curves(epochs: Mapping[str, pd.DataFrame], title: Optional[str
     return fig
 
 
+def plot_epoch_losses(epochs: Mapping[str, pd.DataFrame], title: str = "Loss per epoch") -> plt.Figure:
+    """Training loss (solid) and validation loss (dashed, where the run has a validation split)
+    after each epoch, one colour per run: a validation loss that turns up while the training
+    loss keeps falling is overfitting."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    palette = sns.color_palette(n_colors=max(1, len(epochs)))
+    for color, (label, df) in zip(palette, epochs.items()):
+        ax.plot(df["epoch"], df["train_loss"], color=color, linewidth=1.6, label=f"{label}: training")
+        if "val_loss" in df and df["val_loss"].notna().any():
+            d = df.dropna(subset=["val_loss"])
+            ax.plot(d["epoch"], d["val_loss"], color=color, linewidth=1.6, linestyle="--", marker="o", markersize=3,
+                    label=f"{label}: validation")
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_effects(panels: Mapping[str, Mapping[str, pd.DataFrame]], chance: Optional[float] = None) -> plt.Figure:
     """One column per effect (e.g. BatchNorm, depth): validation (or test) accuracy per epoch
     above training loss per epoch, one line per run; ``chance`` marks 1/C on the accuracy axes."""

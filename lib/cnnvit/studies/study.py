@@ -36,13 +36,13 @@ from ..datasets import dataset_from_config, default_root, generators, get_datase
 from ..errors import CnnvitError, ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
 from ..training import Run, check_device, check_run_inputs, load_run, read_metrics, run_state, train
-from .core import RUN_REF, SEED_SUFFIX, RunSpec, Study, project_root
+from .core import RUN_REF, SEED_FIGURES, SEED_SUFFIX, RunSpec, Study, project_root
 from .groups import check_groups
 from .registry import group_schema
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = {"label", "role", "reported", "reported_note", "config", "seeds"}
+RUN_KEYS = {"label", "role", "reported", "reported_note", "seed_figures", "config", "seeds"}
 STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated", "deviations"}
 # deviations: what the profile does differently from the seed; each entry names these
 DEVIATION_KEYS = ("what", "seed", "here", "why")
@@ -151,7 +151,27 @@ def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides:
     if source and starts_from is None and not Path(source).expanduser().is_absolute():
         cfg.model.pretrained_path = str(project_root() / source)
     return RunSpec(name, spec.get("label", name), role, cfg, spec.get("reported"),
-                   spec.get("reported_note", ""), starts_from)
+                   spec.get("reported_note", ""), starts_from,
+                   seed_figures=_seed_figures(spec.get("seed_figures"), f"{where}.seed_figures"))
+
+
+def _seed_figures(raw: Any, where: str) -> dict[str, dict[str, float]]:
+    """``seed_figures: {SOURCE: {FIGURE: value}}``: the seeds' own figures for a run, shown
+    beside ours in the tables (FIGURE one of :data:`~.core.SEED_FIGURES`)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{where}: expected {{source: {{figure: value}}}}, got {raw!r}")
+    out: dict[str, dict[str, float]] = {}
+    for source, figures in raw.items():
+        bad = set(figures) - set(SEED_FIGURES)
+        if bad:
+            raise ConfigError(f"{where}.{source}: unknown figure(s) {sorted(bad)}; known: {sorted(SEED_FIGURES)}")
+        wrong = [k for k, v in figures.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if wrong:
+            raise ConfigError(f"{where}.{source}: {', '.join(wrong)} must be numbers")
+        out[str(source)] = {k: float(v) for k, v in figures.items()}
+    return out
 
 
 def _repeats(run: RunSpec, seeds: Any, where: str) -> dict[str, RunSpec]:

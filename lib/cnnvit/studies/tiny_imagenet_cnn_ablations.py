@@ -70,12 +70,34 @@ def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
     return f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed(with_bn)}, without it {vs_seed(without)}: {why}."
 
 
+OVERFIT_RISE = 0.02  # a validation loss ending 2% above its lowest, with the training loss still falling
+
+
+def _overfitting(log: pd.DataFrame) -> str:
+    """Whether a run's curves show overfitting (its validation loss turned up from its lowest
+    while its training loss kept falling), in words; '' with fewer than 3 validated epochs."""
+    if len(log) < 3:
+        return ""
+    low = log.loc[log["val_loss"].idxmin()]
+    end = log.iloc[-1]
+    if int(low["epoch"]) == int(end["epoch"]):
+        return "its validation loss was lowest at its last epoch: no overfitting (unlike the seed)"
+    rise, fell = float(end["val_loss"] - low["val_loss"]), bool(end["train_loss"] < low["train_loss"])
+    seen = rise > OVERFIT_RISE * float(low["val_loss"]) and fell
+    return (f"its validation loss ended {rise:+.2f} above its lowest (epoch {int(low['epoch'])}) while its training "
+            f"loss {'kept falling' if fell else 'did not fall'}: "
+            + ("overfitting, as the seed saw" if seen else "no overfitting (unlike the seed)"))
+
+
 def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, float], vs_seed, seed_gap) -> str:
     cnn, t2t = study.member("cnn_vs_t2t", "cnn"), study.member("cnn_vs_t2t", "t2t")
     logs = {n: results[n].epochs.dropna(subset=["val_loss"]) for n in (cnn, t2t)}
     gaps = {n: float(df["val_loss"].iloc[-1] - df["train_loss"].iloc[-1]) for n, df in logs.items() if len(df)}
     gap_text = ("; validation minus training loss at the end: " + ", ".join(
         f"{study.runs[n].label} {g:+.2f}" for n, g in gaps.items())) if gaps else ""
+    over = _overfitting(logs[t2t])
+    if over:
+        gap_text += f"; the seed saw T2T-ViT overfit strongly: here {over}"
     native = study.group("cnn_vs_t2t").get("native")  # optional: a profile may leave it out
     native_text = "" if native is None else (
         f"; at the native 64 px (16 tokens) T2T-ViT-t-14 reached {pct(acc[native])}" if native in acc

@@ -7,8 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped,
-                     weights_summary)
+from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_columns, seed_stats,
+                     skipped, weights_summary)
 from .core import RunSpec, Study
 from .groups import parts, runs
 from .plateau import under_training_note
@@ -24,6 +24,12 @@ GROUPS = {
     "batch_sizes": runs("DeiT at several effective batch sizes", minimum=2),
 }
 OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
+# the sources of the seeds' figures (each run's seed_figures:), as the tables' columns name them:
+# the paper's tables, the reproduction report's, and their Swin-L/4 runs of the ablation and the
+# optimizers, which this study's DeiT runs stand for (see the deviations)
+PAPER, REPRODUCTION = "paper", "reproduction"
+SWIN_PAPER, SWIN_REPRODUCTION = "paper, Swin-L/4", "reproduction, Swin-L/4"
+BATCH_REPRODUCTION = "reproduction, batch runs"
 PAPER_DATA = "tiny-imagenet"  # the paper's figures are top-1 on it: only runs on it are set against them
 
 
@@ -61,6 +67,9 @@ def best_epoch_accuracy(run: Run) -> float:
     return float(log.max()) if len(log) else run.metrics["test_accuracy"]
 
 
+SEED_METRIC = ("best epoch", best_epoch_accuracy)  # the summary sets the paper's figures against this
+
+
 def transformer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """acc@1 after the last epoch and at the best epoch (the paper's metric, which the paper's
     figure is set against, for runs on the paper's data set), acc@5, the mean ± std over seeds
@@ -76,21 +85,30 @@ def transformer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
                          "over seeds": pct_seeds(stats[n]) if stats[n][2] > 1 else "",
                          "acc@5": m["test_top5"], "paper acc@1": spec.reported,
                          "vs paper (points)": 100 * (best - spec.reported) if comparable else None,
+                         **seed_columns(spec, REPRODUCTION, ("acc1", "acc5")),
                          "epochs": m["epochs"], "profile": study.profile})
     table = pd.DataFrame(rows)
     return table.drop(columns=[c for c in ("over seeds",) if c in table and not table[c].any()])
 
 
 def efficiency_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
-    """Parameters, GFLOPs per image, checkpoint size, time per epoch, training images/s and peak
-    GPU memory of each model's run (as measured by the run itself)."""
+    """Parameters, multiply-adds (GMACs, the paper's unit: a multiply-add counts once; GFLOPs
+    count it twice) per image, checkpoint size, time per epoch, training images/s and peak GPU
+    memory of each model's run (as measured by the run itself), each beside the paper's and the
+    reproduction report's figures."""
     rows = []
     for n in table_runs(study):
         if n in results:
-            m, ep = results[n].metrics, results[n].epochs
-            rows.append({"run": study.runs[n].label, "params (M)": m["parameters"] / 1e6,
-                         "GFLOPs / image": m.get("gflops_per_image"), "checkpoint (MB)": m.get("checkpoint_mb"),
-                         "s / epoch": float(ep["epoch_time_s"].mean()), "train img/s": m["train_images_per_s"],
+            m, ep, spec = results[n].metrics, results[n].epochs, study.runs[n]
+            flops = m.get("gflops_per_image")
+            rows.append({"run": spec.label, "params (M)": m["parameters"] / 1e6,
+                         "GMACs / image": None if flops is None else flops / 2,
+                         **seed_columns(spec, PAPER, ("params_m", "gmacs")),
+                         "checkpoint (MB)": m.get("checkpoint_mb"),
+                         **seed_columns(spec, REPRODUCTION, ("checkpoint_mb",)),
+                         "min / epoch": float(ep["epoch_time_s"].mean()) / 60,
+                         **seed_columns(spec, REPRODUCTION, ("epoch_min",)),
+                         "train img/s": m["train_images_per_s"], **seed_columns(spec, PAPER, ("train_img_s",)),
                          "peak GPU memory (GB)": m.get("peak_gpu_memory_gb"), "device": m["device"]})
     return pd.DataFrame(rows)
 
@@ -102,11 +120,38 @@ def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     if baseline not in results:
         return pd.DataFrame()
     base = seed_stats(study, results)[baseline][0]  # the mean, where the recipe ran over seeds
-    rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0}]
+
+    def swin(n: str) -> dict:  # the paper's and the reproduction's Swin-L/4 figure of the same change
+        return {**seed_columns(study.runs[n], SWIN_PAPER, ("acc1",)),
+                **seed_columns(study.runs[n], SWIN_REPRODUCTION, ("acc1",))}
+    rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0, **swin(baseline)}]
     rows += [{"variant": _variant(study.runs[n].label), "acc@1": results[n].metrics["test_accuracy"],
-              "vs default (points)": 100 * (results[n].metrics["test_accuracy"] - base)}
+              "vs default (points)": 100 * (results[n].metrics["test_accuracy"] - base), **swin(n)}
              for n in study.members("augmentation", "variants") if n in results]
     return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
+
+
+def optimizer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """DeiT's acc@1 by optimizer (the recipe's run first; the mean over seeds where repeated)
+    beside the paper's Swin-L/4 figures for the same optimizers."""
+    stats = seed_stats(study, results)
+    names = study.members("optimizers")
+    return pd.DataFrame([
+        {"optimizer": OPTIMIZER_NAMES.get(study.runs[n].config.optim.name, study.runs[n].config.optim.name)
+         if n == names[0] else _variant(study.runs[n].label), "acc@1": stats[n][0],
+         "best-epoch acc@1": best_epoch_accuracy(results[n]), **seed_columns(study.runs[n], SWIN_PAPER, ("acc1",))}
+        for n in names if n in results])
+
+
+def batch_size_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """DeiT's acc@1 and acc@5 by effective batch size beside the reproduction report's batch
+    runs (its DeiT-B at batch 32, 64 and 128; the paper has no batch-size table)."""
+    stats = seed_stats(study, results)
+    return pd.DataFrame([
+        {"effective batch": effective_batch(study.runs[n]), "acc@1": stats[n][0],
+         "acc@5": results[n].metrics.get("test_top5"),
+         **seed_columns(study.runs[n], BATCH_REPRODUCTION, ("acc1", "acc5"))}
+        for n in study.members("batch_sizes") if n in results])
 
 
 def _models(study: Study, stats: Mapping[str, tuple[float, float, int]]) -> str:

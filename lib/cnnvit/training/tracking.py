@@ -21,8 +21,8 @@ def check_tracking(tensorboard: bool, wandb: bool) -> None:
         raise ConfigError("train.tensorboard: the tensorboard package is not installed (pip install "
                           "tensorboard, or set train.tensorboard=false)")
     if wandb and importlib.util.find_spec("wandb") is None:
-        raise ConfigError("train.wandb: the wandb package is not installed (pip install wandb, or set "
-                          "train.wandb=false)")
+        raise ConfigError("train.wandb: the wandb package is not installed (pip install -e '.[wandb]', or "
+                          "set train.wandb=false)")
 
 
 class Tracker:
