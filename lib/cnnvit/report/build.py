@@ -208,10 +208,10 @@ def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome
     for entry, outcome in zip(entries, outcomes):
         try:
             study = load_study(entry.params, out_dir=out_dir / entry.name)
-            seeds = study if profile == "paper" else _seed_setting(entry, out_dir)
         except Exception as exc:
             rows.append({"study": entry.name, "run": f"parameters invalid: {exc}"})  # shown, not hidden
             continue
+        seeds = study if profile == "paper" else _seed_setting(entry, out_dir)
         metric_name, metric = seed_metric(study.study)
         for name, metrics in completed_metrics(study).items():
             spec = study.runs[name]
@@ -240,7 +240,13 @@ def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome
 def _seed_setting(entry: StudyEntry, out_dir: Path) -> Optional[Study]:
     """The paper profile's file of the same study (the seed's setting), or None without one."""
     paper = entry.params.parent.parent / "paper" / entry.params.name
-    return load_study(paper, out_dir=out_dir.parent / "paper" / entry.name) if paper.is_file() else None
+    if not paper.is_file():
+        return None
+    try:
+        return load_study(paper, out_dir=out_dir.parent / "paper" / entry.name)
+    except Exception as exc:  # the summary then compares nothing with the seed; it still renders
+        log.warning("%s: the seed's setting could not be read (%s); no run is set against the seed", paper, exc)
+        return None
 
 
 def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str]] = None,

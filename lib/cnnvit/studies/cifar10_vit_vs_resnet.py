@@ -69,13 +69,15 @@ def _curve_state(study: Study, results: Mapping[str, Run], name: str) -> tuple[s
     state = rising * 2 > len(told)  # (a tie counts as level)
     if len(told) == 1:
         return ("still rising" if state else "level") + f" at its end ({checks[0].cell()})", state
-    return (f"still rising in {rising}" if state else f"level in {len(told) - rising}") + f" of {len(told)} seeds", state
+    told_as = f"still rising in {rising}" if state else f"level in {len(told) - rising}"
+    return f"{told_as} of {len(told)} seeds", state
 
 
 def _trends(study: Study, results: Mapping[str, Run]) -> str:
     """The seed's two trend claims, read from our seed-setting curves with the plateau check."""
     cnn, vit = study.member("seed_settings", "cnn"), study.member("seed_settings", "vit")
-    (vit_text, vit_rising), (cnn_text, cnn_rising) = _curve_state(study, results, vit), _curve_state(study, results, cnn)
+    vit_text, vit_rising = _curve_state(study, results, vit)
+    cnn_text, cnn_rising = _curve_state(study, results, cnn)
 
     def agrees(state: Optional[bool], seed_saw: bool) -> str:
         return "untested" if state is None else ("as the seed saw" if state == seed_saw else "unlike the seed")

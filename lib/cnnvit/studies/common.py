@@ -189,7 +189,8 @@ def seed_columns(spec: RunSpec, source: str, figures: Sequence[str]) -> dict[str
 def seed_notes(study: Study) -> str:
     """The seed's headline figure set beside each run (its ``reported:``) and what it is (its
     ``reported_note:``), as a Markdown list; '' when no run has one."""
-    lines = [f"- {spec.label}: {100 * spec.reported:.2f}%" + (f" ({spec.reported_note})" if spec.reported_note else "")
+    lines = [f"- {spec.label}: {100 * spec.reported:.2f}%"
+             + (f" ({spec.reported_note})" if spec.reported_note else "")
              for spec in study.runs.values() if spec.reported is not None and not spec.replica_of]
     return ("**The seed's figures** set beside our runs:\n\n" + "\n".join(lines)) if lines else ""
 
