@@ -420,6 +420,27 @@ MUTANTS: tuple[Mutant, ...] = (
            "        if False:",
            "train.eval_flip evaluates the images alone",
            ("tests/test_train.py",)),
+    # --------------------------------------------------------------- fidelity to the seeds (issue 27)
+    Mutant("any-run-compared-with-the-seed", "seeds", "lib/cnnvit/studies/core.py",
+           "        if mine != seeds:",
+           "        if False:",
+           "the summary sets a laptop run's result against the seed's figure",
+           ("tests/test_report.py",)),
+    Mutant("seed-figures-of-another-source", "seeds", "lib/cnnvit/studies/common.py",
+           "    given = spec.seed_figures.get(source, {})",
+           "    given = next(iter(spec.seed_figures.values()), {})",
+           "a table shows the paper's figure in the reproduction's column",
+           ("tests/test_seed_figures.py",)),
+    Mutant("study-3-on-the-last-epoch", "seeds", "lib/cnnvit/studies/tiny_imagenet_transformers.py",
+           'SEED_METRIC = ("best epoch", best_epoch_accuracy)',
+           'SEED_METRIC = ("best epoch", lambda run: run.metrics["test_accuracy"])',
+           "study 3's paper figures are set against the last epoch",
+           ("tests/test_report.py",)),
+    Mutant("gmacs-as-flops", "seeds", "lib/cnnvit/studies/tiny_imagenet_transformers.py",
+           '                         "GMACs / image": None if flops is None else flops / 2,',
+           '                         "GMACs / image": flops,',
+           "the efficiency table calls FLOPs multiply-adds",
+           ("tests/test_seed_figures.py",)),
 )
 
 AREAS = tuple(dict.fromkeys(m.area for m in MUTANTS))
