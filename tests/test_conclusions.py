@@ -268,8 +268,10 @@ def test_cifar10_trends_are_read_from_the_seed_settings_curves() -> None:
 
 def test_cifar10_missing_runs_say_so_in_their_own_bullets() -> None:
     md = studies.cifar10_conclusions(study_of(CIFAR), cifar_results(seed_resnet18=None, strong_vit=None))
-    assert bullets(md) == ["Seed settings.", "Preprocessing ablation.", "ResNet-18, strong recipe", "ViT, strong recipe"]
+    assert bullets(md) == ["Seed settings.", "Trends.", "Preprocessing ablation.", "ResNet-18, strong recipe",
+                           "ViT, strong recipe"]
     assert bullet(md, "Seed settings.") == "- **Seed settings.** Skipped, not run: seed_resnet18."
+    assert bullet(md, "Trends.") == "- **Trends.** Skipped, not run: seed_resnet18."
     assert bullet(md, "ResNet-18, strong recipe") == "- **ResNet-18, strong recipe** Skipped, not run: seed_resnet18."
     assert bullet(md, "ViT, strong recipe") == "- **ViT, strong recipe** Skipped, not run: strong_vit."
     assert "not run" not in bullet(md, "Preprocessing ablation.")

@@ -322,7 +322,7 @@ def test_summary_table_puts_each_run_beside_the_seed(project):
 
 @pytest.mark.parametrize("paper_change, why", [
     (None, "no run of this name in the seed's setting (the paper profile)"),
-    ("model: {name: test_vit}", "model test_resnet_cifar, the seed setting's test_vit"),
+    ("model: {name: test_resnet_bottleneck}", "model test_resnet_cifar, the seed setting's test_resnet_bottleneck"),
     ("train: {epochs: 30}", "epochs 1, the seed setting's 30"),
     ("data: {name: synthetic, synthetic_train: 64, synthetic_test: 32, train_subset: 32}",
      "training images all, the seed setting's 32"),

@@ -112,8 +112,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
              f"the run's full test split ({n_test} images), the mean over seeds where a run was repeated.*", ""]
     missing = not_run(study.members("seed_settings"), stats)
     lines.append(skipped("Seed settings.", missing) if missing else _seed_settings(study, results, stats, ep, n_test))
-    if not missing:
-        lines.append(_trends(study, results))
+    lines.append(skipped("Trends.", missing) if missing else _trends(study, results))
     missing = not_run(study.members("preprocessing"), stats)
     lines.append(skipped("Preprocessing ablation.", missing) if missing else _preprocessing(study, results, stats, n_test))
     for group, family, target in RECIPES:
