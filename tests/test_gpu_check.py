@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -174,7 +175,8 @@ def test_budget_skips_what_would_not_fit_and_versions_are_recorded(tmp_path, fak
                            "--out", str(out)])
     summary = (out / "summary.md").read_text()
     assert code == 0, summary
-    assert "early stopping | n/a | skipped: needs about 20 s, 3 s of the budget left" in summary
+    # (the seconds left depend on how long the imports took)
+    assert re.search(r"early stopping \| n/a \| skipped: needs about 20 s, [0-3] s of the budget left", summary)
     assert "skipped: needs about 10 s" in pd.read_csv(out / "throughput.csv")["note"].iloc[0]
     for package in ("Python 3", "torch ", "torchvision ", "timm ", "numpy "):
         assert package in summary
