@@ -21,6 +21,7 @@ import argparse
 import logging
 import math
 import os
+import platform
 import signal
 import shutil
 import subprocess
@@ -458,8 +459,6 @@ def projection(table: pd.DataFrame) -> pd.DataFrame:
 def versions(device: str) -> list[str]:
     """What the results were measured with: Python and the packages, and on CUDA the runtime, the
     driver and the GPU (name, memory, compute capability)."""
-    import platform
-
     import torchvision
     try:
         import timm
@@ -481,7 +480,6 @@ def versions(device: str) -> list[str]:
 
 def cpu_name() -> str:
     """The CPU's model name (Linux), else the machine type."""
-    import platform
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

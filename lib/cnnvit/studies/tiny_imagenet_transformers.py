@@ -131,16 +131,21 @@ def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
 
 
+def _optimizer(study: Study, n: str) -> str:
+    """An optimizer run's name: the recipe's (the group's first) by its optimizer, each other by
+    what its label says."""
+    optim = study.runs[n].config.optim.name
+    return OPTIMIZER_NAMES.get(optim, optim) if n == study.members("optimizers")[0] else _variant(study.runs[n].label)
+
+
 def optimizer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """DeiT's acc@1 by optimizer (the recipe's run first; the mean over seeds where repeated)
     beside the paper's Swin-L/4 figures for the same optimizers."""
     stats = seed_stats(study, results)
-    names = study.members("optimizers")
     return pd.DataFrame([
-        {"optimizer": OPTIMIZER_NAMES.get(study.runs[n].config.optim.name, study.runs[n].config.optim.name)
-         if n == names[0] else _variant(study.runs[n].label), "acc@1": stats[n][0],
+        {"optimizer": _optimizer(study, n), "acc@1": stats[n][0],
          "best-epoch acc@1": best_epoch_accuracy(results[n]), **seed_columns(study.runs[n], SWIN_PAPER, ("acc1",))}
-        for n in names if n in results])
+        for n in study.members("optimizers") if n in results])
 
 
 def batch_size_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
@@ -179,11 +184,7 @@ def _optimizers(study: Study, acc: Mapping[str, float]) -> str:
     present = [n for n in names if n in acc]
     if len(present) < 2:  # one optimizer alone compares nothing
         return skipped("Optimizers", not_run(names, acc))
-
-    def name(n: str) -> str:  # the recipe's run by its optimizer; each other by what its label says
-        return OPTIMIZER_NAMES.get(study.runs[n].config.optim.name, study.runs[n].config.optim.name) \
-            if n == names[0] else _variant(study.runs[n].label)
-    return ("- **Optimizers** (DeiT): " + ", ".join(f"{name(n)} {pct(acc[n])}" for n in present) + "."
+    return ("- **Optimizers** (DeiT): " + ", ".join(f"{_optimizer(study, n)} {pct(acc[n])}" for n in present) + "."
             + not_run_note(names, acc))
 
 
