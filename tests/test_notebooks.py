@@ -149,10 +149,27 @@ def _cell_table(nb, source_start: str) -> list[dict[str, str]]:
 
 
 def _check_report_section(out_nb: Path, title: str, tmp_path: Path) -> None:
-    """The executed notebook as a report section: its tables and figures fit the PDF page."""
+    """The executed notebook as a report section: every table cell shown in full (no "..."; the
+    deviations exactly as the parameter file gives them), and in the PDF no table or figure past
+    a page's edge, no word broken inside a cell, no page holding only a heading."""
     from pypdf import PdfReader
 
     from cnnvit.report import render
+    from cnnvit.studies import load_study
+
+    nb = nbformat.read(out_nb, as_version=4)
+    parser = _Tables()
+    parser.feed("".join(o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
+                        for o in c.get("outputs", []) if "text/html" in o.get("data", {})))
+    cells = [cell for table in parser.tables for row in table for cell in row]
+    assert cells and not [c for c in cells if c.endswith(("...", "…"))], "a table cell is cut short"
+    study = load_study(ROOT / "params" / "smoke" / f"{out_nb.stem}.yaml") if (
+        ROOT / "params" / "smoke" / f"{out_nb.stem}.yaml").exists() else None
+    deviations = _cell_table(nb, "display(show_table(deviations_table(study)))")
+    if study is not None and study.deviations:
+        assert [tuple(" ".join(r[k].split()) for k in ("what", "the seed", "why")) for r in deviations] == \
+            [(" ".join(d["what"].split()), " ".join(d["seed"].split()), " ".join(d["why"].split()))
+             for d in study.deviations], "the deviations table shows every cell in full"
 
     outcome = render.StudyOutcome(out_nb.stem, title, "ok", notebook=out_nb)
     page = tmp_path / "report.html"
@@ -187,7 +204,7 @@ def test_study_02_smoke_runs_and_reports(tmp_path):
         assert metrics[name]["dataset"]["n_val"] == 240  # 20% of 1,200 held out
     for reported in ("52.79%", "0.50%", "55.09%", "56.03%", "58.97%", "54.03%", "59.29%", "41.63%"):
         assert reported in html, f"seed's {reported} missing from the table"
-    rows = {r["run"]: r for r in _cell_table(nb, "table, shared = factor_out_constants(summary_table")}
+    rows = {r["run"]: r for r in _cell_table(nb, "table = summary_table(")}
     seed_params = {label: r["seed params (M)"] for label, r in rows.items()}
     assert sorted(v for v in seed_params.values() if v != "—") == ["11.27", "21.13", "21.23", "21.38", "23.38",
                                                                   "23.91"], seed_params
@@ -200,7 +217,7 @@ def test_study_02_smoke_runs_and_reports(tmp_path):
     from cnnvit.studies import load_study, training_diagnosis
 
     study = load_study(ROOT / "params" / "smoke" / "02_tiny_imagenet_cnn_ablations.yaml", out_dir=runs_dir)
-    diagnosis = {row["run"]: row["status"] for row in _cell_table(nb, "diagnosis_table(")}
+    diagnosis = {row["run"]: row["status"] for row in _cell_table(nb, "show_table(diagnosis_table(")}
     assert diagnosis == {study.runs[n].label: training_diagnosis(load_run(study.run_dir(n), device="cpu"))["status"]
                          for n in expected}
     assert f"{100 * metrics['vgg19_bn']['test_accuracy']:.1f}%" in markdown
@@ -249,7 +266,7 @@ def test_study_03_smoke_runs_and_reports(tmp_path):
     for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
         assert reported in html
     # the seeds' own figures beside ours, in the table of each (from the parameter file)
-    tables = {"models": _cell_table(nb, "models = transformer_table"), "efficiency": _cell_table(nb, "eff, shared"),
+    tables = {"models": _cell_table(nb, "models = transformer_table"), "efficiency": _cell_table(nb, "eff = efficiency_table"),
               "optimizers": _cell_table(nb, "opts = optimizer_table"), "ablation": _cell_table(nb, "ablation = "),
               "batches": _cell_table(nb, "batches = batch_size_table")}
     swin = next(r for r in tables["efficiency"] if r["run"].startswith("Swin"))
@@ -305,7 +322,7 @@ def test_study_05_smoke_runs_and_reports(tmp_path):
     # the pretraining helper (the ViTs start from it) is no contender, in the bullet or the table
     multilabel = next(line for line in conclusions.splitlines() if line.startswith("- **Multi-label.**"))
     assert "Stand-in pretraining" not in multilabel
-    table = _cell_table(nb, 'celeba_table(study, results, "multilabel")')
+    table = _cell_table(nb, 'show_table(celeba_table(study, results, "multilabel")')
     assert [row["run"] for row in table] == ["ResNet-152 stand-in, 40 attributes (seed setting; model not named by the seed)",
                                              "ViT-B/32 stand-in, pretrained, 40 attributes, stronger recipe"]
     _check_report_section(out_nb, "Study 5", tmp_path)

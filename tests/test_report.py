@@ -270,8 +270,8 @@ def test_title_page_facts(project, monkeypatch):
     for key in ("Profile", "Date", "Git commit", "CPU", "Memory", "GPU", "Libraries", "Total time", "Studies"):
         assert facts.get(key), key
     assert facts["Profile"] == "smoke"
-    assert re.fullmatch(r"[0-9a-f]{12} \(dirty: uncommitted changes\)", facts["Git commit"]), \
-        "the untracked project files make it dirty"
+    assert re.fullmatch(r"[0-9a-f]{12} \(clean\)", facts["Git commit"]), \
+        "untracked files (a user's scratch notebook) do not change what the code computes"
     assert "torch 2." in facts["Libraries"] and "weasyprint" in facts["Libraries"]
     assert facts["Total time"].startswith("2m 00s of notebook execution (1 of 2 studies executed now")
     assert facts["Studies"] == "1 of 2 succeeded; failed: 02_beta"
@@ -279,11 +279,37 @@ def test_title_page_facts(project, monkeypatch):
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "y"],
                    cwd=project, check=True)
     assert render.git_state(project)[1] is False, "untracked outputs/ do not make it dirty"
+    (project / "notebooks" / "scratch.ipynb").write_text("{}")
+    assert render.git_state(project)[1] is False, "an untracked file is not a change"
     (project / "notebooks" / "01_alpha.ipynb").write_text("{}")
     assert render.git_state(project)[1] is True
+    facts = render.title_facts(render.git_state(project), "smoke", outcomes, elapsed_s=30)
+    assert facts["Git commit"].endswith("(dirty: uncommitted changes to tracked files)")
     outside = project.parent / "not_git"
     outside.mkdir()
     assert render.git_state(outside) == ("unknown", None)
+
+
+def test_title_page_says_how_the_studies_ran_and_names_those_left_out() -> None:
+    def facts(cached, left_out=()):
+        outcomes = [render.StudyOutcome(f"0{i}_s", f"S{i}", "ok", wall_s=10, cached=c) for i, c in enumerate(cached)]
+        return render.title_facts(("abc", False), "smoke", outcomes, elapsed_s=5, left_out=left_out)
+
+    assert "(all 2 studies executed now)" in facts([False, False])["Total time"]
+    assert "others reused" not in facts([False, False])["Total time"]
+    assert "none executed now" in facts([True, True])["Total time"]
+    assert "1 of 2 studies executed now, the others reused unchanged" in facts([False, True])["Total time"]
+    assert facts([False])["Studies"] == "1 of 1 succeeded"
+    assert facts([False], ["Study 2 — CNN ablations"])["Studies"].endswith(
+        "not in this build (chosen with STUDIES=): Study 2 — CNN ablations")
+
+
+def test_a_build_over_some_studies_names_the_others(project):
+    chosen = report.discover_studies(project, "smoke", ["01"])
+    left = report.left_out_studies(project, "smoke", chosen)
+    everything = report.discover_studies(project, "smoke")
+    assert len(left) == len(everything) - 1 and left, left
+    assert report.left_out_studies(project, "smoke", everything) == []
 
 
 def test_summary_table_puts_each_run_beside_the_seed(project):

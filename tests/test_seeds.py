@@ -66,13 +66,18 @@ def test_tables_give_the_mean_and_spread_over_seeds(tmp_path):
     assert set(stats) == {"a", "b"}
     assert stats["a"] == pytest.approx((np.mean(acc), np.std(acc, ddof=1), 3))
     assert stats["b"] == (results["b"].metrics["test_accuracy"], 0.0, 1)
+    # one row per setting: the mean, the spread in points and how many seeds, on the first run's
     table = summary_table(study, results)
-    # one row per run, in study order, each under its own label: the mean sits on the first run's
-    assert list(table["run"]) == ["model A", "model A (seed 5)", "model A (seed 8)", "model B"]
+    assert list(table["run"]) == ["model A", "model B"]
     table = table.set_index("run")
     mean, std, n = stats["a"]
-    assert table.loc["model A", "over seeds"] == f"{mean:.3f} ± {std:.3f}"
-    assert (table["over seeds"] == "").sum() == 3  # the repeats and the run without seeds
+    assert table.loc["model A", "test acc"] == pytest.approx(mean)
+    assert table.loc["model A", "± (points)"] == pytest.approx(100 * std)
+    assert list(table["seeds"]) == [3, 1] and np.isnan(table.loc["model B", "± (points)"])
+    # and one row per seed on demand, each with its own number
+    per_seed = summary_table(study, results, seeds=True)
+    assert list(per_seed["run"]) == ["model A", "model A (seed 5)", "model A (seed 8)", "model B"]
+    assert list(per_seed["test acc"][:3]) == pytest.approx(acc) and "seeds" not in per_seed
 
 
 def test_pct_seeds_wording():

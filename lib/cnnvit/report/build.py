@@ -307,7 +307,8 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
         section, title, subs = render.study_section(outcome, profile)
         sections.append((outcome, section, title, subs))
     summary = summary_frame(entries, outcomes, profile, out_dir)
-    facts = render.title_facts(git, profile, outcomes, time.time() - t_start)
+    facts = render.title_facts(git, profile, outcomes, time.time() - t_start,
+                               left_out=left_out_studies(root, profile, entries))
     report = out_dir / "report.html"
     references = render.references_html(root / "docs" / "references.md")
     report.write_text(render.assemble_html(facts, sections, summary, references=references),
@@ -317,6 +318,18 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
         render.write_pdf(report, out_dir / "report.pdf")
         log.info("wrote %s", out_dir / "report.pdf")
     return report, outcomes
+
+
+def left_out_studies(root: Path, profile: str, chosen: Sequence[StudyEntry]) -> list[str]:
+    """The titles of the study notebooks a build over some studies (``STUDIES=``) did not include."""
+    names = {e.name for e in chosen}
+    out = []
+    for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if nb.stem in names:
+            continue
+        params = root / "params" / profile / f"{nb.stem}.yaml"
+        out.append(study_title(StudyEntry(nb.stem, nb, params, "")) if params.exists() else nb.stem)
+    return out
 
 
 def _relative(path: Path, root: Path) -> str:

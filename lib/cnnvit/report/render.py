@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import nbformat
 import pandas as pd
@@ -55,11 +55,12 @@ class StudyOutcome:
 
 def git_state(root: Path) -> tuple[str, Optional[bool]]:
     """(commit hash, dirty?) of the checkout at ``root``; ("unknown", None) outside git.
-    Changes under ``outputs/`` (results, not code) do not count as dirty."""
+    Only changes to tracked files count as dirty: untracked files (a user's scratch notebook) and
+    anything under ``outputs/`` (results, not code) do not change what the code computes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, text=True,
                                 capture_output=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)outputs"],
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)outputs"],
                                 cwd=root, text=True, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", None
@@ -104,15 +105,22 @@ def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, 
 
 
 def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequence[StudyOutcome],
-                elapsed_s: float, now: Optional[datetime] = None) -> dict[str, str]:
+                elapsed_s: float, now: Optional[datetime] = None,
+                left_out: Sequence[str] = ()) -> dict[str, str]:
     """The title page's table: profile, date, commit (``git`` from :func:`git_state`), hardware,
-    versions, total time."""
+    versions, total time; ``left_out``: the titles of the studies this build did not include."""
     commit, dirty = git
     if dirty is None:
         commit_text = "unknown (not a git checkout)"
     else:
-        commit_text = commit + (" (dirty: uncommitted changes)" if dirty else " (clean)")
+        commit_text = commit + (" (dirty: uncommitted changes to tracked files)" if dirty else " (clean)")
     executed = [o for o in outcomes if not o.cached]
+    if len(executed) == len(outcomes):
+        how = f"all {len(outcomes)} {'study' if len(outcomes) == 1 else 'studies'} executed now"
+    elif not executed:
+        how = "none executed now: every study reused unchanged from an earlier build"
+    else:
+        how = f"{len(executed)} of {len(outcomes)} studies executed now, the others reused unchanged"
     facts = {
         "Profile": profile,
         "Date": (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip(),
@@ -120,15 +128,15 @@ def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequenc
         **hardware_summary(),
         "Libraries": ", ".join(f"{k} {v}" for k, v in package_versions().items()),
         "Total time": (f"{_duration(sum(o.wall_s for o in outcomes))} of notebook execution "
-                       f"({len(executed)} of {len(outcomes)} studies executed now, the others reused "
-                       f"unchanged); this build took {_duration(elapsed_s)}"),
+                       f"({how}); this build took {_duration(elapsed_s)}"),
     }
     failed = [o.name for o in outcomes if o.status == "failed"]
     partial = [o.name for o in outcomes if o.status == "partial"]
     facts["Studies"] = (f"{len(outcomes) - len(failed)} of {len(outcomes)} succeeded"
                         + (f"; partial (runs that could not train here left out): {', '.join(partial)}"
                            if partial else "")
-                        + (f"; failed: {', '.join(failed)}" if failed else ""))
+                        + (f"; failed: {', '.join(failed)}" if failed else "")
+                        + (f"; not in this build (chosen with STUDIES=): {'; '.join(left_out)}" if left_out else ""))
     return facts
 
 
@@ -296,7 +304,7 @@ def _failure_box(outcome: StudyOutcome, nb: Optional[nbformat.NotebookNode]) -> 
 # ----------------------------------------------------------------------------- summary and page
 
 SUMMARY_COLUMNS = ("run", "role", "model", "epochs", "test accuracy", "seed reported",
-                   "vs seed, same metric (points)", "compared on", "profile", "wall time", "device")
+                   "vs seed, same metric (points)", "compared on", "wall time", "device")
 
 
 def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
@@ -308,18 +316,20 @@ def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
            "vs seed, same metric (points)": lambda v: "" if v is None or v != v else f"{100 * v:+.1f}",
            "wall time": lambda v: "" if v is None or v != v else _duration(v),
            "epochs": lambda v: "" if v is None or v != v else f"{int(v)}"}
-    rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS) + "</tr>"]
+    devices = set(table["device"].dropna()) if "device" in table else set()
+    columns = [c for c in SUMMARY_COLUMNS if not (c == "device" and len(devices) == 1)]
+    rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"]
     for outcome in outcomes:
         flag = status_flag(outcome)
-        rows.append(f'<tr class="group"><th colspan="{len(SUMMARY_COLUMNS)}">{html.escape(outcome.name)}: '
-                    f'{html.escape(outcome.title)}{flag}</th></tr>')
+        rows.append(f'<tr class="group"><th colspan="{len(columns)}">{html.escape(outcome.title)}{flag}</th></tr>')
         runs = table[table["study"] == outcome.name] if not table.empty else table
         if runs.empty:
-            rows.append(f'<tr><td colspan="{len(SUMMARY_COLUMNS)}">no runs</td></tr>')
+            rows.append(f'<tr><td colspan="{len(columns)}">no runs</td></tr>')
         for _, r in runs.iterrows():
-            cells = [fmt.get(c, lambda v: "" if v is None or v != v else str(v))(r.get(c)) for c in SUMMARY_COLUMNS]
+            cells = [fmt.get(c, lambda v: "" if v is None or v != v else str(v))(r.get(c)) for c in columns]
             rows.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in cells) + "</tr>")
-    return '<table class="summary">' + "\n".join(rows) + "</table>"
+    caption = f"<caption>Every run on {html.escape(devices.pop())}.</caption>" if len(devices) == 1 else ""
+    return '<table class="summary">' + caption + "\n".join(rows) + "</table>"
 
 
 def references_html(path: Path) -> str:
@@ -374,9 +384,9 @@ def assemble_html(facts: dict[str, str], sections: Sequence[tuple[StudyOutcome, 
 <nav class="toc"><h2>Contents</h2><ol>{''.join(toc)}</ol></nav>
 {''.join(section for _, section, _, _ in sections)}
 <section class="summary" id="summary"><h1>Summary across studies</h1>
-<p>Every run's test accuracy (computed by the code that ran, on the run's test split) beside the
-number the seed reported for that setting{seeds}, with the profile, epochs and wall time that
-produced it. The difference is given only for a run in the seed's setting (the data set, task,
+<p>Every run's test accuracy in profile <b>{html.escape(profile)}</b> (computed by the code that ran,
+on the run's test split) beside the number the seed reported for that setting{seeds}, with the
+epochs and wall time that produced it. The difference is given only for a run in the seed's setting (the data set, task,
 model, training images, input size and epochs of the paper profile's run of that name) and on
 the seed's metric (the best epoch for study 3, whose paper reports the highest accuracy during
 training); "compared on" says which, or why a run is not comparable. Runs not completed show no
@@ -389,17 +399,24 @@ number.</p>
 
 
 def write_pdf(html_path: Path, pdf_path: Path) -> list[str]:
-    """Print the report with WeasyPrint (A4, page numbers, images scaled to the page width).
-    Returns (and logs) every element that sticks out past a page's right margin: what would be
-    cut off or run into the margin."""
+    """Print the report with WeasyPrint (A4, page numbers). A table too wide for a portrait page
+    (cells break at spaces only, never inside a word) gets a landscape page of its own. Returns
+    (and logs) every layout problem :func:`page_problems` still finds: content past a page's edge,
+    a page holding only a heading, a word broken inside a table cell."""
     # WeasyPrint logs its steps (some at import) and every CSS property it ignores in
     # nbconvert's and pandas' styles; only its errors matter here
     for name in ("weasyprint", "weasyprint.progress", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     from weasyprint import HTML
 
-    doc = HTML(filename=str(html_path), base_url=str(html_path.parent)).render()
-    problems = overflowing_boxes(doc)
+    source = _number_tables(html_path.read_text(encoding="utf-8"))
+    doc = HTML(string=source, base_url=str(html_path.parent)).render()
+    wide = _overflowing_tables(doc)
+    if wide:  # the second layout, with those tables on landscape pages
+        source = re.sub(r'<table data-t="(\d+)"', lambda m: m.group(0) + (' data-wide="1"' if m.group(1) in wide else ""),
+                        source)
+        doc = HTML(string=source, base_url=str(html_path.parent)).render()
+    problems = page_problems(doc)
     for problem in problems:
         log.warning("%s: %s", pdf_path.name, problem)
     tmp = pdf_path.with_suffix(".pdf.tmp")
@@ -408,25 +425,132 @@ def write_pdf(html_path: Path, pdf_path: Path) -> list[str]:
     return problems
 
 
+def _number_tables(source: str) -> str:
+    """Every ``<table`` numbered (``data-t``), so that a table found too wide in one layout can be
+    named in the next."""
+    counter = iter(range(1, 1 << 30))
+    return re.sub(r"<table\b", lambda m: f'<table data-t="{next(counter)}"', source)
+
+
+def _boxes(page) -> Iterator:
+    page_box = page._page_box  # WeasyPrint's layout tree (pinned version): no public accessor
+    yield from page_box.descendants()
+
+
+def _content_area(page) -> tuple[float, float, float, float]:
+    box = page._page_box
+    return box.content_box_x(), box.content_box_y(), box.width, box.height
+
+
+def _overflowing_tables(doc) -> set[str]:
+    """The ``data-t`` numbers of the tables wider than their page."""
+    found = set()
+    for page in doc.pages:
+        x, _, width, _ = _content_area(page)
+        for box in _boxes(page):
+            element = getattr(box, "element", None)
+            if getattr(box, "element_tag", None) == "table" and element is not None and element.get("data-t"):
+                try:
+                    if box.border_box_x() + box.border_width() > x + width + 1:
+                        found.add(element.get("data-t"))
+                except (AttributeError, TypeError):
+                    continue
+    return found
+
+
+def page_problems(doc) -> list[str]:
+    """Layout problems of a rendered WeasyPrint document: elements past their page's content
+    area (right or bottom edge), pages whose only content is a heading, and table cells whose
+    text breaks inside a word."""
+    return overflowing_boxes(doc) + stranded_headings(doc) + broken_words(doc)
+
+
 def overflowing_boxes(doc) -> list[str]:
-    """Elements of a rendered WeasyPrint document wider than their page's content area."""
+    """Elements wider than their page's content area, or reaching past its foot."""
     problems = []
     for number, page in enumerate(doc.pages, 1):
-        page_box = page._page_box  # WeasyPrint's layout tree (pinned version): no public accessor
-        right = page_box.content_box_x() + page_box.width
+        x, y, width, height = _content_area(page)
         seen = set()
-        for box in page_box.descendants():
+        for box in _boxes(page):
             tag = getattr(box, "element_tag", None)
             if not tag or getattr(box, "width", None) is None or tag in seen:
                 continue
             try:
-                edge = box.border_box_x() + box.border_width()
+                right = box.border_box_x() + box.border_width()
+                bottom = box.border_box_y() + box.border_height()
             except (AttributeError, TypeError):
                 continue
-            if edge > right + 1:
+            if right > x + width + 1:
                 seen.add(tag)
-                problems.append(f"page {number}: <{tag}> is {edge - right:.0f}px wider than the page")
+                problems.append(f"page {number}: <{tag}> is {right - (x + width):.0f}px wider than the page")
+            elif bottom > y + height + 1 and tag not in ("html", "body"):
+                seen.add(tag)
+                problems.append(f"page {number}: <{tag}> runs {bottom - (y + height):.0f}px past the foot of the page")
     return problems
+
+
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+
+
+def stranded_headings(doc) -> list[str]:
+    """Pages whose only visible content (text or image) sits inside headings: a heading left at a
+    page's foot, or alone on a page, with what it introduces on the next."""
+    from weasyprint.formatting_structure import boxes as wb
+
+    problems = []
+    for number, page in enumerate(doc.pages, 1):
+        heading_text, other = [], False
+        for box in _boxes(page):
+            content = (isinstance(box, wb.TextBox) and box.text.strip()) or isinstance(box, wb.ReplacedBox)
+            if not content:
+                continue
+            if _inside(box, _HEADINGS, page):
+                heading_text.append(box.text.strip() if isinstance(box, wb.TextBox) else "")
+            else:
+                other = True
+                break
+        if heading_text and not other:
+            problems.append(f"page {number} holds only a heading: {' '.join(heading_text)[:80]!r}")
+    return problems
+
+
+def _inside(box, tags: set[str], page) -> bool:
+    """Whether ``box`` lies inside an element named in ``tags`` (WeasyPrint's boxes know their
+    element, not their parent box: the element tree is walked instead)."""
+    element = getattr(box, "element", None)
+    while element is not None:
+        if getattr(element, "tag", None) in tags:
+            return True
+        element = element.getparent() if hasattr(element, "getparent") else None
+    return False
+
+
+def broken_words(doc) -> list[str]:
+    """Table cells whose text the layout broke inside a word: two consecutive lines of a cell where
+    the cell's text has no space (nor hyphen or slash) at the break."""
+    from weasyprint.formatting_structure import boxes as wb
+
+    problems = []
+    for number, page in enumerate(doc.pages, 1):
+        for box in _boxes(page):
+            if not isinstance(box, wb.TableCellBox):
+                continue
+            lines = ["".join(t.text for t in line.descendants() if isinstance(t, wb.TextBox))
+                     for line in box.descendants() if isinstance(line, wb.LineBox)]
+            lines = [x.strip() for x in lines if x.strip()]
+            cell = _cell_text(box)
+            for a, b in zip(lines, lines[1:]):
+                end, start = a.split()[-1], b.split()[0]
+                if end[-1].isalnum() and start[0].isalnum() and end + start in cell and f"{end} {start}" not in cell:
+                    problems.append(f"page {number}: a table cell breaks the word {end + start!r}")
+                    break
+    return problems
+
+
+def _cell_text(box) -> str:
+    element = getattr(box, "element", None)
+    text = "".join(element.itertext()) if element is not None else ""
+    return " ".join(text.split())
 
 
 REPORT_CSS = """
@@ -441,8 +565,12 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f5f6f8; paddi
       border-radius: 4px; }
 img { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
 table { border-collapse: collapse; font-size: .8rem; margin: .5rem 0; max-width: 100%; }
+/* cells break at spaces only: a word cut in two ("inpu t px") is misread; a wide table scrolls on
+   screen and gets a landscape page in print */
 th, td { border-bottom: 1px solid var(--line); padding: .2rem .4rem; text-align: right;
-         vertical-align: top; overflow-wrap: break-word; }
+         vertical-align: top; overflow-wrap: normal; word-break: normal; hyphens: manual; }
+.jp-OutputArea-output, .output_html { overflow-x: auto; }
+caption { caption-side: top; text-align: left; color: var(--muted); font-size: .8rem; padding: .2rem 0; }
 th { background: #f0f2f5; }
 .title-page { padding-top: 3rem; }
 .report-title { font-size: 2.1rem; margin-bottom: .3rem; }
@@ -467,14 +595,18 @@ table.summary td:nth-child(-n+3), table.summary th:nth-child(-n+3) { text-align:
 table.summary tr.group th { text-align: left; background: #e4e9f2; font-size: .85rem; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
-  /* a long identifier (a model name) may break inside a cell rather than push a table off the page */
-  th, td { overflow-wrap: anywhere; }
   @page { size: A4; margin: 16mm 14mm 18mm;
           @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #777; } }
+  @page wide { size: A4 landscape; }
+  /* a table too wide for a portrait page (write_pdf marks it after a first layout) */
+  table[data-wide] { page: wide; }
+  /* a figure fits a page with room for the heading above it (figures are at most 1.3 x as tall as wide) */
+  img { max-height: 225mm; width: auto; max-width: 100%; object-fit: contain; }
+  caption { break-after: avoid; }
   .title-page { break-after: page; }
   .toc { break-after: page; }
   .study, .summary { break-before: page; border-top: none; margin-top: 0; }
-  h1, h2, h3 { break-after: avoid; }
+  h1, h2, h3, h4, h5, h6 { break-after: avoid; }
   img, tr, pre { break-inside: avoid; }
   .toc a.toc-link::after { content: leader(".") target-counter(attr(href), page); }
   .toc a.toc-link { text-decoration: none; color: var(--fg); }

@@ -22,6 +22,7 @@ from .core import RunSpec, Study, project_root
 from .dry_run import DryRun, DryRunReport, dry_run_study
 from .groups import Group, check_groups
 from .registry import STUDIES, group_schema
+from .tables import plain, show_table, shown_path
 from .study import (check_study_inputs, completed_metrics, load_study, prepare_generated_data, run_study,
                     study_config_for_run)
 from .tiny_imagenet_cnn_ablations import ablation_pairs, effect_panels
@@ -36,9 +37,9 @@ __all__ = [
     "cifar10_conclusions", "class_accuracy_extremes", "class_balance", "completed_metrics", "deviations_table",
     "diagnosis_table", "distributed_table", "dry_run_study", "effect_panels", "effective_batch", "efficiency_table",
     "factor_out_constants", "family_table", "finetune_conclusions", "finetune_table", "group_schema", "load_study",
-    "optimizer_table", "per_class_report", "per_class_table", "per_label_table", "plots", "prepare_generated_data",
+    "optimizer_table", "per_class_report", "plain", "per_class_table", "per_label_table", "plots", "prepare_generated_data",
     "preview_preprocessing", "project_root", "roc_curves", "run_study", "seed_columns", "seed_formats", "seed_notes",
-    "seed_report", "study_config_for_run", "summary_table", "task_runs", "tiny_imagenet_conclusions",
+    "seed_report", "show_table", "shown_path", "study_config_for_run", "summary_table", "task_runs", "tiny_imagenet_conclusions",
     "training_diagnosis", "transformer_table", "transformers_conclusions", "weights_kind", "weights_origin",
     "weights_summary",
 ]

@@ -18,6 +18,7 @@ from ..datasets import dataset_from_config
 from ..training.run import Run
 from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
+from .tables import factor_out_constants, show_table  # noqa: F401 (the facade's names)
 
 # ------------------------------------------------------------------------- conclusions' wording
 
@@ -207,20 +208,22 @@ def seed_formats(table: pd.DataFrame) -> dict[str, str]:
             if c.endswith(f" {figure}") and c != figure}
 
 
-def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
-    """One row per run: our test accuracy beside the seed's reported number, with the model size,
-    profile, epochs, wall time and throughput that produced it (and the last validation accuracy
-    when the runs hold a validation split; ``data`` gives train/val/test sizes); ``plateau`` is
-    the run's plateau check (:mod:`.plateau`: flat, still rising, or not checked)."""
+def summary_table(study: Study, results: Mapping[str, Run], seeds: bool = False) -> pd.DataFrame:
+    """One row per setting: our test accuracy (the mean over seeds where a run was repeated,
+    with their spread in points and how many) beside the seed's reported number, with the model
+    size, profile, epochs, wall time and throughput that produced it (and the last validation
+    accuracy when the runs hold a validation split; ``data`` gives train/val/test sizes);
+    ``plateau`` is the run's plateau check (:mod:`.plateau`). ``seeds=True``: one row per seed."""
     rows = []
     stats = seed_stats(study, results)
     for name, spec in study.runs.items():
-        if name not in results:  # a partial study's run that could not train here
+        if name not in results or (spec.replica_of and not seeds):  # not run here; or a repeat
             continue
         m = results[name].metrics
         cfg = spec.config
         d = m["dataset"]
         splits = "/".join(str(d[k]) for k in ("n_train", "n_val", "n_test") if d.get(k) or k != "n_val")
+        mean, std, n = stats[name] if name in stats and not seeds else (m["test_accuracy"], 0.0, 1)
         rows.append({
             "run": spec.label,
             "role": spec.role,
@@ -230,9 +233,9 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             **seed_columns(spec, "seed", ("params_m",)),
             "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
             "val acc": m.get("val_accuracy"),
-            "test acc": m["test_accuracy"],
-            "over seeds": f"{stats[name][0]:.3f} ± {stats[name][1]:.3f}"
-                          if name in stats and stats[name][2] > 1 else None,
+            "test acc": mean,
+            "± (points)": 100 * std if n > 1 else None,
+            "seeds": n,
             "plateau": plateau_of(results[name]).cell(),
             "top-5": m["test_top5"],
             "seed reported": spec.reported,
@@ -243,24 +246,23 @@ def summary_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             "device": m["device"],
         })
     table = pd.DataFrame(rows)
-    unused = [c for c in ("val acc", "over seeds", "seed params (M)") if table[c].isna().all()]
-    table["over seeds"] = table["over seeds"].fillna("")  # shown only on the runs that were repeated
+    unused = [c for c in ("val acc", "± (points)", "seed params (M)") if c in table and table[c].isna().all()]
+    if "seeds" in table and (table["seeds"] == 1).all():
+        unused.append("seeds")
     return table.drop(columns=unused)
 
 
-def factor_out_constants(table: pd.DataFrame, columns: tuple[str, ...] = ("input px", "data", "device")
-                         ) -> tuple[pd.DataFrame, str]:
-    """Drop the ``columns`` that hold one value for every row, and say that value once instead
-    (a caption): keeps a wide table within a printed page."""
-    same = [c for c in columns if c in table and table[c].nunique(dropna=False) == 1]
-    caption = "; ".join(f"{c}: {table[c].iloc[0]}" for c in same)
-    return table.drop(columns=same), (f"All runs: {caption}." if same else "")
-
-
-def per_class_table(results: Mapping[str, Run], labels: Mapping[str, str]) -> pd.DataFrame:
-    """Per-class F1 of each run (columns: runs, rows: classes)."""
-    return pd.DataFrame({labels[name]: {c: v["f1"] for c, v in run.metrics["test"]["per_class"].items()}
-                         for name, run in results.items()})
+def per_class_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
+    """Per-class F1 of each setting (columns: runs under their labels, rows: classes); a run
+    repeated over seeds by the mean over its seeds."""
+    columns = {}
+    for name, spec in study.runs.items():
+        if spec.replica_of or name not in results:
+            continue
+        seeds = [results[n].metrics["test"]["per_class"] for n in study.repeats(name) if n in results]
+        label = spec.label + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+        columns[label] = {c: float(np.mean([s[c]["f1"] for s in seeds])) for c in seeds[0]}
+    return pd.DataFrame(columns).rename_axis("class")
 
 
 def per_class_report(run: Run) -> pd.DataFrame:
