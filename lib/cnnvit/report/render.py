@@ -411,9 +411,12 @@ def write_pdf(html_path: Path, pdf_path: Path) -> list[str]:
 
     source = _number_tables(html_path.read_text(encoding="utf-8"))
     doc = HTML(string=source, base_url=str(html_path.parent)).render()
-    wide = _overflowing_tables(doc)
-    if wide:  # the second layout, with those tables on landscape pages
-        source = re.sub(r'<table data-t="(\d+)"', lambda m: m.group(0) + (' data-wide="1"' if m.group(1) in wide else ""),
+    for level in ("1", "2"):  # smaller type for the tables too wide; then landscape for those still so
+        wide = _overflowing_tables(doc)
+        if not wide:
+            break
+        source = re.sub(r'<table data-t="(\d+)"( data-wide="\d")?',
+                        lambda m: f'<table data-t="{m.group(1)}" data-wide="{level}"' if m.group(1) in wide else m.group(0),
                         source)
         doc = HTML(string=source, base_url=str(html_path.parent)).render()
     problems = page_problems(doc)
@@ -579,7 +582,7 @@ table.facts th, table.facts td { text-align: left; font-size: .85rem; }
 table.facts th { width: 9rem; white-space: nowrap; }
 .caveat { border-left: 4px solid #d9a400; background: #fff8e1; padding: .5rem .8rem; }
 .toc ol { padding-left: 1.4rem; } .toc li { margin: .15rem 0; }
-.study, .summary, .references { border-top: 2px solid var(--line); margin-top: 2rem; }
+section.study, section.summary, section.references { border-top: 2px solid var(--line); margin-top: 2rem; }
 .references { overflow-wrap: anywhere; }
 .study-meta { color: var(--muted); font-size: .8rem; margin: .2rem 0 .8rem; }
 .status { font-weight: bold; padding: 0 .35rem; border-radius: 3px; font-size: .75rem; }
@@ -598,14 +601,19 @@ table.summary tr.group th { text-align: left; background: #e4e9f2; font-size: .8
   @page { size: A4; margin: 16mm 14mm 18mm;
           @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #777; } }
   @page wide { size: A4 landscape; }
-  /* a table too wide for a portrait page (write_pdf marks it after a first layout) */
-  table[data-wide] { page: wide; }
+  /* a table too wide for a portrait page (write_pdf marks it after a layout): first in smaller
+     type, then, if still too wide, on a landscape page of its own */
+  table[data-wide] { font-size: 5.5pt; }
+  table[data-wide] th, table[data-wide] td { padding: 1pt 1.5pt; }
+  table[data-wide="2"] { page: wide; font-size: 7pt; }
+  table[data-wide="2"] th, table[data-wide="2"] td { padding: 1.5pt 3pt; }
   /* a figure fits a page with room for the heading above it (figures are at most 1.3 x as tall as wide) */
   img { max-height: 225mm; width: auto; max-width: 100%; object-fit: contain; }
   caption { break-after: avoid; }
   .title-page { break-after: page; }
   .toc { break-after: page; }
-  .study, .summary { break-before: page; border-top: none; margin-top: 0; }
+  /* (section: table.summary must not start a page of its own) */
+  section.study, section.summary { break-before: page; border-top: none; margin-top: 0; }
   h1, h2, h3, h4, h5, h6 { break-after: avoid; }
   img, tr, pre { break-inside: avoid; }
   .toc a.toc-link::after { content: leader(".") target-counter(attr(href), page); }
