@@ -307,6 +307,12 @@ SUMMARY_COLUMNS = ("run", "role", "model", "epochs", "test accuracy", "seed repo
                    "vs seed, same metric (points)", "compared on", "wall time", "device")
 
 
+def study_heading(outcome: StudyOutcome) -> str:
+    """'Study 1: ViT-B/16 vs ResNet-18 on CIFAR-10': the reader's name for a study, not its file's."""
+    number = outcome.name.split("_", 1)[0]
+    return f"Study {int(number)}: {outcome.title}" if number.isdigit() else outcome.title
+
+
 def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
     """The closing table, grouped by study: every run's headline number beside the seed's."""
     def pct(v) -> str:
@@ -316,19 +322,22 @@ def summary_html(table: pd.DataFrame, outcomes: Sequence[StudyOutcome]) -> str:
            "vs seed, same metric (points)": lambda v: "" if v is None or v != v else f"{100 * v:+.1f}",
            "wall time": lambda v: "" if v is None or v != v else _duration(v),
            "epochs": lambda v: "" if v is None or v != v else f"{int(v)}"}
-    devices = set(table["device"].dropna()) if "device" in table else set()
-    columns = [c for c in SUMMARY_COLUMNS if not (c == "device" and len(devices) == 1)]
+    # one device for every run, each complete: said once in the caption instead of on every row
+    devices = set(table["device"].fillna("")) if {"device", "test accuracy"} <= set(table) else set()
+    if len(devices) != 1 or not table["test accuracy"].notna().all() or "" in devices:
+        devices = set()
+    columns = [c for c in SUMMARY_COLUMNS if not (c == "device" and devices)]
     rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"]
     for outcome in outcomes:
         flag = status_flag(outcome)
-        rows.append(f'<tr class="group"><th colspan="{len(columns)}">{html.escape(outcome.title)}{flag}</th></tr>')
+        rows.append(f'<tr class="group"><th colspan="{len(columns)}">{html.escape(study_heading(outcome))}{flag}</th></tr>')
         runs = table[table["study"] == outcome.name] if not table.empty else table
         if runs.empty:
             rows.append(f'<tr><td colspan="{len(columns)}">no runs</td></tr>')
         for _, r in runs.iterrows():
             cells = [fmt.get(c, lambda v: "" if v is None or v != v else str(v))(r.get(c)) for c in columns]
             rows.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in cells) + "</tr>")
-    caption = f"<caption>Every run on {html.escape(devices.pop())}.</caption>" if len(devices) == 1 else ""
+    caption = f"<caption>Every run on {html.escape(devices.pop())}.</caption>" if devices else ""
     return '<table class="summary">' + caption + "\n".join(rows) + "</table>"
 
 
