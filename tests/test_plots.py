@@ -135,6 +135,8 @@ def test_pooled_confusion_sums_the_seeds_of_each_setting():
     del results["a.seed2"]  # a repeat that has not finished is left out of the pool
     only_a = pooled_confusions(study, results, ["a"])
     assert list(only_a) == ["ResNet (seed setting) (2 seeds)"] and only_a[list(only_a)[0]].tolist() == [[6, 2], [1, 7]]
+    assert list(pooled_confusions(study, results, ["a.seed1", "b"])) == ["ResNet (seed setting) (2 seeds)", "ViT"], \
+        "a repeat (the best run, say) stands for its setting"
     fig = plots.plot_confusions(pooled_confusions(study, results), ["cat", "dog"])
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["ResNet (seed setting) (2 seeds)", "ViT"]
 
