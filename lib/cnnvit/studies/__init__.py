@@ -15,7 +15,7 @@ from .cifar10_finetune import conclusions as finetune_conclusions
 from .cifar10_vit_vs_resnet import conclusions as cifar10_conclusions
 from .common import (best_run, class_accuracy_extremes, deviations_table, diagnosis_table, distributed_table,
                      factor_out_constants,
-                     per_class_report, per_class_table, preview_preprocessing, seed_columns, seed_formats, seed_notes,
+                     per_class_report, per_class_table, pooled_confusions, preview_preprocessing, seed_columns, seed_formats, seed_notes,
                      summary_table, training_diagnosis,
                      weights_kind, weights_origin, weights_summary)
 from .core import RunSpec, Study, project_root
@@ -37,7 +37,8 @@ __all__ = [
     "cifar10_conclusions", "class_accuracy_extremes", "class_balance", "completed_metrics", "deviations_table",
     "diagnosis_table", "distributed_table", "dry_run_study", "effect_panels", "effective_batch", "efficiency_table",
     "factor_out_constants", "family_table", "finetune_conclusions", "finetune_table", "group_schema", "load_study",
-    "optimizer_table", "per_class_report", "plain", "per_class_table", "per_label_table", "plots", "prepare_generated_data",
+    "optimizer_table", "per_class_report", "per_class_table", "per_label_table", "plain", "plots", "pooled_confusions",
+    "prepare_generated_data",
     "preview_preprocessing", "project_root", "roc_curves", "run_study", "seed_columns", "seed_formats", "seed_notes",
     "seed_report", "show_table", "shown_path", "study_config_for_run", "summary_table", "task_runs", "tiny_imagenet_conclusions",
     "training_diagnosis", "transformer_table", "transformers_conclusions", "weights_kind", "weights_origin",

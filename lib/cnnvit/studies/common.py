@@ -284,6 +284,26 @@ def best_run(results: Mapping[str, Run]) -> str:
     return max(results, key=lambda n: results[n].metrics["test_accuracy"])
 
 
+def pooled_confusions(study: Study, results: Mapping[str, Run],
+                      names: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
+    """One test-split confusion matrix (counts) per setting, for :func:`~.plots.plot_confusions`:
+    each run of ``names`` (default: every run that is not a repeat; a repeat named stands for
+    the run it repeats) summed with its finished repeats over other seeds (``seeds:``), so that
+    the figure normalises the pooled counts per true class. Keyed by the run's label, with
+    '(n seeds)' where more than one seed is pooled; runs without a result are left out, as
+    :func:`seed_stats` leaves them."""
+    names = study.runs if names is None else names
+    out: dict[str, np.ndarray] = {}
+    settings = dict.fromkeys((study.runs[n].replica_of if n in study.runs else None) or n for n in names)
+    for name in settings:
+        if name not in results:
+            continue
+        done = [n for n in study.repeats(name) if n in results]
+        pooled = sum(np.asarray(results[n].metrics["test"]["confusion_matrix"], dtype=np.int64) for n in done)
+        out[study.label(name) + (f" ({len(done)} seeds)" if len(done) > 1 else "")] = pooled
+    return out
+
+
 def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """Runs trained in several processes: world size, backend, and the check that the ranks'
     shards of the first epoch were disjoint and covered it."""
