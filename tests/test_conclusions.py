@@ -875,6 +875,32 @@ def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> 
     assert bullet(two, "CNN size.") == "- **CNN size.** Skipped, not run: cnn_naive, cnn_alexnet, cnn_vgg16."
 
 
+# ------------------------------------------- issue 30: prose true of the profile that ran
+
+@pytest.mark.parametrize("x, digits, text", [(-0.0004, 2, "+0.00"), (-0.004, 2, "+0.00"), (0.0, 2, "+0.00"),
+                                             (-0.006, 2, "-0.01"), (0.31, 2, "+0.31"), (-0.04, 1, "+0.0")])
+def test_signed_never_prints_a_signed_zero(x: float, digits: int, text: str) -> None:
+    assert common.signed(x, digits) == text
+
+
+def test_pts_of_a_tiny_fall_is_no_signed_zero() -> None:
+    assert common.pts(0.5, 0.50004) == "+0.0 points"
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 distinct classes"), (1, "1 distinct class"), (2, "2 distinct classes")])
+def test_plural_agrees_with_its_count(n: int, text: str) -> None:
+    assert common.plural(n, "distinct class", "distinct classes") == text
+
+
+@pytest.mark.parametrize("x, y, rho, p", [
+    ([1, 2, 3], [0.1, 0.2, 0.3], 1.0, 2 / 6),          # three in order: 1 ordering of 6 (and its reverse)
+    ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], -1.0, 2 / 120),
+    ([1, 2, 3], [0.5, 0.5, 0.5], float("nan"), float("nan")),  # no order to correlate
+])
+def test_rank_correlation_gives_its_permutation_p_value(x, y, rho: float, p: float) -> None:
+    got_rho, got_p = common.rank_correlation(x, y)
+    assert got_rho == pytest.approx(rho, nan_ok=True) and got_p == pytest.approx(p, nan_ok=True)
+
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),
     (IMAGENET, "pretrained", "pretrained"),

@@ -4,6 +4,7 @@ number in by hand."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -28,8 +29,37 @@ def pct(x: float) -> str:
 
 
 def pts(a: float, b: float) -> str:
-    """The signed difference a - b in percentage points ('+1.2 points')."""
-    return f"{100 * (a - b):+.1f} points"
+    """The signed difference a - b in percentage points ('+1.2 points'; never '-0.0')."""
+    return f"{signed(100 * (a - b), 1)} points"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign and ``digits`` decimals ('+0.31', '-1.20'); a value that rounds to zero
+    is '+0.00', not the signed zero '-0.00' that reads as a (tiny) fall."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def plural(n: int, one: str, many: Optional[str] = None) -> str:
+    """'1 class', '3 classes': ``n`` and the noun that agrees with it (``many``: default one + 's')."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rank correlation of ``x`` and ``y`` and its two-sided permutation p-value: the
+    share of the orderings of ``y`` whose correlation is at least as far from zero (exact up to 8
+    points, else 20,000 random orderings). A few points give weak evidence whatever the sign:
+    three points in perfect order happen by chance in one ordering of three."""
+    rx, ry = pd.Series(list(x)).rank(), pd.Series(list(y)).rank()
+    rho = float(rx.corr(ry))
+    if len(rx) < 3 or rho != rho:  # under 3 points, or a constant series: no correlation to test
+        return rho, float("nan")
+    if len(rx) <= 8:
+        orders = [list(p) for p in itertools.permutations(ry)]
+    else:
+        rng = np.random.default_rng(0)
+        orders = [list(rng.permutation(ry)) for _ in range(20_000)]
+    hits = sum(abs(float(rx.corr(pd.Series(o)))) >= abs(rho) - 1e-12 for o in orders)
+    return rho, hits / len(orders)
 
 
 def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
