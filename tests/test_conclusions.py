@@ -346,7 +346,7 @@ def test_tiny_imagenet_batchnorm_names_a_stall_with_its_evidence() -> None:
     assert bullet(md, "BatchNorm.") == (
         "- **BatchNorm.** VGG19 with BatchNorm reached 52.0% (seed 52.8%), without it 0.5% (seed 0.5%): "
         "it **stalled**: its training loss ended at 5.296, against ln C = 5.298 for a uniform guess, and it "
-        "predicts 1 distinct class(es) on the test split; its gradient norm went from 1.5 to 0.0002.")
+        "predicts 1 distinct class on the test split; its gradient norm went from 1.5 to 0.0002.")
 
 
 def test_tiny_imagenet_batchnorm_says_when_vgg19_learned_or_diverged() -> None:
@@ -900,6 +900,27 @@ def test_plural_agrees_with_its_count(n: int, text: str) -> None:
 def test_rank_correlation_gives_its_permutation_p_value(x, y, rho: float, p: float) -> None:
     got_rho, got_p = common.rank_correlation(x, y)
     assert got_rho == pytest.approx(rho, nan_ok=True) and got_p == pytest.approx(p, nan_ok=True)
+
+
+def test_tiny_imagenet_batchnorm_says_when_both_vgg19s_stalled() -> None:
+    """The bullet uses the diagnosis table's criterion for both runs: when the run with BatchNorm
+    stalled too, it says so, and that the pair shows nothing of BatchNorm."""
+    results = tiny_results(vgg19_run=stalled_vgg19())
+    results["vgg19_bn"] = stalled_vgg19()
+    study = study_of(TINY)
+    table = studies.diagnosis_table(study, {n: results[n] for n in ("vgg19_bn", "vgg19")})
+    assert list(table["status"]) == ["stalled", "stalled"]
+    line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
+    assert line.count("**stalled**") == 2
+    assert line.endswith("; and with BatchNorm it **stalled**: its training loss ended at 5.296, against ln C = "
+                         "5.298 for a uniform guess, and it predicts 1 distinct class on the test split; its "
+                         "gradient norm went from 1.5 to 0.0002 as well, so this pair cannot show what BatchNorm "
+                         "does here.")
+    # only the run with BatchNorm stalled: the run without it learned, and the bullet says both
+    results = tiny_results()
+    results["vgg19_bn"] = stalled_vgg19()
+    line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
+    assert "it **did learn** here, unlike in the seed; but with BatchNorm it **stalled**" in line
 
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),
