@@ -790,7 +790,9 @@ def test_celeba_binary_best_run_against_majority_and_the_seeds_balanced_set() ->
         "always answering the majority (+9.9 points); balanced accuracy 90.1%. Seed settings: ResNet-152, "
         "pretrained (seed setting) 93.1% (seed reported 92.4%); ViT-B/32, pretrained (seed setting) 91.0% "
         "(seed reported 91.9%). The seed's precision and recall imply about 50% positives (a balanced set); "
-        "14.8% of this test split are positive, so its accuracy compares with balanced accuracy here.")
+        "14.8% of this test split are positive, so its accuracy compares with balanced accuracy here. Stronger "
+        "recipe against the seed setting: CNN +2.0 points of accuracy and +2.0 of balanced accuracy; ViT +3.0 "
+        "points of accuracy and +3.0 of balanced accuracy.")
 
 
 def test_celeba_hair5_and_multilabel_report_their_own_measures() -> None:
@@ -801,7 +803,9 @@ def test_celeba_hair5_and_multilabel_report_their_own_measures() -> None:
         "Seed settings: ResNet-152, pretrained, 5 hair colours in the seed's 2:1:1:1:0.5 (seed setting) 83.0% "
         "(seed reported 83.8%); ViT-B/32, pretrained, 5 hair colours in the seed's 2:1:1:1:0.5 (seed setting) "
         "84.1% (seed reported 82.3%). On another class balance (other test images, not compared): ResNet-152, "
-        "pretrained, 5 hair colours as CelebA has them (seed recipe) 99.0% against 35.1% for the majority.")
+        "pretrained, 5 hair colours as CelebA has them (seed recipe) 99.0% against 35.1% for the majority. "
+        "Stronger recipe against the seed setting: CNN +2.1 points of accuracy and +2.1 of balanced accuracy; "
+        "ViT +2.1 points of accuracy and +2.1 of balanced accuracy.")
     assert bullet(md, "Multi-label.") == (
         "- **Multi-label.** Highest test mean per-label accuracy: ViT-B/32, pretrained, 40 attributes, stronger "
         "recipe, 91.0% against 87.3% for always answering the majority (+3.7 points); mAP 0.612. Seed settings: "
@@ -855,14 +859,17 @@ def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_vali
         "- **Pretraining** Skipped, not run: binary_vit_b32_scratch.")
 
 
-@pytest.mark.parametrize("reverse, rho", [(False, "+1.00"), (True, "-1.00")])
+@pytest.mark.parametrize("reverse, rho", [
+    (False, "+1.00: larger models were more accurate here, as the seed found"),
+    (True, "-1.00: larger models were less accurate here, unlike the seed's finding")])
 def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: bool, rho: str) -> None:
     by_size = sorted(CELEBA_FAMILY, key=CELEBA_PARAMS.get)
     accs = [0.80, 0.85, 0.90, 0.92, 0.95][::-1 if reverse else 1]
     md = celeba_md(celeba_results(**dict(zip(by_size, accs))))
     assert bullet(md, "CNN size.") == (
         f"- **CNN size.** Over 5 CNNs (naive_cnn, alexnet, vgg16, resnet101, resnet152), the rank correlation of "
-        f"parameters and accuracy is {rho} (+1: the larger, the more accurate, as the seed found). Their starting "
+        f"parameters and accuracy is {rho}; a random order of 5 models gives a correlation this strong with "
+        f"probability 0.02, so this is unlikely to be chance alone. Their starting "
         f"points differ (naive_cnn: scratch; alexnet: pretrained; vgg16: pretrained; resnet101: pretrained; "
         f"resnet152: pretrained), which this comparison mixes in.")
 
@@ -870,7 +877,7 @@ def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: boo
 def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
     results = celeba_results()
     results["cnn_naive"].metrics["weights"] = IMAGENET
-    assert bullet(celeba_md(results), "CNN size.").endswith("as the seed found).")
+    assert bullet(celeba_md(results), "CNN size.").endswith("so this is weak evidence.")
     three = celeba_results(cnn_naive=None, cnn_alexnet=None)
     assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")
     assert bullet(celeba_md(three), "CNN size.").endswith("Not run: cnn_naive, cnn_alexnet.")
@@ -905,6 +912,16 @@ def test_rank_correlation_gives_its_permutation_p_value(x, y, rho: float, p: flo
     assert got_rho == pytest.approx(rho, nan_ok=True) and got_p == pytest.approx(p, nan_ok=True)
 
 
+def test_celeba_cnn_size_of_three_models_is_weak_evidence() -> None:
+    """Three CNNs in perfect order of size happen by chance once in three orderings: the bullet
+    gives the direction and says how little three models show."""
+    line = bullet(celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None)), "CNN size.")
+    assert ("the rank correlation of parameters and accuracy is +1.00: larger models were more accurate here, "
+            "as the seed found; a random order of 3 models gives a correlation this strong with probability "
+            "0.33, so this is weak evidence.") in line
+    assert "(+1: the larger" not in line
+
+
 def test_tiny_imagenet_batchnorm_says_when_both_vgg19s_stalled() -> None:
     """The bullet uses the diagnosis table's criterion for both runs: when the run with BatchNorm
     stalled too, it says so, and that the pair shows nothing of BatchNorm."""
@@ -935,6 +952,43 @@ def test_transformers_batch_size_marks_the_recipes_run_by_its_config() -> None:
     batch = study.runs["deit"].config.train.batch_size
     assert f"{batch} (the recipe's run): 87.3%" in line
     assert "128 (the recipe's run)" not in line
+
+
+def laptop_celeba_results() -> dict[str, FakeRun]:
+    """Study 5's laptop binary runs over three seeds: seed 0 of the ResNet is the best single
+    run, the ViT the best on the mean."""
+    acc = {"seed_binary_resnet152": (0.92, 0.85, 0.85), "seed_binary_vit_b32": (0.91, 0.93, 0.915),
+           "binary_vit_b32_scratch": (0.85,)}
+    out = {}
+    for n, seeds in acc.items():
+        for i, a in enumerate(seeds):
+            out[n if i == 0 else f"{n}.seed{i}"] = fake_run(a, n_classes=2, majority_baseline=0.6,
+                                                             test_counts=[600, 400], test={"balanced_accuracy": a - 0.05})
+    return out
+
+
+def test_celeba_binary_and_pretraining_give_the_same_mean_over_seeds() -> None:
+    md = studies.celeba_conclusions(study_of(CELEBA, "laptop"), laptop_celeba_results())
+    mean = "91.8% ± 1.0 (3 seeds)"
+    binary, pre = bullet(md, "Binary."), bullet(md, "Pretraining")
+    assert binary.startswith(f"- **Binary.** Highest test accuracy: ViT (0.14M), pretrained here, binary (seed "
+                             f"setting), {mean} against 60.0% for always answering the majority (+31.8 points); "
+                             f"balanced accuracy 86.8%.")
+    assert f"{mean} against 85.0%" in pre
+    assert "91.0%" not in binary + pre  # seed 0's figure alone
+
+
+def test_celeba_stronger_recipe_that_trades_accuracy_says_so() -> None:
+    """Class weights buy balanced accuracy with accuracy: the bullet gives both differences."""
+    results = celeba_results()
+    results["seed_hair5_resnet152"] = fake_run(0.8302, n_classes=5, majority_baseline=0.3512,
+                                               test={"balanced_accuracy": 0.7302})
+    results["strong_hair5_resnet152"] = fake_run(0.7302, n_classes=5, majority_baseline=0.3512,
+                                                 test={"balanced_accuracy": 0.8302})
+    line = bullet(celeba_md(results), "Five hair colours.")
+    assert ("Stronger recipe against the seed setting: CNN -10.0 points of accuracy and +10.0 of balanced "
+            "accuracy: it trades accuracy for balanced accuracy; ViT +2.1 points of accuracy and +2.1 of balanced "
+            "accuracy.") in line
 
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),
