@@ -990,6 +990,16 @@ def test_celeba_stronger_recipe_that_trades_accuracy_says_so() -> None:
             "accuracy: it trades accuracy for balanced accuracy; ViT +2.1 points of accuracy and +2.1 of balanced "
             "accuracy.") in line
 
+
+def test_cifar10_laptop_names_its_stand_ins_as_what_they_are() -> None:
+    study = study_of(CIFAR, "laptop")
+    md = studies.cifar10_conclusions(study, cifar_results())
+    assert bullet(md, "Seed settings.").startswith("- **Seed settings.** ResNet (`resnet10_mini_cifar`) reached "
+                                                   "88.1% in 20 epochs and ViT (`vit_mini_cifar`) 65.4%")
+    assert bullet(md, "ResNet, strong recipe").startswith("- **ResNet, strong recipe** (`resnet10_mini_cifar`).")
+    assert "With the seed's flip and normalisation ViT reached" in bullet(md, "Preprocessing ablation.")
+    assert "ResNet-18 (" not in md and "ViT-B/16 (" not in md
+
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),
     (IMAGENET, "pretrained", "pretrained"),
