@@ -1000,6 +1000,37 @@ def test_cifar10_laptop_names_its_stand_ins_as_what_they_are() -> None:
     assert "With the seed's flip and normalisation ViT reached" in bullet(md, "Preprocessing ablation.")
     assert "ResNet-18 (" not in md and "ViT-B/16 (" not in md
 
+
+@pytest.mark.parametrize("name, profile, absent", [
+    (CIFAR, "laptop", ("ResNet-18", "ViT-B/16")), (CELEBA, "laptop", ("AlexNet", "VGG16", "ResNet-101", "ResNet-152")),
+    (CELEBA, "paper", ())])
+def test_study_intro_lists_the_runs_of_the_profile_that_ran(name: str, profile: str, absent: tuple) -> None:
+    study = study_of(name, profile)
+    intro = studies.study_intro(study)
+    assert intro.startswith(f"**Here (profile `{profile}`).** ")
+    runs = [line for line in intro.splitlines() if line.startswith("- ")]
+    originals = [n for n, spec in study.runs.items() if not spec.replica_of]
+    assert len(runs) == len(originals)
+    for line, n in zip(runs, originals):
+        spec = study.runs[n]
+        assert line.startswith(f"- {spec.label}: `{spec.config.model.name}`")
+        assert f"{spec.config.train.epochs} epoch" in line
+        assert (f"{len(study.repeats(n))} seeds" in line) == (len(study.repeats(n)) > 1)
+    assert not [word for word in absent if word in intro]
+    if profile == "paper":
+        assert "AlexNet" in intro
+
+
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_notebook_shows_the_profiles_runs_after_its_setup(name: str) -> None:
+    """The fixed introduction holds what is true of every profile; the runs of the profile that
+    ran are shown by code right after the cell that loads the study."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    here = nb.cells[0].source[nb.cells[0].source.index("**Here.**"):]
+    assert not [w for w in ("ResNet-18", "ViT-B/32", "32 px", "AlexNet", "4x4") if w in here], here
+    setup = next(i for i, c in enumerate(nb.cells) if "load_study(" in c.source)
+    assert "study_intro(study)" in nb.cells[setup + 1].source
+
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),
     (IMAGENET, "pretrained", "pretrained"),

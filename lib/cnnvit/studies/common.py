@@ -15,7 +15,7 @@ import torch
 
 from ..training.augment import Preprocess, make_generator
 from ..config import Config
-from ..datasets import dataset_from_config
+from ..datasets import dataset_from_config, get_dataset
 from ..training.run import Run
 from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
@@ -207,6 +207,51 @@ def deviations_table(study: Study) -> pd.DataFrame:
         rows = [{"what": f"none listed in {Path(study.source).name}", "the seed": "",
                  f"here ({study.profile})": "", "why": ""}]
     return pd.DataFrame(rows)
+
+
+def input_px(cfg: Config) -> str:
+    """The side of a run's input images: ``data.image_size``, else the data set's native size
+    ('32 px'; 'native size' where the data set does not fix it)."""
+    if cfg.data.image_size:
+        return f"{cfg.data.image_size} px"
+    spec = get_dataset(cfg.data.name)
+    if spec.native_size:
+        return f"{spec.native_size} px"
+    try:  # a generated set: its size is set by its config
+        return f"{spec.size_of(cfg.data)} px" if spec.size_of else "native size"
+    except Exception:  # (its folder may not be written yet): the intro still shows the rest
+        return "native size"
+
+
+def training_images(cfg: Config) -> str:
+    """How many training images a run draws, as its config says ('15,000 training images, 33%
+    held out for validation'; 'all training images')."""
+    n = f"{cfg.data.train_subset:,} training images" if cfg.data.train_subset else "all training images"
+    share = cfg.data.val_fraction or 0.0
+    return n + (f", {share:.0%} held out for validation" if share else "")
+
+
+def study_intro(study: Study) -> str:
+    """What this profile runs, read from its parameter file: each run (not the repeats with
+    other seeds) by its label, with its model as the config names it, input size, epochs,
+    training images and seeds; for a notebook's opening, whose fixed text holds only what is
+    true of every profile (the question and the seed)."""
+    lines = [f"**Here (profile `{study.profile}`).** {len(study.contenders())} compared "
+             f"{'run' if len(study.contenders()) == 1 else 'runs'}"
+             + (f" and {plural(len(study.pretraining_sources), 'pretraining run')} they start from"
+                if study.pretraining_sources else "")
+             + ", as the parameter file sets them; every number below is read from the runs this notebook "
+               "executed (or found complete on disk with the same config).", ""]
+    for name, spec in study.runs.items():
+        if spec.replica_of:
+            continue
+        cfg, seeds = spec.config, len(study.repeats(name))
+        start = f", from run `{spec.starts_from}`'s weights" if spec.starts_from else (
+            ", pretrained weights" if cfg.model.pretrained or cfg.model.pretrained_path else "")
+        lines.append(f"- {spec.label}: `{cfg.model.name}`{start}, {input_px(cfg)}, "
+                     f"{plural(cfg.train.epochs, 'epoch')} on {training_images(cfg)}"
+                     + (f", {plural(seeds, 'seed')}" if seeds > 1 else "") + ".")
+    return "\n".join(lines)
 
 
 def seed_columns(spec: RunSpec, source: str, figures: Sequence[str]) -> dict[str, Optional[float]]:
