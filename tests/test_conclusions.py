@@ -932,15 +932,15 @@ def test_tiny_imagenet_batchnorm_says_when_both_vgg19s_stalled() -> None:
     assert list(table["status"]) == ["stalled", "stalled"]
     line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
     assert line.count("**stalled**") == 2
-    assert line.endswith("; and with BatchNorm it **stalled**: its training loss ended at 5.296, against ln C = "
-                         "5.298 for a uniform guess, and it predicts 1 distinct class on the test split; its "
-                         "gradient norm went from 1.5 to 0.0002 as well, so this pair cannot show what BatchNorm "
+    assert line.endswith("to 0.0002. With BatchNorm it also **stalled**: its training loss ended at 5.296, "
+                         "against ln C = 5.298 for a uniform guess, and it predicts 1 distinct class on the test "
+                         "split; its gradient norm went from 1.5 to 0.0002, so this pair cannot show what BatchNorm "
                          "does here.")
     # only the run with BatchNorm stalled: the run without it learned, and the bullet says both
     results = tiny_results()
     results["vgg19_bn"] = stalled_vgg19()
     line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
-    assert "it **did learn** here, unlike in the seed; but with BatchNorm it **stalled**" in line
+    assert "it **did learn** here, unlike in the seed. With BatchNorm, though, it **stalled**: " in line
 
 
 def test_transformers_batch_size_marks_the_recipes_run_by_its_config() -> None:

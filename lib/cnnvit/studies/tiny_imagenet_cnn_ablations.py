@@ -75,8 +75,8 @@ def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
     failed_without, failed_with = _failure(results[without]), _failure(results[with_bn])
     why = f"it {failed_without}" if failed_without else "it **did learn** here, unlike in the seed"
     if failed_with:  # the table marks it too: the pair then shows no effect of BatchNorm
-        why += (f"; and with BatchNorm it {failed_with} as well, so this pair cannot show what BatchNorm does "
-                f"here" if failed_without else f"; but with BatchNorm it {failed_with}")
+        why += (f". With BatchNorm it also {failed_with}, so this pair cannot show what BatchNorm does here"
+                if failed_without else f". With BatchNorm, though, it {failed_with}")
     return f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed(with_bn)}, without it {vs_seed(without)}: {why}."
 
 
