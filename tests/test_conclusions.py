@@ -897,6 +897,12 @@ def test_pts_of_a_tiny_fall_is_no_signed_zero() -> None:
     assert common.pts(0.5, 0.50004) == "+0.0 points"
 
 
+def test_plateau_cell_of_a_tiny_fall_is_no_signed_zero() -> None:
+    from cnnvit.studies.plateau import plateau_of
+    run = fake_run(0.5, train_loss=[1.0] * 10, val_acc=[0.5] * 8 + [0.4996, 0.4996])  # -0.04 points
+    assert plateau_of(run).cell() == "flat: +0.0 pts, epochs 7-10"
+
+
 @pytest.mark.parametrize("n, text", [(0, "0 distinct classes"), (1, "1 distinct class"), (2, "2 distinct classes")])
 def test_plural_agrees_with_its_count(n: int, text: str) -> None:
     assert common.plural(n, "distinct class", "distinct classes") == text
