@@ -186,7 +186,8 @@ def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
     a, b = results[scratch].metrics, results[pre].metrics
     curves = {n: results[n].val_steps for n in (scratch, pre)}
     first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
-    early = (f" At the first validation ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
+    one_seed = f" of seed {study.runs[pre].config.seed}'s runs" if len(study.repeats(pre)) > 1 else ""
+    early = (f" At the first validation{one_seed} ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
              f"{pct(first[pre])} against {pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
     stats = seed_stats(study, results)
     noise = comparison_noise(stats[pre], stats[scratch], a["dataset"]["n_test"])
