@@ -968,8 +968,8 @@ def laptop_celeba_results() -> dict[str, FakeRun]:
     out = {}
     for n, seeds in acc.items():
         for i, a in enumerate(seeds):
-            out[n if i == 0 else f"{n}.seed{i}"] = fake_run(a, n_classes=2, majority_baseline=0.6,
-                                                             test_counts=[600, 400], test={"balanced_accuracy": a - 0.05})
+            out[n if i == 0 else f"{n}.seed{i}"] = fake_run(
+                a, n_classes=2, majority_baseline=0.6, test_counts=[600, 400], test={"balanced_accuracy": a - 0.05})
     return out
 
 

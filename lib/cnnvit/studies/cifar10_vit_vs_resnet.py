@@ -38,8 +38,9 @@ def _seed_settings(study: Study, results: Mapping[str, Run], stats: Mapping[str,
                    f"the ViT leads by {100 * (v - r):.1f} points")
     if abs(r - v) <= noise:
         lead += f" (±{100 * noise:.1f} points)"
-    line = (f"- **Seed settings.** {_named(study, cnn)} (`{study.runs[cnn].config.model.name}`) reached {pct_seeds(stats[cnn])} in {ep[cnn]} "
-            f"epochs and {_named(study, vit)} (`{study.runs[vit].config.model.name}`) {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
+    model = {n: f"{_named(study, n)} (`{study.runs[n].config.model.name}`)" for n in (cnn, vit)}
+    line = (f"- **Seed settings.** {model[cnn]} reached {pct_seeds(stats[cnn])} in {ep[cnn]} epochs and "
+            f"{model[vit]} {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
     caveat = under_training_note(study, results, (cnn, vit))
     seed_r, seed_v = study.runs[cnn].reported, study.runs[vit].reported
     if seed_r is None or seed_v is None:
@@ -57,8 +58,8 @@ def _preprocessing(study: Study, results: Mapping[str, Run], stats: Mapping[str,
     a, b = stats[with_pre][0], stats[without][0]
     noise = comparison_noise(stats[with_pre], stats[without], n_test)
     helped = verdict(a - b, noise, "preprocessing helped here", "preprocessing did not help here")
-    return (f"- **Preprocessing ablation.** With the seed's flip and normalisation {_named(study, with_pre)} reached "
-            f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: "
+    return (f"- **Preprocessing ablation.** With the seed's flip and normalisation {_named(study, with_pre)} "
+            f"reached {pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: "
             f"{helped} ({pts(a, b)}, noise ±{100 * noise:.1f}; the seed reported that "
             f"it helps)." + under_training_note(study, results, (with_pre, without)))
 

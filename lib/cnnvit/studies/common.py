@@ -215,12 +215,8 @@ def input_px(cfg: Config) -> str:
     if cfg.data.image_size:
         return f"{cfg.data.image_size} px"
     spec = get_dataset(cfg.data.name)
-    if spec.native_size:
-        return f"{spec.native_size} px"
-    try:  # a generated set: its size is set by its config
-        return f"{spec.size_of(cfg.data)} px" if spec.size_of else "native size"
-    except Exception:  # (its folder may not be written yet): the intro still shows the rest
-        return "native size"
+    side = spec.native_size or (spec.size_of(cfg.data) if spec.size_of else None)  # (size_of: config only)
+    return f"{side} px" if side else "native size"
 
 
 def training_images(cfg: Config) -> str:
@@ -236,8 +232,7 @@ def study_intro(study: Study) -> str:
     other seeds) by its label, with its model as the config names it, input size, epochs,
     training images and seeds; for a notebook's opening, whose fixed text holds only what is
     true of every profile (the question and the seed)."""
-    lines = [f"**Here (profile `{study.profile}`).** {len(study.contenders())} compared "
-             f"{'run' if len(study.contenders()) == 1 else 'runs'}"
+    lines = [f"**Here (profile `{study.profile}`).** {plural(len(study.contenders()), 'compared run')}"
              + (f" and {plural(len(study.pretraining_sources), 'pretraining run')} they start from"
                 if study.pretraining_sources else "")
              + ", as the parameter file sets them; every number below is read from the runs this notebook "
