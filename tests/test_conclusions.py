@@ -346,7 +346,7 @@ def test_tiny_imagenet_batchnorm_names_a_stall_with_its_evidence() -> None:
     assert bullet(md, "BatchNorm.") == (
         "- **BatchNorm.** VGG19 with BatchNorm reached 52.0% (seed 52.8%), without it 0.5% (seed 0.5%): "
         "it **stalled**: its training loss ended at 5.296, against ln C = 5.298 for a uniform guess, and it "
-        "predicts 1 distinct class(es) on the test split; its gradient norm went from 1.5 to 0.0002.")
+        "predicts 1 distinct class on the test split; its gradient norm went from 1.5 to 0.0002.")
 
 
 def test_tiny_imagenet_batchnorm_says_when_vgg19_learned_or_diverged() -> None:
@@ -542,12 +542,14 @@ def test_transformers_frozen_backbone_optimizers_and_batch_size() -> None:
         "- **Frozen backbone vs fine-tuning** (DeiT): new head only 70.1%, everything fine-tuned 87.3% (+17.2 points).")
     assert bullet(md, "Optimizers") == ("- **Optimizers** (DeiT): AdamW 87.3%, SGD (momentum 0.9), lr 0.01 78.0%, "
                                         "SGD with Nesterov momentum, lr 0.01 79.1%.")
-    assert bullet(md, "Batch size") == "- **Batch size** (DeiT, effective): 32: 84.1%, 64: 85.2%, 128: 87.3%."
+    assert bullet(md, "Batch size") == ("- **Batch size** (DeiT, effective): 32: 84.1%, 64: 85.2%, "
+                                        "128 (the recipe's run): 87.3%.")
 
 
 def _effective_batches(line: str) -> list[tuple[int, float]]:
     """``[(32, 0.841), ...]`` from the batch-size bullet, in its order."""
-    return [(int(b), float(p) / 100) for b, p in re.findall(r"(\d+): ([\d.]+)%", line.split("effective):", 1)[1])]
+    return [(int(b), float(p) / 100)
+            for b, p in re.findall(r"(\d+)(?: \([^)]*\))?: ([\d.]+)%", line.split("effective):", 1)[1])]
 
 
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
@@ -560,7 +562,8 @@ def test_transformers_batch_sizes_are_each_runs_effective_batch(profile: str) ->
                  round(TRANSFORMER_ACC[n], 3)) for n in ("bs_32", "bs_64", "deit")]
     assert [(b, round(a, 3)) for b, a in _effective_batches(bullet(md, "Batch size"))] == expected
     if profile == "smoke":
-        assert bullet(md, "Batch size") == "- **Batch size** (DeiT, effective): 32: 84.1%, 64: 85.2%, 64: 87.3%."
+        assert bullet(md, "Batch size") == ("- **Batch size** (DeiT, effective): 32: 84.1%, 64 (effective batch 64): "
+                                            "85.2%, 64 (the recipe's run): 87.3%.")
 
 
 def test_effective_batch_is_read_from_the_config_not_the_label() -> None:
@@ -787,7 +790,9 @@ def test_celeba_binary_best_run_against_majority_and_the_seeds_balanced_set() ->
         "always answering the majority (+9.9 points); balanced accuracy 90.1%. Seed settings: ResNet-152, "
         "pretrained (seed setting) 93.1% (seed reported 92.4%); ViT-B/32, pretrained (seed setting) 91.0% "
         "(seed reported 91.9%). The seed's precision and recall imply about 50% positives (a balanced set); "
-        "14.8% of this test split are positive, so its accuracy compares with balanced accuracy here.")
+        "14.8% of this test split are positive, so its accuracy compares with balanced accuracy here. Stronger "
+        "recipe against the seed setting: CNN +2.0 points of accuracy and +2.0 of balanced accuracy; ViT +3.0 "
+        "points of accuracy and +3.0 of balanced accuracy.")
 
 
 def test_celeba_hair5_and_multilabel_report_their_own_measures() -> None:
@@ -798,7 +803,9 @@ def test_celeba_hair5_and_multilabel_report_their_own_measures() -> None:
         "Seed settings: ResNet-152, pretrained, 5 hair colours in the seed's 2:1:1:1:0.5 (seed setting) 83.0% "
         "(seed reported 83.8%); ViT-B/32, pretrained, 5 hair colours in the seed's 2:1:1:1:0.5 (seed setting) "
         "84.1% (seed reported 82.3%). On another class balance (other test images, not compared): ResNet-152, "
-        "pretrained, 5 hair colours as CelebA has them (seed recipe) 99.0% against 35.1% for the majority.")
+        "pretrained, 5 hair colours as CelebA has them (seed recipe) 99.0% against 35.1% for the majority. "
+        "Stronger recipe against the seed setting: CNN +2.1 points of accuracy and +2.1 of balanced accuracy; "
+        "ViT +2.1 points of accuracy and +2.1 of balanced accuracy.")
     assert bullet(md, "Multi-label.") == (
         "- **Multi-label.** Highest test mean per-label accuracy: ViT-B/32, pretrained, 40 attributes, stronger "
         "recipe, 91.0% against 87.3% for always answering the majority (+3.7 points); mAP 0.612. Seed settings: "
@@ -852,14 +859,17 @@ def test_celeba_pretraining_compares_pretrained_with_scratch_from_the_first_vali
         "- **Pretraining** Skipped, not run: binary_vit_b32_scratch.")
 
 
-@pytest.mark.parametrize("reverse, rho", [(False, "+1.00"), (True, "-1.00")])
+@pytest.mark.parametrize("reverse, rho", [
+    (False, "+1.00: larger models were more accurate here, as the seed found"),
+    (True, "-1.00: larger models were less accurate here, unlike the seed's finding")])
 def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: bool, rho: str) -> None:
     by_size = sorted(CELEBA_FAMILY, key=CELEBA_PARAMS.get)
     accs = [0.80, 0.85, 0.90, 0.92, 0.95][::-1 if reverse else 1]
     md = celeba_md(celeba_results(**dict(zip(by_size, accs))))
     assert bullet(md, "CNN size.") == (
         f"- **CNN size.** Over 5 CNNs (naive_cnn, alexnet, vgg16, resnet101, resnet152), the rank correlation of "
-        f"parameters and accuracy is {rho} (+1: the larger, the more accurate, as the seed found). Their starting "
+        f"parameters and accuracy is {rho}; a random order of 5 models gives a correlation this strong with "
+        f"probability 0.02, so this is unlikely to be chance alone. Their starting "
         f"points differ (naive_cnn: scratch; alexnet: pretrained; vgg16: pretrained; resnet101: pretrained; "
         f"resnet152: pretrained), which this comparison mixes in.")
 
@@ -867,13 +877,171 @@ def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: boo
 def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
     results = celeba_results()
     results["cnn_naive"].metrics["weights"] = IMAGENET
-    assert bullet(celeba_md(results), "CNN size.").endswith("as the seed found).")
+    assert bullet(celeba_md(results), "CNN size.").endswith("so this is weak evidence.")
     three = celeba_results(cnn_naive=None, cnn_alexnet=None)
     assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")
     assert bullet(celeba_md(three), "CNN size.").endswith("Not run: cnn_naive, cnn_alexnet.")
     two = celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None, cnn_vgg16=None))
     assert bullet(two, "CNN size.") == "- **CNN size.** Skipped, not run: cnn_naive, cnn_alexnet, cnn_vgg16."
 
+
+# ------------------------------------------- issue 30: prose true of the profile that ran
+
+@pytest.mark.parametrize("x, digits, text", [(-0.0004, 2, "+0.00"), (-0.004, 2, "+0.00"), (0.0, 2, "+0.00"),
+                                             (-0.006, 2, "-0.01"), (0.31, 2, "+0.31"), (-0.04, 1, "+0.0")])
+def test_signed_never_prints_a_signed_zero(x: float, digits: int, text: str) -> None:
+    assert common.signed(x, digits) == text
+
+
+def test_pts_of_a_tiny_fall_is_no_signed_zero() -> None:
+    assert common.pts(0.5, 0.50004) == "+0.0 points"
+
+
+def test_plateau_cell_of_a_tiny_fall_is_no_signed_zero() -> None:
+    from cnnvit.studies.plateau import plateau_of
+    run = fake_run(0.5, train_loss=[1.0] * 10, val_acc=[0.5] * 8 + [0.4996, 0.4996])  # -0.04 points
+    assert plateau_of(run).cell() == "flat: +0.0 pts, epochs 7-10"
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 distinct classes"), (1, "1 distinct class"), (2, "2 distinct classes")])
+def test_plural_agrees_with_its_count(n: int, text: str) -> None:
+    assert common.plural(n, "distinct class", "distinct classes") == text
+
+
+@pytest.mark.parametrize("x, y, rho, p", [
+    ([1, 2, 3], [0.1, 0.2, 0.3], 1.0, 2 / 6),          # three in order: 1 ordering of 6 (and its reverse)
+    ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], -1.0, 2 / 120),
+    ([1, 2, 3], [0.5, 0.5, 0.5], float("nan"), float("nan")),  # no order to correlate
+])
+def test_rank_correlation_gives_its_permutation_p_value(x, y, rho: float, p: float) -> None:
+    got_rho, got_p = common.rank_correlation(x, y)
+    assert got_rho == pytest.approx(rho, nan_ok=True) and got_p == pytest.approx(p, nan_ok=True)
+
+
+def test_celeba_cnn_size_of_three_models_is_weak_evidence() -> None:
+    """Three CNNs in perfect order of size happen by chance once in three orderings: the bullet
+    gives the direction and says how little three models show."""
+    line = bullet(celeba_md(celeba_results(cnn_naive=None, cnn_alexnet=None)), "CNN size.")
+    assert ("the rank correlation of parameters and accuracy is +1.00: larger models were more accurate here, "
+            "as the seed found; a random order of 3 models gives a correlation this strong with probability "
+            "0.33, so this is weak evidence.") in line
+    assert "(+1: the larger" not in line
+
+
+def test_tiny_imagenet_batchnorm_says_when_both_vgg19s_stalled() -> None:
+    """The bullet uses the diagnosis table's criterion for both runs: when the run with BatchNorm
+    stalled too, it says so, and that the pair shows nothing of BatchNorm."""
+    results = tiny_results(vgg19_run=stalled_vgg19())
+    results["vgg19_bn"] = stalled_vgg19()
+    study = study_of(TINY)
+    table = studies.diagnosis_table(study, {n: results[n] for n in ("vgg19_bn", "vgg19")})
+    assert list(table["status"]) == ["stalled", "stalled"]
+    line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
+    assert line.count("**stalled**") == 2
+    assert line.endswith("to 0.0002. With BatchNorm it also **stalled**: its training loss ended at 5.296, "
+                         "against ln C = 5.298 for a uniform guess, and it predicts 1 distinct class on the test "
+                         "split; its gradient norm went from 1.5 to 0.0002, so this pair cannot show what BatchNorm "
+                         "does here.")
+    # only the run with BatchNorm stalled: the run without it learned, and the bullet says both
+    results = tiny_results()
+    results["vgg19_bn"] = stalled_vgg19()
+    line = bullet(studies.tiny_imagenet_conclusions(study, results), "BatchNorm.")
+    assert "it **did learn** here, unlike in the seed. With BatchNorm, though, it **stalled**: " in line
+
+
+def test_transformers_batch_size_marks_the_recipes_run_by_its_config() -> None:
+    """The recipe's run (the augmentation ablation's baseline) is marked at whatever batch its
+    config gives it, not at the paper's 128."""
+    study = study_of(TRANSFORMERS)
+    study.runs["deit"].config.train.grad_accum = 1  # the recipe's run now at batch 32, beside bs_32
+    line = bullet(studies.transformers_conclusions(study, transformer_results()), "Batch size")
+    batch = study.runs["deit"].config.train.batch_size
+    assert f"{batch} (the recipe's run): 87.3%" in line
+    assert "128 (the recipe's run)" not in line
+
+
+def laptop_celeba_results() -> dict[str, FakeRun]:
+    """Study 5's laptop binary runs over three seeds: seed 0 of the ResNet is the best single
+    run, the ViT the best on the mean."""
+    acc = {"seed_binary_resnet152": (0.92, 0.85, 0.85), "seed_binary_vit_b32": (0.91, 0.93, 0.915),
+           "binary_vit_b32_scratch": (0.85,)}
+    out = {}
+    for n, seeds in acc.items():
+        for i, a in enumerate(seeds):
+            out[n if i == 0 else f"{n}.seed{i}"] = fake_run(
+                a, n_classes=2, majority_baseline=0.6, test_counts=[600, 400], test={"balanced_accuracy": a - 0.05})
+    return out
+
+
+def test_celeba_binary_and_pretraining_give_the_same_mean_over_seeds() -> None:
+    md = studies.celeba_conclusions(study_of(CELEBA, "laptop"), laptop_celeba_results())
+    mean = "91.8% ± 1.0 (3 seeds)"
+    binary, pre = bullet(md, "Binary."), bullet(md, "Pretraining")
+    assert binary.startswith(f"- **Binary.** Highest test accuracy: ViT (0.14M), pretrained here, binary (seed "
+                             f"setting), {mean} against 60.0% for always answering the majority (+31.8 points); "
+                             f"balanced accuracy 86.8%.")
+    assert f"{mean} against 85.0%" in pre
+    # (the curves are one seed's: the bullet says which)
+    results = laptop_celeba_results()
+    for n in ("seed_binary_vit_b32", "binary_vit_b32_scratch"):
+        results[n].val_steps = pd.DataFrame({"step": [50], "val_accuracy": [0.7]})
+    pre = bullet(studies.celeba_conclusions(study_of(CELEBA, "laptop"), results), "Pretraining")
+    assert " At the first validation of seed 0's runs (50 steps) it stood at 70.0% against 70.0%." in pre
+    assert "91.0%" not in binary + pre  # seed 0's figure alone
+
+
+def test_celeba_stronger_recipe_that_trades_accuracy_says_so() -> None:
+    """Class weights buy balanced accuracy with accuracy: the bullet gives both differences."""
+    results = celeba_results()
+    results["seed_hair5_resnet152"] = fake_run(0.8302, n_classes=5, majority_baseline=0.3512,
+                                               test={"balanced_accuracy": 0.7302})
+    results["strong_hair5_resnet152"] = fake_run(0.7302, n_classes=5, majority_baseline=0.3512,
+                                                 test={"balanced_accuracy": 0.8302})
+    line = bullet(celeba_md(results), "Five hair colours.")
+    assert ("Stronger recipe against the seed setting: CNN -10.0 points of accuracy and +10.0 of balanced "
+            "accuracy: it trades accuracy for balanced accuracy; ViT +2.1 points of accuracy and +2.1 of balanced "
+            "accuracy.") in line
+
+
+def test_cifar10_laptop_names_its_stand_ins_as_what_they_are() -> None:
+    study = study_of(CIFAR, "laptop")
+    md = studies.cifar10_conclusions(study, cifar_results())
+    assert bullet(md, "Seed settings.").startswith("- **Seed settings.** ResNet (`resnet10_mini_cifar`) reached "
+                                                   "88.1% in 20 epochs and ViT (`vit_mini_cifar`) 65.4%")
+    assert bullet(md, "ResNet, strong recipe").startswith("- **ResNet, strong recipe** (`resnet10_mini_cifar`).")
+    assert "With the seed's flip and normalisation ViT reached" in bullet(md, "Preprocessing ablation.")
+    assert "ResNet-18 (" not in md and "ViT-B/16 (" not in md
+
+
+@pytest.mark.parametrize("name, profile, absent", [
+    (CIFAR, "laptop", ("ResNet-18", "ViT-B/16")), (CELEBA, "laptop", ("AlexNet", "VGG16", "ResNet-101", "ResNet-152")),
+    (CELEBA, "paper", ())])
+def test_study_intro_lists_the_runs_of_the_profile_that_ran(name: str, profile: str, absent: tuple) -> None:
+    study = study_of(name, profile)
+    intro = studies.study_intro(study)
+    assert intro.startswith(f"**Here (profile `{profile}`).** ")
+    runs = [line for line in intro.splitlines() if line.startswith("- ")]
+    originals = [n for n, spec in study.runs.items() if not spec.replica_of]
+    assert len(runs) == len(originals)
+    for line, n in zip(runs, originals):
+        spec = study.runs[n]
+        assert line.startswith(f"- {spec.label}: `{spec.config.model.name}`")
+        assert f"{spec.config.train.epochs} epoch" in line
+        assert (f"{len(study.repeats(n))} seeds" in line) == (len(study.repeats(n)) > 1)
+    assert not [word for word in absent if word in intro]
+    if profile == "paper":
+        assert "AlexNet" in intro
+
+
+@pytest.mark.parametrize("name", STUDY_NAMES)
+def test_notebook_shows_the_profiles_runs_after_its_setup(name: str) -> None:
+    """The fixed introduction holds what is true of every profile; the runs of the profile that
+    ran are shown by code right after the cell that loads the study."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    here = nb.cells[0].source[nb.cells[0].source.index("**Here.**"):]
+    assert not [w for w in ("ResNet-18", "ViT-B/32", "32 px", "AlexNet", "4x4") if w in here], here
+    setup = next(i for i, c in enumerate(nb.cells) if "load_study(" in c.source)
+    assert "study_intro(study)" in nb.cells[setup + 1].source
 
 @pytest.mark.parametrize("weights, kind, summary", [
     (SCRATCH, "scratch", "trained from scratch"),

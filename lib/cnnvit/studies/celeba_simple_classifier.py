@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..training.run import Run
-from .common import (best_run, comparison_noise, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts,
-                     seed_columns, seed_stats, skipped, verdict, weights_kind)
+from .common import (comparison_noise, not_run, not_run_note, pct, pct_seeds, profile_caveat, pts,
+                     rank_correlation, seed_columns, seed_stats, signed, skipped, verdict, weights_kind)
 from .core import Study
 from .groups import one, parts, runs
 from .plateau import under_training_note
@@ -24,6 +25,8 @@ GROUPS = {
     "cnn_family": runs("the CNNs on the binary task with the seed's recipe", minimum=3),
 }
 TASKS = {"binary": "Binary", "hair5": "Five hair colours", "multilabel": "Multi-label"}
+# each single-label task's group pairs: the stronger recipe's run and the seed setting it improves on
+RECIPE_PAIRS = (("CNN", "strong_cnn", "seed_cnn"), ("ViT", "strong_vit", "seed_vit"))
 
 
 def task_runs(study: Study, task: str) -> list[str]:
@@ -115,16 +118,16 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
     names, other = same_balance(study, declared, [n for n in declared if n in results])
     if not names:
         return skipped(f"{TASKS[task]}.", not_run(declared, results))
-    best = best_run({n: results[n] for n in names})
+    best = max(names, key=lambda n: stats[n][0])  # by the mean over seeds, as every number here
     m = results[best].metrics
     what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
-    line = (f"- **{TASKS[task]}.** Highest test {what}: {study.runs[best].label}, {pct(m['test_accuracy'])} against "
+    line = (f"- **{TASKS[task]}.** Highest test {what}: {study.runs[best].label}, {pct_seeds(stats[best])} against "
             f"{pct(m['majority_baseline'])} for always answering the majority "
-            f"({pts(m['test_accuracy'], m['majority_baseline'])})")
+            f"({pts(stats[best][0], m['majority_baseline'])})")
     if task != "multilabel":
-        line += f"; balanced accuracy {pct(m['test']['balanced_accuracy'])}"
+        line += f"; balanced accuracy {pct(_seed_mean(study, results, best, 'balanced_accuracy'))}"
     else:
-        line += f"; mAP {m['test']['mean_average_precision']:.3f}"
+        line += f"; mAP {_seed_mean(study, results, best, 'mean_average_precision'):.3f}"
     reported = [(study.runs[n].label, study.runs[n].reported, stats[n])
                 for n in names if study.runs[n].reported is not None]
     if reported:
@@ -139,8 +142,40 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
         line += (". On another class balance (other test images, not compared): " + "; ".join(
             f"{study.runs[n].label} {pct(results[n].metrics['test_accuracy'])} against "
             f"{pct(results[n].metrics['majority_baseline'])} for the majority" for n in other))
+    trades = _recipe_trades(study, results, task, names)
+    if trades:
+        line += ". " + trades
     rests_on = [best] + [n for n in names if study.runs[n].reported is not None]
     return line + "." + under_training_note(study, results, rests_on) + not_run_note(declared, results)
+
+
+def _seed_mean(study: Study, results: Mapping[str, Run], name: str, metric: str) -> float:
+    """A test metric of run ``name`` (metrics.json's ``test`` entry), the mean over it and its
+    finished repeats with other seeds, as :func:`~.common.seed_stats` gives accuracy."""
+    return float(np.mean([results[r].metrics["test"][metric] for r in study.repeats(name) if r in results]))
+
+
+def _recipe_trades(study: Study, results: Mapping[str, Run], task: str, names: list[str]) -> str:
+    """Each stronger recipe against its seed setting (a single-label task's group pairs), in both
+    accuracy and balanced accuracy: a recipe that counters the imbalance (class weights, balanced
+    sampling) may buy one with the other, and a verdict on one alone would hide that."""
+    if task not in study.groups or task == "multilabel":
+        return ""
+    parts = []
+    for kind, strong, seed in RECIPE_PAIRS:
+        a, b = study.member(task, strong), study.member(task, seed)
+        if a not in names or b not in names:  # (not run, or on another class balance)
+            continue
+        d_acc = 100 * (_seed_mean(study, results, a, "accuracy") - _seed_mean(study, results, b, "accuracy"))
+        d_bal = 100 * (_seed_mean(study, results, a, "balanced_accuracy")
+                       - _seed_mean(study, results, b, "balanced_accuracy"))
+        trade = ""
+        if round(d_acc, 1) * round(d_bal, 1) < 0:  # opposite signs, each beyond the rounding
+            gained, lost = ("balanced accuracy", "accuracy") if d_bal > 0 else ("accuracy", "balanced accuracy")
+            trade = f": it trades {lost} for {gained}"
+        parts.append(f"{kind} {signed(d_acc, 1)} points of accuracy and {signed(d_bal, 1)} of balanced "
+                     f"accuracy{trade}")
+    return ("Stronger recipe against the seed setting: " + "; ".join(parts)) if parts else ""
 
 
 def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
@@ -151,7 +186,8 @@ def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
     a, b = results[scratch].metrics, results[pre].metrics
     curves = {n: results[n].val_steps for n in (scratch, pre)}
     first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
-    early = (f" At the first validation ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
+    one_seed = f" of seed {study.runs[pre].config.seed}'s runs" if len(study.repeats(pre)) > 1 else ""
+    early = (f" At the first validation{one_seed} ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
              f"{pct(first[pre])} against {pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
     stats = seed_stats(study, results)
     noise = comparison_noise(stats[pre], stats[scratch], a["dataset"]["n_test"])
@@ -168,13 +204,30 @@ def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:
     if len(fam) < 3:  # a rank correlation of two points says nothing
         return skipped("CNN size.", not_run(family, results))
     t = family_table(study, results, fam)
-    rho = t["params (M)"].rank().corr(t["accuracy"].rank())
+    rho, p = rank_correlation(t["params (M)"], t["accuracy"])
     kinds = {n: weights_kind(results[n].metrics) for n in fam}
     mixed = "" if len(set(kinds.values())) == 1 else (" Their starting points differ (" + "; ".join(
         f"{study.runs[n].config.model.name}: {k}" for n, k in kinds.items()) + "), which this comparison mixes in.")
     return (f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "
-            f"of parameters and accuracy is {rho:+.2f} (+1: the larger, the more accurate, as the "
-            f"seed found).{mixed}" + under_training_note(study, results, fam) + not_run_note(family, results))
+            f"of parameters and accuracy is {_correlation_words(rho, p, len(fam))}.{mixed}"
+            + under_training_note(study, results, fam) + not_run_note(family, results))
+
+
+def _correlation_words(rho: float, p: float, n: int) -> str:
+    """A rank correlation of size and accuracy, its direction against the seed's finding (the
+    larger, the more accurate) and how much ``n`` models can show (``p``: the chance of a
+    correlation as strong under a random order, :func:`~.common.rank_correlation`)."""
+    if rho != rho:  # every model equally accurate (or of one size): no order
+        return "undefined (no order to correlate), so the seed's finding is untested here"
+    if abs(rho) < 1e-9:
+        direction = "0.00: no order by size here, unlike the seed's finding (larger, more accurate)"
+    elif rho > 0:
+        direction = f"{signed(rho)}: larger models were more accurate here, as the seed found"
+    else:
+        direction = f"{signed(rho)}: larger models were less accurate here, unlike the seed's finding"
+    strength = ("weak evidence" if p > 0.05 else "unlikely to be chance alone")
+    return (f"{direction}; a random order of {n} models gives a correlation this strong with "
+            f"probability {p:.2f}, so this is {strength}")
 
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 from ..training.run import Run
-from .common import comparison_noise, not_run, pct, pct_seeds, profile_caveat, seed_stats, skipped, verdict
+from .common import comparison_noise, not_run, pct, pct_seeds, profile_caveat, pts, seed_stats, skipped, verdict
 from .core import Study
 from .groups import parts
 from .plateau import PLATEAU_GAIN, PLATEAU_SHARE, plateau_of, under_training_note
@@ -17,10 +17,16 @@ GROUPS = {
     "resnet_recipes": parts("ResNet-18: its seed setting and the strong recipe", "seed", "strong"),
     "vit_recipes": parts("ViT: its seed setting and the strong recipe", "seed", "strong"),
 }
-# each family's strong recipe: its group, its name in the text, and what a good recipe should
-# reach on real CIFAR-10 (published recipes: ResNet-18 95-96%, small ViTs from scratch with
-# strong augmentation above 90%)
-RECIPES = (("resnet_recipes", "ResNet-18", 0.95), ("vit_recipes", "ViT", 0.90))
+# each family's strong recipe: its group, and what a good recipe should reach on real CIFAR-10
+# (published recipes: ResNet-18 95-96%, small ViTs from scratch with strong augmentation above 90%)
+RECIPES = (("resnet_recipes", 0.95), ("vit_recipes", 0.90))
+
+
+def _named(study: Study, name: str) -> str:
+    """Run ``name``'s model as its label names it: the label up to its first comma or ' ('
+    ('ResNet-18, seed setting (...)' -> 'ResNet-18'; laptop's 'ResNet (0.31M), ...' -> 'ResNet'),
+    so that a profile's stand-in is never called the seed's model."""
+    return study.runs[name].label.split(",")[0].split(" (")[0]
 
 
 def _seed_settings(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
@@ -28,13 +34,13 @@ def _seed_settings(study: Study, results: Mapping[str, Run], stats: Mapping[str,
     cnn, vit = study.member("seed_settings", "cnn"), study.member("seed_settings", "vit")
     r, v = stats[cnn][0], stats[vit][0]
     noise = comparison_noise(stats[cnn], stats[vit], n_test)
-    model = {n: f"`{study.runs[n].config.model.name}`" for n in (cnn, vit)}
     lead = verdict(r - v, noise, f"the CNN leads by {100 * (r - v):.1f} points",
                    f"the ViT leads by {100 * (v - r):.1f} points")
     if abs(r - v) <= noise:
         lead += f" (±{100 * noise:.1f} points)"
-    line = (f"- **Seed settings.** ResNet-18 ({model[cnn]}) reached {pct_seeds(stats[cnn])} in {ep[cnn]} "
-            f"epochs and ViT-B/16 ({model[vit]}) {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
+    model = {n: f"{_named(study, n)} (`{study.runs[n].config.model.name}`)" for n in (cnn, vit)}
+    line = (f"- **Seed settings.** {model[cnn]} reached {pct_seeds(stats[cnn])} in {ep[cnn]} epochs and "
+            f"{model[vit]} {pct_seeds(stats[vit])} in {ep[vit]} epochs: {lead}")
     caveat = under_training_note(study, results, (cnn, vit))
     seed_r, seed_v = study.runs[cnn].reported, study.runs[vit].reported
     if seed_r is None or seed_v is None:
@@ -52,9 +58,9 @@ def _preprocessing(study: Study, results: Mapping[str, Run], stats: Mapping[str,
     a, b = stats[with_pre][0], stats[without][0]
     noise = comparison_noise(stats[with_pre], stats[without], n_test)
     helped = verdict(a - b, noise, "preprocessing helped here", "preprocessing did not help here")
-    return (f"- **Preprocessing ablation.** With the seed's flip and normalisation ViT-B/16 reached "
-            f"{pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: "
-            f"{helped} ({100 * (a - b):+.1f} points, noise ±{100 * noise:.1f}; the seed reported that "
+    return (f"- **Preprocessing ablation.** With the seed's flip and normalisation {_named(study, with_pre)} "
+            f"reached {pct_seeds(stats[with_pre])}, without them {pct_seeds(stats[without])}: "
+            f"{helped} ({pts(a, b)}, noise ±{100 * noise:.1f}; the seed reported that "
             f"it helps)." + under_training_note(study, results, (with_pre, without)))
 
 
@@ -88,15 +94,15 @@ def _trends(study: Study, results: Mapping[str, Run]) -> str:
 
 
 def _strong_recipe(study: Study, results: Mapping[str, Run], stats: Mapping[str, tuple[float, float, int]],
-                   ep: Mapping[str, int], n_test: int, group: str, family: str, target: float) -> str:
+                   ep: Mapping[str, int], n_test: int, group: str, target: float) -> str:
     seed_run, strong_run = study.member(group, "seed"), study.member(group, "strong")
     s, g = stats[seed_run][0], stats[strong_run][0]
     noise = comparison_noise(stats[seed_run], stats[strong_run], n_test)
     gain = verdict(g - s, noise, "better than the seed setting", "worse than the seed setting")
     met = "" if study.profile != "paper" else f" Target at least {pct(target)}: {'met' if g >= target else 'not met'}."
-    return (f"- **{family}, strong recipe** (`{study.runs[strong_run].config.model.name}`). "
+    return (f"- **{_named(study, strong_run)}, strong recipe** (`{study.runs[strong_run].config.model.name}`). "
             f"{pct_seeds(stats[strong_run])} after {ep[strong_run]} epochs at 32 px, against "
-            f"{pct_seeds(stats[seed_run])} for the seed setting ({100 * (g - s):+.1f} points, noise "
+            f"{pct_seeds(stats[seed_run])} for the seed setting ({pts(g, s)}, noise "
             f"±{100 * noise:.1f}: {gain}).{met}" + under_training_note(study, results, (seed_run, strong_run)))
 
 
@@ -115,10 +121,11 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     lines.append(skipped("Trends.", missing) if missing else _trends(study, results))
     missing = not_run(study.members("preprocessing"), stats)
     lines.append(skipped("Preprocessing ablation.", missing) if missing else _preprocessing(study, results, stats, n_test))
-    for group, family, target in RECIPES:
+    for group, target in RECIPES:
         missing = not_run(study.members(group), stats)
-        lines.append(skipped(f"{family}, strong recipe", missing) if missing
-                     else _strong_recipe(study, results, stats, ep, n_test, group, family, target))
+        lead = _named(study, study.member(group, "strong"))
+        lines.append(skipped(f"{lead}, strong recipe", missing) if missing
+                     else _strong_recipe(study, results, stats, ep, n_test, group, target))
     lines += profile_caveat(study, "small stand-in models and data", "CIFAR-10. See the `paper` profile "
                             "for the study")
     return "\n".join(lines)

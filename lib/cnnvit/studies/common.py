@@ -4,6 +4,7 @@ number in by hand."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -14,7 +15,7 @@ import torch
 
 from ..training.augment import Preprocess, make_generator
 from ..config import Config
-from ..datasets import dataset_from_config
+from ..datasets import dataset_from_config, get_dataset
 from ..training.run import Run
 from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
@@ -29,8 +30,37 @@ def pct(x: float) -> str:
 
 
 def pts(a: float, b: float) -> str:
-    """The signed difference a - b in percentage points ('+1.2 points')."""
-    return f"{100 * (a - b):+.1f} points"
+    """The signed difference a - b in percentage points ('+1.2 points'; never '-0.0')."""
+    return f"{signed(100 * (a - b), 1)} points"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign and ``digits`` decimals ('+0.31', '-1.20'); a value that rounds to zero
+    is '+0.00', not the signed zero '-0.00' that reads as a (tiny) fall."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def plural(n: int, one: str, many: Optional[str] = None) -> str:
+    """'1 class', '3 classes': ``n`` and the noun that agrees with it (``many``: default one + 's')."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rank correlation of ``x`` and ``y`` and its two-sided permutation p-value: the
+    share of the orderings of ``y`` whose correlation is at least as far from zero (exact up to 8
+    points, else 20,000 random orderings). A few points give weak evidence whatever the sign:
+    three points in perfect order happen by chance in one ordering of three."""
+    rx, ry = pd.Series(list(x)).rank(), pd.Series(list(y)).rank()
+    rho = float(rx.corr(ry))
+    if len(rx) < 3 or rho != rho:  # under 3 points, or a constant series: no correlation to test
+        return rho, float("nan")
+    if len(rx) <= 8:
+        orders = [list(p) for p in itertools.permutations(ry)]
+    else:
+        rng = np.random.default_rng(0)
+        orders = [list(rng.permutation(ry)) for _ in range(20_000)]
+    hits = sum(abs(float(rx.corr(pd.Series(o)))) >= abs(rho) - 1e-12 for o in orders)
+    return rho, hits / len(orders)
 
 
 def profile_caveat(study: Study, uses: str, about: str) -> list[str]:
@@ -178,6 +208,46 @@ def deviations_table(study: Study) -> pd.DataFrame:
         rows = [{"what": f"none listed in {Path(study.source).name}", "the seed": "",
                  f"here ({study.profile})": "", "why": ""}]
     return pd.DataFrame(rows)
+
+
+def input_px(cfg: Config) -> str:
+    """The side of a run's input images: ``data.image_size``, else the data set's native size
+    ('32 px'; 'native size' where the data set does not fix it)."""
+    if cfg.data.image_size:
+        return f"{cfg.data.image_size} px"
+    spec = get_dataset(cfg.data.name)
+    side = spec.native_size or (spec.size_of(cfg.data) if spec.size_of else None)  # (size_of: config only)
+    return f"{side} px" if side else "native size"
+
+
+def training_images(cfg: Config) -> str:
+    """How many training images a run draws, as its config says ('15,000 training images, 33%
+    held out for validation'; 'all training images')."""
+    n = f"{cfg.data.train_subset:,} training images" if cfg.data.train_subset else "all training images"
+    share = cfg.data.val_fraction or 0.0
+    return n + (f", {share:.0%} held out for validation" if share else "")
+
+
+def study_intro(study: Study) -> str:
+    """What this profile runs, read from its parameter file: each run (not the repeats with
+    other seeds) by its label, with its model as the config names it, input size, epochs,
+    training images and seeds; for a notebook's opening, whose fixed text holds only what is
+    true of every profile (the question and the seed)."""
+    lines = [f"**Here (profile `{study.profile}`).** {plural(len(study.contenders()), 'compared run')}"
+             + (f" and {plural(len(study.pretraining_sources), 'pretraining run')} they start from"
+                if study.pretraining_sources else "")
+             + ", as the parameter file sets them; every number below is read from the runs this notebook "
+               "executed (or found complete on disk with the same config).", ""]
+    for name, spec in study.runs.items():
+        if spec.replica_of:
+            continue
+        cfg, seeds = spec.config, len(study.repeats(name))
+        start = f", from run `{spec.starts_from}`'s weights" if spec.starts_from else (
+            ", pretrained weights" if cfg.model.pretrained or cfg.model.pretrained_path else "")
+        lines.append(f"- {spec.label}: `{cfg.model.name}`{start}, {input_px(cfg)}, "
+                     f"{plural(cfg.train.epochs, 'epoch')} on {training_images(cfg)}"
+                     + (f", {plural(seeds, 'seed')}" if seeds > 1 else "") + ".")
+    return "\n".join(lines)
 
 
 def seed_columns(spec: RunSpec, source: str, figures: Sequence[str]) -> dict[str, Optional[float]]:

@@ -45,7 +45,8 @@ class Plateau:
         if self.gain is None:
             return f"not checked: {self.reason}"
         state = "rising" if self.flagged else "flat"
-        return f"{state}: {100 * self.gain:+.1f} pts, epochs {self.start}-{self.end}"
+        gain = round(100 * self.gain, 1) + 0.0  # + 0.0: a fall that rounds to zero is no '-0.0'
+        return f"{state}: {gain:+.1f} pts, epochs {self.start}-{self.end}"
 
 
 def check_plateau(epochs: pd.DataFrame) -> Plateau:

@@ -7,8 +7,8 @@ from typing import Mapping
 import pandas as pd
 
 from ..training.run import Run
-from .common import (comparison_noise, model_name, not_run, pct, pct_seeds, profile_caveat, pts,
-                     same_direction, seed_stats, skipped, training_diagnosis)
+from .common import (comparison_noise, model_name, not_run, pct, pct_seeds, plural, profile_caveat, pts,
+                     same_direction, seed_stats, signed, skipped, training_diagnosis)
 from .core import Study
 from .groups import one, pairs, parts, runs
 from .plateau import under_training_note
@@ -52,21 +52,31 @@ def ablation_pairs(study: Study) -> list[str]:
     return study.members("batchnorm", "with", "without") + study.members("skip_connections", "with", "without")
 
 
-def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
-    with_bn, without = study.member("batchnorm", "with"), study.member("batchnorm", "without")
-    d = training_diagnosis(results[without])
+def _failure(run: Run) -> str:
+    """How a run that did not learn failed, with the evidence, by :func:`training_diagnosis` (the
+    criterion of the notebook's 'Did every network learn?' table); '' for a run that learned."""
+    d = training_diagnosis(run)
     if d["status"] == "stalled":
-        why = (f"it **stalled**: its training loss ended at {d['final train loss']:.3f}, against "
+        why = (f"**stalled**: its training loss ended at {d['final train loss']:.3f}, against "
                f"ln C = {d['chance loss (ln C)']:.3f} for a uniform guess, and it predicts "
-               f"{d['distinct predicted classes']} distinct class(es) on the test split")
+               f"{plural(d['distinct predicted classes'], 'distinct class', 'distinct classes')} on the test split")
         if d["grad norm, first steps"] is not None:
             why += (f"; its gradient norm went from {d['grad norm, first steps']:.2g} to "
                     f"{d['grad norm, last steps']:.2g}")
-    elif d["status"] == "diverged":
-        where = results[without].metrics["diverged"]
-        why = f"it **diverged**: the loss became {where['loss']} at step {where['step']}"
-    else:
-        why = "it **did learn** here, unlike in the seed"
+        return why
+    if d["status"] == "diverged":
+        where = run.metrics["diverged"]
+        return f"**diverged**: the loss became {where['loss']} at step {where['step']}"
+    return ""
+
+
+def _batchnorm(study: Study, results: Mapping[str, Run], vs_seed) -> str:
+    with_bn, without = study.member("batchnorm", "with"), study.member("batchnorm", "without")
+    failed_without, failed_with = _failure(results[without]), _failure(results[with_bn])
+    why = f"it {failed_without}" if failed_without else "it **did learn** here, unlike in the seed"
+    if failed_with:  # the table marks it too: the pair then shows no effect of BatchNorm
+        why += (f". With BatchNorm it also {failed_with}, so this pair cannot show what BatchNorm does here"
+                if failed_without else f". With BatchNorm, though, it {failed_with}")
     return f"- **BatchNorm.** VGG19 with BatchNorm reached {vs_seed(with_bn)}, without it {vs_seed(without)}: {why}."
 
 
@@ -84,7 +94,7 @@ def _overfitting(log: pd.DataFrame) -> str:
         return "its validation loss was lowest at its last epoch: no overfitting (unlike the seed)"
     rise, fell = float(end["val_loss"] - low["val_loss"]), bool(end["train_loss"] < low["train_loss"])
     seen = rise > OVERFIT_RISE * float(low["val_loss"]) and fell
-    return (f"its validation loss ended {rise:+.2f} above its lowest (epoch {int(low['epoch'])}) while its training "
+    return (f"its validation loss ended {signed(rise)} above its lowest (epoch {int(low['epoch'])}) while its training "
             f"loss {'kept falling' if fell else 'did not fall'}: "
             + ("overfitting, as the seed saw" if seen else "no overfitting (unlike the seed)"))
 
@@ -94,7 +104,7 @@ def _cnn_vs_t2t(study: Study, results: Mapping[str, Run], acc: Mapping[str, floa
     logs = {n: results[n].epochs.dropna(subset=["val_loss"]) for n in (cnn, t2t)}
     gaps = {n: float(df["val_loss"].iloc[-1] - df["train_loss"].iloc[-1]) for n, df in logs.items() if len(df)}
     gap_text = ("; validation minus training loss at the end: " + ", ".join(
-        f"{study.runs[n].label} {g:+.2f}" for n, g in gaps.items())) if gaps else ""
+        f"{study.runs[n].label} {signed(g)}" for n, g in gaps.items())) if gaps else ""
     over = _overfitting(logs[t2t])
     if over:
         gap_text += f"; the seed saw T2T-ViT overfit strongly: here {over}"

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..training.run import Run
 from .common import (not_run, not_run_note, pct, pct_seeds, profile_caveat, pts, seed_columns, seed_stats,
-                     skipped, weights_summary)
+                     signed, skipped, weights_summary)
 from .core import RunSpec, Study
 from .groups import parts, runs
 from .plateau import under_training_note
@@ -198,7 +198,7 @@ def _augmentation(study: Study, results: Mapping[str, Run], stats: Mapping[str, 
     spread = f" The default recipe's spread over {n} seeds: ± {100 * std:.1f} points." if n > 1 else ""
     return (f"- **Augmentation ablation** (DeiT, {len(table) - 1} variants): best "
             f"\"{best['variant']}\" {pct(best['acc@1'])}, worst \"{worst['variant']}\" "
-            f"{pct(worst['acc@1'])} ({worst['vs default (points)']:+.1f} points against the default)."
+            f"{pct(worst['acc@1'])} ({signed(worst['vs default (points)'], 1)} points against the default)."
             + spread + not_run_note(names, results))
 
 
@@ -208,7 +208,18 @@ def _batch_sizes(study: Study, acc: Mapping[str, float]) -> str:
     if len(present) < 2:
         return skipped("Batch size", not_run(names, acc))
     return ("- **Batch size** (DeiT, effective): " + ", ".join(
-        f"{effective_batch(study.runs[n])}: {pct(acc[n])}" for n in present) + "." + not_run_note(names, acc))
+        f"{_batch_name(study, n, present)}: {pct(acc[n])}" for n in present) + "." + not_run_note(names, acc))
+
+
+def _batch_name(study: Study, n: str, present: list[str]) -> str:
+    """A batch-size run by its effective batch ('64'), marked where it is the default recipe's
+    run (the augmentation ablation's baseline: which batch it has is its config's), and by what
+    its label says where another run shares its batch ('64 (effective batch 64)')."""
+    batch = effective_batch(study.runs[n])
+    if n == study.member("augmentation", "baseline"):
+        return f"{batch} (the recipe's run)"
+    shared = sum(effective_batch(study.runs[m]) == batch for m in present) > 1
+    return f"{batch} ({_variant(study.runs[n].label)})" if shared else str(batch)
 
 
 def conclusions(study: Study, results: Mapping[str, Run]) -> str:
