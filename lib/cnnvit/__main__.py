@@ -176,11 +176,10 @@ def _report(args) -> int:
 
 
 def _models(args) -> int:
-    from .models import list_models, native_size, search_models
+    from .models import list_models, search_models
 
     if args.pattern is None:
-        for name in list_models():
-            print(f"{name:24s} {native_size(name)} px")
+        _print_curated()
         return 0
     found = search_models(args.pattern, list_models())
     if not found:
@@ -197,6 +196,35 @@ def _models(args) -> int:
         print(f"{m.name:{width}s} {m.size:4d} px {'fixed' if m.fixed_size else '     '}  {weights}")
     print(f"{len(found)} models; use one as model.name=NAME (a timm model's weights: NAME.TAG)", file=sys.stderr)
     return 0
+
+
+KIND_ORDER = {"real": 0, "laptop": 1, "test": 2}
+KIND_LABEL = {"real": "real", "laptop": "stand-in (laptop)", "test": "stand-in (test)"}
+KIND_LEGEND = ("kind: real = a full-size architecture (the paper profile's models and their kin);",
+               "      stand-in (laptop) = a scaled-down model that a CPU trains in minutes (laptop profile);",
+               "      stand-in (test) = a tiny model for the smoke profile and the tests.",
+               "params: millions, with a 10-class head. weights: the library that serves the model's "
+               "published weights (model.pretrained=true); - for none.")
+
+
+def _print_curated() -> None:
+    """The curated models as a table: real models first, then the stand-ins, each with its input
+    size, parameter count (with a 10-class head) and published weights."""
+    from .models import list_models, model_info, parameter_count
+
+    infos = sorted((model_info(n) for n in list_models()), key=lambda i: (KIND_ORDER[i.kind], i.name))
+    rows = [("name", "kind", "input", "params", "weights")]
+    for info in infos:
+        size = f"{info.native_size:3d} px" + (" fixed" if info.fixed_size else "")
+        params = f"{parameter_count(info.name) / 1e6:.2f}M"
+        rows.append((info.name, KIND_LABEL[info.kind], size, params, info.hub.library if info.hub else "-"))
+    # widths from the cells themselves, so that a new long name cannot break the columns
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    print(f"\n{len(infos)} curated models; any timm or torchvision model too: models --all PATTERN")
+    print("\n".join(KIND_LEGEND))
 
 
 def _study(args) -> int:
