@@ -119,11 +119,16 @@ def _parser() -> argparse.ArgumentParser:
     common(p_train)
     p_train.add_argument("--out", required=True, type=Path, help="run folder to write")
     p_study = sub.add_parser("study", help="train every run of a study file that is not done yet")
-    p_study.add_argument("params", type=Path)
-    p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    p_study.add_argument("--runs", help="comma-separated subset of run names")
-    p_study.add_argument("--out", type=Path, help="study folder (default outputs/<profile>/<study>)")
-    p_study.add_argument("--data-dir", help="folder holding the data sets (cifar10/, ...)")
+    p_study.add_argument("params", type=Path, metavar="PARAMS", help="study parameter file (base: and runs:), "
+                         "e.g. params/laptop/01_cifar10_vit_vs_resnet.yaml")
+    p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                         help="override config keys in every run, e.g. train.epochs=2 data.root=DIR")
+    p_study.add_argument("--runs", metavar="NAME,NAME", help="only these runs (comma-separated run names "
+                         "of the study file; default: every run)")
+    p_study.add_argument("--out", type=Path, metavar="DIR", help="study folder: one run folder per run under "
+                         "DIR/runs/ (default outputs/<profile>/<study>)")
+    p_study.add_argument("--data-dir", metavar="DIR", help="folder holding the data sets (cifar10/, "
+                         "tiny-imagenet-200/, celeba/; default ~/.cache/cnnvit-data)")
     p_study.add_argument("--dry-run", action="store_true", help="instead of training: two optimizer steps of "
                          "every run (its first seed) at its real size and input resolution, on its real data "
                          "pipeline (a stand-in where its data set is absent) on the CPU, in a temporary folder; "
