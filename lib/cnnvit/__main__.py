@@ -6,10 +6,11 @@ import errno
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import CnnvitError
+from .errors import CnnvitError, DatasetError
 
 EPILOG = """examples:
   python -m cnnvit data fetch all --to ~/.cache/cnnvit-data
@@ -48,14 +49,16 @@ DATA_ACTIONS = ("fetch", "check")
 
 
 def _data_action_parser() -> argparse.ArgumentParser:
-    from .datasets.fetch import CONNECT_TIMEOUT
+    from .datasets.fetch import CONNECT_TIMEOUT, dataset_specs
+
+    choices = ", ".join(dataset_specs())  # the registry's, so that a new data set is listed
 
     parser = argparse.ArgumentParser(prog="python -m cnnvit data", description="Fetch the real data "
                                      "sets into a data directory, or check what one holds.")
     sub = parser.add_subparsers(dest="action", required=True)
     p_fetch = sub.add_parser("fetch", help="download, verify and unpack data sets into a data directory "
                              "(a data set already there is left alone)")
-    p_fetch.add_argument("names", nargs="+", metavar="NAME", help="cifar10, tiny-imagenet, celeba, or all")
+    p_fetch.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of {choices}; or all")
     p_fetch.add_argument("--to", type=Path, metavar="DIR", help="data directory (default ~/.cache/cnnvit-data)")
     p_fetch.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
                          help=f"seconds to wait for a server (default {CONNECT_TIMEOUT:g})")
@@ -63,7 +66,8 @@ def _data_action_parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="list each data set of a data directory as present, missing "
                              "or corrupt, with what to do")
     p_check.add_argument("dir", nargs="?", type=Path, help="data directory (default ~/.cache/cnnvit-data)")
-    p_check.add_argument("names", nargs="*", metavar="NAME", help="only these data sets (default all)")
+    p_check.add_argument("names", nargs="*", metavar="NAME", help=f"only these data sets, of {choices} "
+                         "(default: all; then only those a study reads must be present)")
     return parser
 
 
@@ -73,19 +77,50 @@ def _print_status(status) -> None:
         print(f"{'':23s} -> {status.action}")
 
 
+def _data_check(data_dir: Path, names: list[str]) -> int:
+    """``cnnvit data check [DIR] [NAME ...]``: each data set's status; 0 when the ones that
+    matter (those named, else those a study reads) are present, 1 otherwise."""
+    from .datasets import fetch
+
+    data_dir = data_dir.expanduser()
+    specs = fetch.resolve(names)  # an unknown name fails before the folder is looked at
+    needed = None if names else fetch.needed_by_studies()
+    # a folder that is not there is one problem, not one "missing" line per data set
+    if not data_dir.is_dir():
+        what = "is not a folder" if data_dir.exists() else "does not exist"
+        wanted = [s.name for s in specs if needed is None or s.name in needed]
+        raise DatasetError(f"data directory {data_dir} {what}; fetch the data sets into it: "
+                           f"python -m cnnvit data fetch {' '.join(wanted)} --to {data_dir}")
+    print(f"data directory: {data_dir}")
+    required, unneeded = [], []
+    for spec in specs:
+        status = fetch.check_dataset(spec, data_dir)
+        if needed is not None and spec.name not in needed and status.state == "missing":
+            status = replace(status, detail="not needed by any study (for your own runs only)",
+                             action=f"to use it: {status.action.removeprefix('fetch it: ')}")
+            unneeded.append(spec.name)
+        else:
+            required.append(status)
+        _print_status(status)
+    bad = [s.name for s in required if s.state != "present"]
+    if bad:
+        print(f"missing or corrupt: {', '.join(bad)} (see above)")
+    elif needed is not None:
+        print("every data set the studies read is present"
+              + (f"; not needed by any study: {', '.join(unneeded)}" if unneeded else ""))
+    return 1 if bad else 0
+
+
 def data_action(argv: list[str], quiet: bool = False) -> int:
     """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
-    present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed."""
+    present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed.
+    ``check`` without names requires only the data sets a study reads; the others (CIFAR-100)
+    are listed as not needed, and their absence does not count."""
     from .datasets import default_data_dir, fetch
 
     args = _data_action_parser().parse_args(argv)
     if args.action == "check":
-        data_dir = (args.dir or default_data_dir()).expanduser()
-        statuses = [fetch.check_dataset(spec, data_dir) for spec in fetch.resolve(args.names)]
-        print(f"data directory: {data_dir}")
-        for status in statuses:
-            _print_status(status)
-        return 0 if all(s.state == "present" for s in statuses) else 1
+        return _data_check(args.dir or default_data_dir(), args.names)
     data_dir = (args.to or default_data_dir()).expanduser()
     failed = []
     for spec in fetch.resolve(args.names):
