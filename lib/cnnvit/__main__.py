@@ -243,8 +243,8 @@ KIND_LABEL = {"real": "real", "laptop": "stand-in (laptop)", "test": "stand-in (
 KIND_LEGEND = ("kind: real = a full-size architecture (the paper profile's models and their kin);",
                "      stand-in (laptop) = a scaled-down model that a CPU trains in minutes (laptop profile);",
                "      stand-in (test) = a tiny model for the smoke profile and the tests.",
-               "params: millions, with a 10-class head. weights: the library that serves the model's "
-               "published weights (model.pretrained=true); - for none.")
+               "params: millions, with a 10-class head.",
+               "weights: the library serving its published weights (model.pretrained=true); - for none.")
 
 
 def _print_curated() -> None:
