@@ -1,6 +1,7 @@
 # cnnvit: `make report` and `make test` are all a fresh clone needs (the environment is built
-# on first use); `make data` fetches the real data sets for PROFILE=paper. PROFILE=smoke|paper
-# picks the parameter files; DATA_DIR is the folder holding the data sets (cifar10/, ...);
+# on first use); `make lab` opens the notebooks in JupyterLab. PROFILE=smoke|laptop|paper picks
+# the parameter files (params/<profile>/): smoke on generated data, laptop and paper on the real
+# data sets that `make data` fetches; DATA_DIR is the folder holding them (cifar10/, ...);
 # STUDIES=01,03 picks studies; FORCE=1 re-executes unchanged ones.
 SHELL := /bin/bash
 PROFILE ?= smoke
@@ -17,9 +18,9 @@ comma := ,
 
 .PHONY: env test report data lab clean-smoke help gpu-check paper-dry-run
 help:
-	@echo "make report [PROFILE=smoke|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
-	@echo "                                                   run the study notebooks, write $(OUT)/report.html and .pdf"
-	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets"
+	@echo "make report [PROFILE=smoke|laptop|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
+	@echo "                                                   run the study notebooks, write outputs/<profile>/report.html and .pdf"
+	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets (laptop, paper)"
 	@echo "make test                                          run the test suite"
 	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...] [BUDGET=s]  check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
 	@echo "make paper-dry-run [DATA_DIR=...] [STUDIES=01,03]   two optimizer steps of every paper run on the CPU, in a temporary folder"

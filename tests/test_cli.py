@@ -1,14 +1,19 @@
 """The command line, run as ``python -m cnnvit`` in a subprocess."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_cifar_pickles
+from test_celeba import write_celeba
+from test_tiny_imagenet import write_tiny_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"
@@ -136,8 +141,116 @@ def test_plain_params_file_with_overrides_trains(tmp_path, main, capsys):
     assert "another config" in capsys.readouterr().err
 
 
-def test_models_lists_registry(main, capsys):
+MODEL_COLUMNS = ("name", "kind", "input", "params", "weights")
+KINDS = ("real", "stand-in (laptop)", "stand-in (test)")  # in the order the table lists them
+
+
+def models_table(out: str) -> dict[str, dict[str, str]]:
+    """``cnnvit models``'s rows by name, each cell cut where its heading starts (the numbers'
+    column, right-aligned, where its heading ends): a row out of line with the header gives
+    cells that the checks below refuse."""
+    header, *rows = out.split("\n\n", 1)[0].splitlines()
+    assert header.split() == list(MODEL_COLUMNS)
+    kind, size, weights = (header.index(c) for c in ("kind", "input", "weights"))
+    params_end = header.index("params") + len("params")
+    table = {}
+    for row in rows:
+        cells = [row[:kind], row[kind:size], row[size:params_end], row[params_end:weights], row[weights:]]
+        assert all(c.endswith("  ") for c in cells[:2]) and cells[3] == "  ", row  # columns 2 spaces apart
+        number = re.fullmatch(r"(\d+ px(?: fixed)?) +(\d+\.\d\dM)", cells[2].strip())
+        assert number and not cells[2].startswith(" " * 4), row  # 3 digits of px at the heading
+        cells = [cells[0].strip(), cells[1].strip(), number[1], number[2], cells[4]]
+        assert re.fullmatch(r"\S+", cells[0]) and cells[1] in KINDS, row
+        assert cells[4] in ("timm", "torchvision", "-"), row
+        table[cells[0]] = dict(zip(MODEL_COLUMNS, cells))
+    return table
+
+
+def test_models_table_is_aligned_counts_parameters_and_marks_stand_ins(main, capsys):
+    from cnnvit.models import count_parameters, create_model, list_models
+
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^vit_base_patch16_224\s+224 px$", out, flags=re.M)
-    assert re.search(r"^test_resnet_cifar\s+32 px$", out, flags=re.M)
+    table = models_table(out)
+    assert list(table) != sorted(table) and set(table) == set(list_models())  # grouped, each once
+    assert [KINDS.index(r["kind"]) for r in table.values()] == sorted(KINDS.index(r["kind"]) for r in table.values())
+    for name, row in table.items():
+        kind = "stand-in (test)" if name.startswith("test_") else (
+            "stand-in (laptop)" if "_mini" in name else "real")
+        assert row["kind"] == kind, name
+    assert table["vit_base_patch16_224"] == {"name": "vit_base_patch16_224", "kind": "real",
+                                             "input": "224 px fixed", "params": "85.81M", "weights": "timm"}
+    assert table["resnet18_cifar"]["input"] == "32 px" and table["resnet18_cifar"]["weights"] == "-"
+    # counted on the meta device (t2t_vit: on the CPU), as a model built for real counts
+    for name in ("resnet18_cifar", "resnet10_mini_cifar", "test_t2t_vit"):
+        assert table[name]["params"] == f"{count_parameters(create_model(name, 10)) / 1e6:.2f}M"
+    assert "stand-in (laptop) = " in out and "stand-in (test) = " in out  # the legend
+
+
+# ----------------------------------------------------------------- data fetch and check
+
+def test_data_fetch_help_lists_every_registered_data_set(main, capsys):
+    from cnnvit.datasets import DatasetSpec, cifar10, register_dataset, registered, unregister_dataset
+
+    name = "blobs-fetchable"  # a data set registered now must show up: the list is not by hand
+    register_dataset(DatasetSpec(name=name, load=lambda cfg, seed: None, locate=lambda cfg: "a test",
+                                 folder=name, native_size=8, fetch=dataclasses.replace(cifar10.FETCH, name=name)))
+    try:
+        with pytest.raises(SystemExit):
+            main(["data", "fetch", "--help"])
+        names = [s.name for s in registered() if s.fetch is not None]
+    finally:
+        unregister_dataset(name)
+    text = " ".join(capsys.readouterr().out.split())
+    assert {"cifar10", "cifar100", "tiny-imagenet", "celeba", name} <= set(names)
+    for n in names:  # a whole word: "cifar10" inside "cifar100" does not count
+        assert re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text), (n, text)
+
+
+def test_data_check_of_a_missing_folder_says_so_in_one_line(tmp_path, main, capsys):
+    missing = tmp_path / "no-such-folder"
+    assert main(["data", "check", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not one "missing" line per data set
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert f"{missing} does not exist" in lines[0]
+    assert f"data fetch cifar10 tiny-imagenet celeba --to {missing}" in lines[0]
+    assert not missing.exists()
+
+
+def test_data_sets_the_studies_read_come_from_their_parameter_files(tmp_path):
+    from cnnvit.datasets.fetch import needed_by_studies
+
+    needed = needed_by_studies()
+    assert set(needed) - {"synthetic"} == {"cifar10", "tiny-imagenet", "celeba"}  # no cifar100
+    assert "03_tiny_imagenet_transformers" in needed["cifar10"]  # a run's data.name over base's
+    profile = tmp_path / "params" / "mine"
+    profile.mkdir(parents=True)
+    (profile / "01_a.yaml").write_text(
+        "study: 01_a\nprofile: mine\nbase: {data: {name: cifar10}}\ngenerated: {celeba: {images: 10}}\n"
+        "runs:\n  a: {config: {model: {name: test_vit}}}\n  b: {config: {data: {name: celeba}}}\n"
+        "  c: {config: {data: {name: cifar100}}}\n")
+    (profile / "plain.yaml").write_text("data: {name: tiny-imagenet}\n")  # not a study file
+    assert needed_by_studies(tmp_path / "params") == {"cifar10": ["01_a"], "cifar100": ["01_a"]}
+    assert needed_by_studies(tmp_path / "empty") is None
+
+
+def test_data_check_passes_when_only_sets_no_study_reads_are_absent(tmp_path, main, capsys):
+    data = tmp_path / "data"  # what `make data` leaves: the studies' three data sets, no CIFAR-100
+    write_cifar_pickles(data / "cifar10" / "cifar-10-batches-py", per_batch=10, n_test=10)
+    write_tiny_imagenet(data)
+    write_celeba(data / "celeba", n=20)
+    assert main(["data", "check", str(data)]) == 0
+    out = capsys.readouterr().out
+    for name in ("cifar10", "tiny-imagenet", "celeba"):
+        assert re.search(rf"^{name}\s+present", out, re.M)
+    assert re.search(r"^cifar100\s+missing\s+not needed by any study", out, re.M)
+    assert f"python -m cnnvit data fetch cifar100 --to {data}" in out
+    assert "every data set the studies read is present; not needed by any study: cifar100" in out
+    assert main(["data", "check", str(data), "cifar100"]) == 1  # named, it must be there
+    capsys.readouterr()
+    shutil.rmtree(data / "celeba")  # a set a study reads still counts
+    assert main(["data", "check", str(data)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^celeba\s+missing\s+no CelebA", out, re.M) and "missing or corrupt: celeba" in out

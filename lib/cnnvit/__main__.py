@@ -6,10 +6,11 @@ import errno
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import CnnvitError
+from .errors import CnnvitError, DatasetError
 
 EPILOG = """examples:
   python -m cnnvit data fetch all --to ~/.cache/cnnvit-data
@@ -48,14 +49,16 @@ DATA_ACTIONS = ("fetch", "check")
 
 
 def _data_action_parser() -> argparse.ArgumentParser:
-    from .datasets.fetch import CONNECT_TIMEOUT
+    from .datasets.fetch import CONNECT_TIMEOUT, dataset_specs
+
+    choices = ", ".join(dataset_specs())  # the registry's, so that a new data set is listed
 
     parser = argparse.ArgumentParser(prog="python -m cnnvit data", description="Fetch the real data "
                                      "sets into a data directory, or check what one holds.")
     sub = parser.add_subparsers(dest="action", required=True)
     p_fetch = sub.add_parser("fetch", help="download, verify and unpack data sets into a data directory "
                              "(a data set already there is left alone)")
-    p_fetch.add_argument("names", nargs="+", metavar="NAME", help="cifar10, tiny-imagenet, celeba, or all")
+    p_fetch.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of {choices}; or all")
     p_fetch.add_argument("--to", type=Path, metavar="DIR", help="data directory (default ~/.cache/cnnvit-data)")
     p_fetch.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
                          help=f"seconds to wait for a server (default {CONNECT_TIMEOUT:g})")
@@ -63,7 +66,8 @@ def _data_action_parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="list each data set of a data directory as present, missing "
                              "or corrupt, with what to do")
     p_check.add_argument("dir", nargs="?", type=Path, help="data directory (default ~/.cache/cnnvit-data)")
-    p_check.add_argument("names", nargs="*", metavar="NAME", help="only these data sets (default all)")
+    p_check.add_argument("names", nargs="*", metavar="NAME", help=f"only these data sets, of {choices} "
+                         "(default: all; then only those a study reads must be present)")
     return parser
 
 
@@ -73,19 +77,50 @@ def _print_status(status) -> None:
         print(f"{'':23s} -> {status.action}")
 
 
+def _data_check(data_dir: Path, names: list[str]) -> int:
+    """``cnnvit data check [DIR] [NAME ...]``: each data set's status; 0 when the ones that
+    matter (those named, else those a study reads) are present, 1 otherwise."""
+    from .datasets import fetch
+
+    data_dir = data_dir.expanduser()
+    specs = fetch.resolve(names)  # an unknown name fails before the folder is looked at
+    needed = None if names else fetch.needed_by_studies()
+    # a folder that is not there is one problem, not one "missing" line per data set
+    if not data_dir.is_dir():
+        what = "is not a folder" if data_dir.exists() else "does not exist"
+        wanted = [s.name for s in specs if needed is None or s.name in needed]
+        raise DatasetError(f"data directory {data_dir} {what}; fetch the data sets into it: "
+                           f"python -m cnnvit data fetch {' '.join(wanted)} --to {data_dir}")
+    print(f"data directory: {data_dir}")
+    required, unneeded = [], []
+    for spec in specs:
+        status = fetch.check_dataset(spec, data_dir)
+        if needed is not None and spec.name not in needed and status.state == "missing":
+            status = replace(status, detail="not needed by any study (for your own runs only)",
+                             action=f"to use it: {status.action.removeprefix('fetch it: ')}")
+            unneeded.append(spec.name)
+        else:
+            required.append(status)
+        _print_status(status)
+    bad = [s.name for s in required if s.state != "present"]
+    if bad:
+        print(f"missing or corrupt: {', '.join(bad)} (see above)")
+    elif needed is not None:
+        print("every data set the studies read is present"
+              + (f"; not needed by any study: {', '.join(unneeded)}" if unneeded else ""))
+    return 1 if bad else 0
+
+
 def data_action(argv: list[str], quiet: bool = False) -> int:
     """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
-    present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed."""
+    present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed.
+    ``check`` without names requires only the data sets a study reads; the others (CIFAR-100)
+    are listed as not needed, and their absence does not count."""
     from .datasets import default_data_dir, fetch
 
     args = _data_action_parser().parse_args(argv)
     if args.action == "check":
-        data_dir = (args.dir or default_data_dir()).expanduser()
-        statuses = [fetch.check_dataset(spec, data_dir) for spec in fetch.resolve(args.names)]
-        print(f"data directory: {data_dir}")
-        for status in statuses:
-            _print_status(status)
-        return 0 if all(s.state == "present" for s in statuses) else 1
+        return _data_check(args.dir or default_data_dir(), args.names)
     data_dir = (args.to or default_data_dir()).expanduser()
     failed = []
     for spec in fetch.resolve(args.names):
@@ -119,11 +154,16 @@ def _parser() -> argparse.ArgumentParser:
     common(p_train)
     p_train.add_argument("--out", required=True, type=Path, help="run folder to write")
     p_study = sub.add_parser("study", help="train every run of a study file that is not done yet")
-    p_study.add_argument("params", type=Path)
-    p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    p_study.add_argument("--runs", help="comma-separated subset of run names")
-    p_study.add_argument("--out", type=Path, help="study folder (default outputs/<profile>/<study>)")
-    p_study.add_argument("--data-dir", help="folder holding the data sets (cifar10/, ...)")
+    p_study.add_argument("params", type=Path, metavar="PARAMS", help="study parameter file (base: and runs:), "
+                         "e.g. params/laptop/01_cifar10_vit_vs_resnet.yaml")
+    p_study.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                         help="override config keys in every run, e.g. train.epochs=2 data.root=DIR")
+    p_study.add_argument("--runs", metavar="NAME,NAME", help="only these runs (comma-separated run names "
+                         "of the study file; default: every run)")
+    p_study.add_argument("--out", type=Path, metavar="DIR", help="study folder: one run folder per run under "
+                         "DIR/runs/ (default outputs/<profile>/<study>)")
+    p_study.add_argument("--data-dir", metavar="DIR", help="folder holding the data sets (cifar10/, "
+                         "tiny-imagenet-200/, celeba/; default ~/.cache/cnnvit-data)")
     p_study.add_argument("--dry-run", action="store_true", help="instead of training: two optimizer steps of "
                          "every run (its first seed) at its real size and input resolution, on its real data "
                          "pipeline (a stand-in where its data set is absent) on the CPU, in a temporary folder; "
@@ -176,11 +216,10 @@ def _report(args) -> int:
 
 
 def _models(args) -> int:
-    from .models import list_models, native_size, search_models
+    from .models import list_models, search_models
 
     if args.pattern is None:
-        for name in list_models():
-            print(f"{name:24s} {native_size(name)} px")
+        _print_curated()
         return 0
     found = search_models(args.pattern, list_models())
     if not found:
@@ -197,6 +236,35 @@ def _models(args) -> int:
         print(f"{m.name:{width}s} {m.size:4d} px {'fixed' if m.fixed_size else '     '}  {weights}")
     print(f"{len(found)} models; use one as model.name=NAME (a timm model's weights: NAME.TAG)", file=sys.stderr)
     return 0
+
+
+KIND_ORDER = {"real": 0, "laptop": 1, "test": 2}
+KIND_LABEL = {"real": "real", "laptop": "stand-in (laptop)", "test": "stand-in (test)"}
+KIND_LEGEND = ("kind: real = a full-size architecture (the paper profile's models and their kin);",
+               "      stand-in (laptop) = a scaled-down model that a CPU trains in minutes (laptop profile);",
+               "      stand-in (test) = a tiny model for the smoke profile and the tests.",
+               "params: millions, with a 10-class head.",
+               "weights: the library serving its published weights (model.pretrained=true); - for none.")
+
+
+def _print_curated() -> None:
+    """The curated models as a table: real models first, then the stand-ins, each with its input
+    size, parameter count (with a 10-class head) and published weights."""
+    from .models import list_models, model_info, parameter_count
+
+    infos = sorted((model_info(n) for n in list_models()), key=lambda i: (KIND_ORDER[i.kind], i.name))
+    rows = [("name", "kind", "input", "params", "weights")]
+    for info in infos:
+        size = f"{info.native_size:3d} px" + (" fixed" if info.fixed_size else "")
+        params = f"{parameter_count(info.name) / 1e6:.2f}M"
+        rows.append((info.name, KIND_LABEL[info.kind], size, params, info.hub.library if info.hub else "-"))
+    # widths from the cells themselves, so that a new long name cannot break the columns
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    print(f"\n{len(infos)} curated models; any timm or torchvision model too: models --all PATTERN")
+    print("\n".join(KIND_LEGEND))
 
 
 def _study(args) -> int:

@@ -67,6 +67,20 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def parameter_count(name: str, num_classes: int = 10) -> int:
+    """Parameters of the registered model ``name`` with a ``num_classes``-way head, counted
+    without allocating its weights: built on PyTorch's meta device (milliseconds even for
+    ViT-L), or on the CPU for a model whose builder copies data into a tensor (T2T-ViT's
+    sinusoid table), which the meta device cannot hold."""
+    from .registry import create_model
+
+    try:
+        with torch.device("meta"):
+            return count_parameters(create_model(name, num_classes))
+    except NotImplementedError:  # "Cannot copy out of meta tensor": build it for real
+        return count_parameters(create_model(name, num_classes))
+
+
 def set_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
     """The model in channels-last memory format when ``channels_last`` (faster convolutions)."""
     return model.to(memory_format=torch.channels_last) if channels_last else model

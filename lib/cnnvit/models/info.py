@@ -48,3 +48,13 @@ class ModelInfo:
     @property
     def pretrained(self) -> bool:
         return self.hub is not None
+
+    @property
+    def kind(self) -> str:
+        """``real`` (an architecture the studies name), or a stand-in for one: ``laptop`` (a
+        ``*_mini*`` model, scaled down for the laptop profile's CPU) or ``test`` (a tiny model of
+        :mod:`.tiny` for the smoke profile and the tests). The naming rule is the registry's
+        convention (``models/tiny.py``; ``_mini`` in the laptop models' names)."""
+        if self.family == "tiny":
+            return "test"
+        return "laptop" if "_mini" in self.name else "real"
