@@ -9,6 +9,7 @@ import numbers
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -37,7 +38,7 @@ def plain(value: Any) -> str:
     ``—`` where there is nothing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
-    if isinstance(value, (bool,)) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, numbers.Integral) for v in value):
@@ -66,9 +67,9 @@ def show_table(table: pd.DataFrame, formats: Optional[Mapping[str, Format]] = No
         table = table.reset_index()
     table, shared = factor_out_constants(table, constant)
     given = {c: f for c, f in (formats or {}).items() if c in table.columns}
-    styler = table.style.format(plain, na_rep=na_rep, escape="html")  # a "<" in a note is text, not markup
-    if given:
-        styler = styler.format(given, na_rep=na_rep, escape="html")
+    # one call: a second format() with a dict resets the columns it does not name to pandas' default
+    styler = table.style.format({c: given.get(c, plain) for c in table.columns}, na_rep=na_rep,
+                                escape="html")  # a "<" in a note is text, not markup
     styler = styler.hide(axis="index")
     text_columns = [c for c in table.columns if c not in given and _is_text(table[c])]
     if text_columns:
