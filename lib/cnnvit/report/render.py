@@ -478,7 +478,10 @@ def page_problems(doc) -> list[str]:
 
 
 def overflowing_boxes(doc) -> list[str]:
-    """Elements wider than their page's content area, or reaching past its foot."""
+    """Elements wider than their page's content area, or content (an image, a table, a line of
+    text) reaching past its foot."""
+    from weasyprint.formatting_structure import boxes as wb
+
     problems = []
     for number, page in enumerate(doc.pages, 1):
         x, y, width, height = _content_area(page)
@@ -495,7 +498,8 @@ def overflowing_boxes(doc) -> list[str]:
             if right > x + width + 1:
                 seen.add(tag)
                 problems.append(f"page {number}: <{tag}> is {right - (x + width):.0f}px wider than the page")
-            elif bottom > y + height + 1 and tag not in ("html", "body"):
+            elif bottom > y + height + 1 and isinstance(box, (wb.ReplacedBox, wb.TableBox, wb.LineBox)):
+                # (content: a container's padding past the foot loses nothing)
                 seen.add(tag)
                 problems.append(f"page {number}: <{tag}> runs {bottom - (y + height):.0f}px past the foot of the page")
     return problems
@@ -624,6 +628,8 @@ table.summary tr.group th { text-align: left; background: #e4e9f2; font-size: .8
   /* (section: table.summary must not start a page of its own) */
   section.study, section.summary { break-before: page; border-top: none; margin-top: 0; }
   h1, h2, h3, h4, h5, h6 { break-after: avoid; }
+  /* a notebook's text cell introduces the output after it: keep the two on one page */
+  .text_cell { break-after: avoid; }
   img, tr, pre { break-inside: avoid; }
   .toc a.toc-link::after { content: leader(".") target-counter(attr(href), page); }
   .toc a.toc-link { text-decoration: none; color: var(--fg); }

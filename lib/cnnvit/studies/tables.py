@@ -63,8 +63,10 @@ def show_table(table: pd.DataFrame, formats: Optional[Mapping[str, Format]] = No
     """``table`` as the report shows it: ``formats`` for the columns named there (a format
     string or a function of the value), :func:`plain` for the others; the ``constant`` columns
     that repeat one value moved to the caption after ``caption``; no index; text left-aligned."""
-    if not isinstance(table.index, pd.RangeIndex):  # an index that means something (the classes)
+    if table.index.name is not None or isinstance(table.index, pd.MultiIndex):  # a named index (the classes)
         table = table.reset_index()
+    else:  # positions, after a sort or a filter: nothing a reader needs
+        table = table.reset_index(drop=True)
     table, shared = factor_out_constants(table, constant)
     given = {c: f for c, f in (formats or {}).items() if c in table.columns}
     # one call: a second format() with a dict resets the columns it does not name to pandas' default
