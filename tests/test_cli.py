@@ -220,7 +220,7 @@ def test_data_check_of_a_missing_folder_says_so_in_one_line(tmp_path, main, caps
 
 
 def test_data_sets_the_studies_read_come_from_their_parameter_files(tmp_path):
-    from cnnvit.datasets.fetch import needed_by_studies
+    from cnnvit.config import needed_by_studies
 
     needed = needed_by_studies()
     assert set(needed) - {"synthetic"} == {"cifar10", "tiny-imagenet", "celeba"}  # no cifar100

@@ -84,7 +84,7 @@ def _data_check(data_dir: Path, names: list[str]) -> int:
 
     data_dir = data_dir.expanduser()
     specs = fetch.resolve(names)  # an unknown name fails before the folder is looked at
-    needed = None if names else fetch.needed_by_studies()
+    needed = None if names else config_mod.needed_by_studies()
     # a folder that is not there is one problem, not one "missing" line per data set
     if not data_dir.is_dir():
         what = "is not a folder" if data_dir.exists() else "does not exist"

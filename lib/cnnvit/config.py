@@ -484,3 +484,32 @@ def dump(cfg: Config) -> str:
 def from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a config saved by :func:`dump` (or ``to_dict``)."""
     return build((data, "saved config"))
+
+
+# ------------------------------------------------------------------ what the study files read
+
+def params_dir() -> Path:
+    """The checkout's ``params/`` folder (``lib/cnnvit`` two levels down)."""
+    return Path(__file__).resolve().parents[2] / "params"
+
+
+def needed_by_studies(folder: Optional[Path] = None) -> Optional[dict[str, list[str]]]:
+    """Which data sets the studies read: ``{data.name: [study, ...]}`` from every study file
+    under ``folder`` (default :func:`params_dir`; every profile), each run's ``data.name`` over
+    its ``base:``, leaving out the sets a file generates (``generated:``). None when there are
+    no study files to read (cnnvit installed without its checkout): then every set counts.
+    Read from the YAML alone: no run's config is built."""
+    files = sorted((folder or params_dir()).glob("*/*.yaml"))
+    needed: dict[str, list[str]] = {}
+    for path in files:
+        raw = load_yaml(path)
+        if not isinstance(raw.get("runs"), dict):  # a plain config, not a study file
+            continue
+        study = str(raw.get("study", path.stem))
+        base = ((raw.get("base") or {}).get("data") or {}).get("name", DataConfig.name)
+        for run in raw["runs"].values():
+            data = ((run or {}).get("config") or {}).get("data") or {}
+            name = data.get("name", base)
+            if name not in (raw.get("generated") or {}) and study not in needed.setdefault(name, []):
+                needed[name].append(study)
+    return needed if files else None

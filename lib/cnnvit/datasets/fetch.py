@@ -77,35 +77,6 @@ def resolve(names: list[str], specs: Optional[dict[str, FetchSpec]] = None) -> l
     return [specs[n] for n in dict.fromkeys(names)]
 
 
-def params_dir() -> Path:
-    """The checkout's ``params/`` folder (``lib/cnnvit/datasets`` three levels down)."""
-    return Path(__file__).resolve().parents[3] / "params"
-
-
-def needed_by_studies(folder: Optional[Path] = None) -> Optional[dict[str, list[str]]]:
-    """Which data sets the studies read: ``{data.name: [study, ...]}`` from every study file
-    under ``folder`` (default :func:`params_dir`; every profile), each run's ``data.name`` over
-    its ``base:``, leaving out the sets a file generates (``generated:``). None when there are
-    no study files to read (cnnvit installed without its checkout): then every set counts.
-    Read from the YAML alone, so that ``data check`` imports no torch."""
-    from ..config import DataConfig, load_yaml
-
-    files = sorted((folder or params_dir()).glob("*/*.yaml"))
-    needed: dict[str, list[str]] = {}
-    for path in files:
-        raw = load_yaml(path)
-        if not isinstance(raw.get("runs"), dict):  # a plain config, not a study file
-            continue
-        study = str(raw.get("study", path.stem))
-        base = ((raw.get("base") or {}).get("data") or {}).get("name", DataConfig.name)
-        for run in raw["runs"].values():
-            data = ((run or {}).get("config") or {}).get("data") or {}
-            name = data.get("name", base)
-            if name not in (raw.get("generated") or {}) and study not in needed.setdefault(name, []):
-                needed[name].append(study)
-    return needed if files else None
-
-
 def fetch_command(name: str, data_dir: Path) -> str:
     return f"python -m cnnvit data fetch {name} --to {data_dir}"
 
