@@ -112,3 +112,17 @@ def test_the_layout_checks_find_what_they_look_for(tmp_path, body, problem):
     page.write_text("<html><body>" + body.format(tall=_png(fig)) + "</body></html>", encoding="utf-8")
     problems = render.write_pdf(page, tmp_path / "bad.pdf")
     assert any(problem in p for p in problems), problems
+
+
+def test_a_figure_taller_than_a_page_is_scaled_to_fit(tmp_path):
+    """A notebook's own figure (a user's, five times as tall as wide) is shrunk to the page, not cut."""
+    fig = matplotlib.pyplot.figure(figsize=(4, 20))  # 1440 px at 72 dpi: about 380 mm
+    fig.add_subplot().plot([0, 1], [0, 1])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Study 7 — tall"),
+                nbformat.v4.new_code_cell("plt.plot(...)", outputs=[nbformat.v4.new_output(
+                    "display_data", {"image/png": _png(fig), "text/plain": "<Figure>"})])]
+    nbformat.write(nb, tmp_path / "07_tall.ipynb")
+    _, problems = _write_report(tmp_path, [render.StudyOutcome("07_tall", "Study 7", "ok",
+                                                               notebook=tmp_path / "07_tall.ipynb")])
+    assert problems == [], problems
