@@ -454,19 +454,28 @@ def _content_area(page) -> tuple[float, float, float, float]:
     return box.content_box_x(), box.content_box_y(), box.width, box.height
 
 
+def _overhang(box, area: tuple[float, float, float, float]) -> Optional[tuple[float, float]]:
+    """How far ``box`` reaches past the right edge and past the foot of the content ``area``
+    (negative: inside); None for a box without a position."""
+    x, y, width, height = area
+    try:
+        return (box.border_box_x() + box.border_width() - (x + width),
+                box.border_box_y() + box.border_height() - (y + height))
+    except (AttributeError, TypeError):
+        return None
+
+
 def _overflowing_tables(doc) -> set[str]:
     """The ``data-t`` numbers of the tables wider than their page."""
     found = set()
     for page in doc.pages:
-        x, _, width, _ = _content_area(page)
+        area = _content_area(page)
         for box in _boxes(page):
             element = getattr(box, "element", None)
             if getattr(box, "element_tag", None) == "table" and element is not None and element.get("data-t"):
-                try:
-                    if box.border_box_x() + box.border_width() > x + width + 1:
-                        found.add(element.get("data-t"))
-                except (AttributeError, TypeError):
-                    continue
+                over = _overhang(box, area)
+                if over and over[0] > 1:
+                    found.add(element.get("data-t"))
     return found
 
 
@@ -484,24 +493,22 @@ def overflowing_boxes(doc) -> list[str]:
 
     problems = []
     for number, page in enumerate(doc.pages, 1):
-        x, y, width, height = _content_area(page)
+        area = _content_area(page)
         seen = set()
         for box in _boxes(page):
             tag = getattr(box, "element_tag", None)
             if not tag or getattr(box, "width", None) is None or tag in seen:
                 continue
-            try:
-                right = box.border_box_x() + box.border_width()
-                bottom = box.border_box_y() + box.border_height()
-            except (AttributeError, TypeError):
+            over = _overhang(box, area)
+            if over is None:
                 continue
-            if right > x + width + 1:
+            if over[0] > 1:
                 seen.add(tag)
-                problems.append(f"page {number}: <{tag}> is {right - (x + width):.0f}px wider than the page")
-            elif bottom > y + height + 1 and isinstance(box, (wb.ReplacedBox, wb.TableBox, wb.LineBox)):
+                problems.append(f"page {number}: <{tag}> is {over[0]:.0f}px wider than the page")
+            elif over[1] > 1 and isinstance(box, (wb.ReplacedBox, wb.TableBox, wb.LineBox)):
                 # (content: a container's padding past the foot loses nothing)
                 seen.add(tag)
-                problems.append(f"page {number}: <{tag}> runs {bottom - (y + height):.0f}px past the foot of the page")
+                problems.append(f"page {number}: <{tag}> runs {over[1]:.0f}px past the foot of the page")
     return problems
 
 
@@ -520,7 +527,7 @@ def stranded_headings(doc) -> list[str]:
             content = (isinstance(box, wb.TextBox) and box.text.strip()) or isinstance(box, wb.ReplacedBox)
             if not content:
                 continue
-            if _inside(box, _HEADINGS, page):
+            if _inside(box, _HEADINGS):
                 heading_text.append(box.text.strip() if isinstance(box, wb.TextBox) else "")
             else:
                 other = True
@@ -530,7 +537,7 @@ def stranded_headings(doc) -> list[str]:
     return problems
 
 
-def _inside(box, tags: set[str], page) -> bool:
+def _inside(box, tags: set[str]) -> bool:
     """Whether ``box`` lies inside an element named in ``tags`` (WeasyPrint's boxes know their
     element, not their parent box: the element tree is walked instead)."""
     element = getattr(box, "element", None)

@@ -14,7 +14,6 @@ from .cifar10_finetune import finetune_table, seed_report
 from .cifar10_finetune import conclusions as finetune_conclusions
 from .cifar10_vit_vs_resnet import conclusions as cifar10_conclusions
 from .common import (best_run, class_accuracy_extremes, deviations_table, diagnosis_table, distributed_table,
-                     factor_out_constants,
                      per_class_report, per_class_table, pooled_confusions, preview_preprocessing, seed_columns,
                      seed_formats, seed_notes, study_intro, summary_table, training_diagnosis,
                      weights_kind, weights_origin, weights_summary)
@@ -22,7 +21,7 @@ from .core import RunSpec, Study, project_root
 from .dry_run import DryRun, DryRunReport, dry_run_study
 from .groups import Group, check_groups
 from .registry import STUDIES, group_schema
-from .tables import plain, show_table, shown_path
+from .tables import factor_out_constants, plain, show_table, shown_path
 from .study import (check_study_inputs, completed_metrics, load_study, prepare_generated_data, run_study,
                     study_config_for_run)
 from .tiny_imagenet_cnn_ablations import ablation_pairs, effect_panels

@@ -19,7 +19,6 @@ from ..datasets import dataset_from_config, get_dataset
 from ..training.run import Run
 from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
-from .tables import factor_out_constants, show_table  # noqa: F401 (the facade's names)
 
 # ------------------------------------------------------------------------- conclusions' wording
 
@@ -322,16 +321,27 @@ def summary_table(study: Study, results: Mapping[str, Run], seeds: bool = False)
     return table.drop(columns=unused)
 
 
+def settings(study: Study, results: Mapping[str, Run], names: Optional[Iterable[str]] = None) -> dict[str, list[str]]:
+    """Each setting of ``names`` (default: every run that is not a repeat; a repeat named stands
+    for the run it repeats) with a result, by its label ('(n seeds)' added where it was repeated):
+    the names of its finished runs over every seed."""
+    names = study.runs if names is None else names
+    out: dict[str, list[str]] = {}
+    for name in dict.fromkeys((study.runs[n].replica_of if n in study.runs else None) or n for n in names):
+        if name not in results:
+            continue
+        done = [n for n in study.repeats(name) if n in results]
+        out[study.label(name) + (f" ({len(done)} seeds)" if len(done) > 1 else "")] = done
+    return out
+
+
 def per_class_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     """Per-class F1 of each setting (columns: runs under their labels, rows: classes); a run
     repeated over seeds by the mean over its seeds."""
     columns = {}
-    for name, spec in study.runs.items():
-        if spec.replica_of or name not in results:
-            continue
-        seeds = [results[n].metrics["test"]["per_class"] for n in study.repeats(name) if n in results]
-        label = spec.label + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
-        columns[label] = {c: float(np.mean([s[c]["f1"] for s in seeds])) for c in seeds[0]}
+    for label, done in settings(study, results).items():
+        per_class = [results[n].metrics["test"]["per_class"] for n in done]
+        columns[label] = {c: float(np.mean([s[c]["f1"] for s in per_class])) for c in per_class[0]}
     return pd.DataFrame(columns).rename_axis("class")
 
 
@@ -362,16 +372,8 @@ def pooled_confusions(study: Study, results: Mapping[str, Run],
     the figure normalises the pooled counts per true class. Keyed by the run's label, with
     '(n seeds)' where more than one seed is pooled; runs without a result are left out, as
     :func:`seed_stats` leaves them."""
-    names = study.runs if names is None else names
-    out: dict[str, np.ndarray] = {}
-    settings = dict.fromkeys((study.runs[n].replica_of if n in study.runs else None) or n for n in names)
-    for name in settings:
-        if name not in results:
-            continue
-        done = [n for n in study.repeats(name) if n in results]
-        pooled = sum(np.asarray(results[n].metrics["test"]["confusion_matrix"], dtype=np.int64) for n in done)
-        out[study.label(name) + (f" ({len(done)} seeds)" if len(done) > 1 else "")] = pooled
-    return out
+    return {label: sum(np.asarray(results[n].metrics["test"]["confusion_matrix"], dtype=np.int64) for n in done)
+            for label, done in settings(study, results, names).items()}
 
 
 def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
