@@ -210,8 +210,8 @@ def test_resume_with_ema_early_stopping_and_step_validation_equals_uninterrupted
 
 def _perturbed(value, key: str):
     """Another valid-looking value for a config key, to test whether the key is part of a run's identity."""
-    if key in config_mod.CHOICES:
-        return next(c for c in config_mod.CHOICES[key] if c != value)
+    if key in config_mod.choices():
+        return next(c for c in config_mod.choices()[key] if c != value)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):

@@ -17,6 +17,7 @@ import yaml
 
 from . import datasets
 from .errors import CnnvitError, ConfigError  # noqa: F401 (re-exported)
+from .rules import FRACTION, POSITIVE, Rule, scalar
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -52,39 +53,17 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-@dataclass
-class DataConfig:
-    name: str = "synthetic"  # a registered data set: synthetic | cifar10 | cifar100 | tiny-imagenet |
-    # celeba | imagefolder (a train/<class>/* tree of one's own)
-    root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
-    download: bool = False  # fetch from the official source when missing (needs internet)
-    train_subset: Optional[int] = None  # stratified subset of the training split
-    test_subset: Optional[int] = None  # stratified subset of the test split
-    classes: Optional[int] = None  # keep only the first N classes (data set's order), both splits
-    coarse_labels: bool = False  # cifar100: its 20 superclasses instead of the 100 fine classes
-    decode_size: Optional[int] = None  # resize every image to N x N once, when decoding (imagefolder,
-    # celeba); None: keep the files' size (an image folder's images must then share one size)
-    test_fraction: float = 0.2  # imagefolder without a test/ tree: stratified share held out as test
+@dataclass(eq=False)
+class DataConfig(datasets.DataSource):
+    """The data keys: which images from where (:class:`~cnnvit.datasets.DataSource`, with every
+    registered data set's own options, e.g. data.task for CelebA), then what is done to them on
+    the device."""
+
     on_device: Union[bool, str] = "auto"  # the training split on the GPU (true), in host memory with
     # each batch copied ahead of compute (false), or chosen from its size and the free GPU memory
-    class_ratio: Optional[list[float]] = None  # subsample every split to these class proportions
-    # stratified share of the training split held out as validation; None: the data set's own
-    # protocol (its DatasetSpec.val_fraction), resolved when the config is built
-    val_fraction: Optional[float] = None
-    synthetic_train: int = 2000  # size of the generated set (data.name=synthetic only)
-    synthetic_test: int = 500
-    synthetic_size: int = 32  # image side of the generated set, in pixels
-    synthetic_classes: int = 10
-    task: str = "binary"  # celeba: binary | hair5 (5 hair colours) | multilabel
-    attribute: str = "Eyeglasses"  # celeba, task=binary: the attribute to predict
-    attributes: str = "all"  # celeba, task=multilabel: comma-separated attributes, or all
-    first_images: Optional[int] = None  # celeba: only the first N images the attribute file lists
-    # (000001.jpg ...), before the 8:1:1 split; only those are decoded. None: all of them
     image_size: Optional[int] = None  # resize on the device to this size (None: native size)
     resize_mode: str = "bilinear"  # bilinear | bicubic (the resize on the device)
     normalize: bool = True  # subtract the data set's mean, divide by its std
-    mean: Optional[list[float]] = None  # per-channel constants to normalise with; None: the training split's
-    std: Optional[list[float]] = None  # (e.g. a seed's published constants, or ImageNet's for hub weights)
     crop_padding: int = 0  # random crop with this much zero padding (0: off)
     random_resized_crop: bool = False  # torchvision-style random resized crop, on the device
     rrc_min_scale: float = 0.08  # smallest crop area as a fraction of the image (ratio 3/4-4/3)
@@ -180,7 +159,9 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["data"].update(self.data.option_values())  # asdict sees the dataclass fields only
+        return d
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
@@ -188,7 +169,8 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls)
+    return {**hints, **datasets.option_types()} if cls is DataConfig else hints
 
 
 def _check_value(key: str, value: Any, typ: Any, where: str) -> Any:
@@ -317,8 +299,7 @@ def resolve_data_defaults(cfg: Config) -> Config:
     return cfg
 
 
-CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
-    "data.task": ("binary", "hair5", "multilabel"),
+CHOICES = {  # data.name: the registered data sets; a data set's own keys: its DatasetSpec.options
     "data.policy": ("none", "autoaugment", "randaugment"),
     "optim.name": ("sgd", "adam", "adamw"),
     "model.freeze": ("none", "head", "last_k"),
@@ -327,107 +308,100 @@ CHOICES = {  # data.name: the registered data sets (cnnvit.datasets.names())
     "train.amp": (True, False, "auto"),
     "sched.name": ("constant", "cosine", "onecycle", "step"),
 }
+_OPEN_UNIT = Rule(low=0.0, high=1.0, low_open=True, high_open=True)
+RULES: dict[str, Rule] = {  # what a value may be beyond its type; null passes where the type allows it
+    **{key: Rule(choices=c) for key, c in CHOICES.items()},
+    **dict.fromkeys(["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
+                     "train.eval_batch_size", "train.nproc", "train.nnodes", "model.trainable_blocks",
+                     "data.policy_group", "data.train_subset", "data.test_subset", "data.image_size",
+                     "data.decode_size", "data.std", "optim.lr"], POSITIVE),
+    **dict.fromkeys(["train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"],
+                    FRACTION),
+    "data.classes": Rule(low=2),
+    "data.color_jitter": Rule(low=0.0, high=0.5),
+    "data.rrc_min_scale": Rule(low=0.0, high=1.0, low_open=True),
+    "data.val_fraction": Rule(low=0.0, high=1.0, high_open=True),
+    "model.layer_decay": Rule(low=0.0, high=1.0, low_open=True),
+    "train.model_ema": _OPEN_UNIT,
+}
+
+
+def choices() -> dict[str, tuple[Any, ...]]:
+    """``{key: allowed values}`` of every key with a fixed set of values (data.name and the data
+    sets' own options included)."""
+    own = {f"data.{k}": f.metadata["rule"].choices for k, (_, f) in datasets.options().items()
+           if f.metadata["rule"].choices}
+    return {"data.name": tuple(datasets.names()), **CHOICES, **own}
 
 
 def validate(cfg: Config) -> None:
-    """Check values that a type alone cannot (choices, ranges). The model section is checked
-    against the model registry by ``cnnvit.models.check_model_config``, so that this needs no torch."""
+    """Check values that a type alone cannot (choices, ranges, keys that go together): the
+    table :data:`RULES`, then each section's own rules. The model section is checked against the
+    model registry by ``cnnvit.models.check_model_config``, so that this needs no torch."""
     flat = flatten(cfg.to_dict())
-    for key, choices in {"data.name": tuple(datasets.names()), **CHOICES}.items():
-        if flat[key] not in choices:
-            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(map(_yaml_scalar, choices))}")
-    positive = ["train.epochs", "train.batch_size", "train.grad_accum", "train.eval_every",
-                "train.eval_batch_size", "data.synthetic_train", "data.synthetic_test", "data.synthetic_size",
-                "data.policy_group", "train.nproc", "train.nnodes", "model.trainable_blocks"]
-    for key in positive:
-        if flat[key] <= 0:
-            raise ConfigError(f"{key}: must be positive, got {flat[key]}")
-    for key in ("data.train_subset", "data.test_subset", "data.image_size", "data.decode_size"):
-        if flat[key] is not None and flat[key] <= 0:
-            raise ConfigError(f"{key}: must be positive or null, got {flat[key]}")
-    ratio = flat["data.class_ratio"]
-    if ratio is not None and (len(ratio) < 2 or min(ratio) <= 0):
-        raise ConfigError(f"data.class_ratio: one positive weight per class, got {ratio}")
-    for key in ("data.mean", "data.std"):
-        if flat[key] is not None and len(flat[key]) != 3:
-            raise ConfigError(f"{key}: expected 3 values (red, green, blue), got {flat[key]}")
-    if flat["data.std"] is not None and min(flat["data.std"]) <= 0:
-        raise ConfigError(f"data.std: every value must be positive, got {flat['data.std']}")
-    if flat["data.classes"] is not None and flat["data.classes"] < 2:
-        raise ConfigError(f"data.classes: must be at least 2 or null, got {flat['data.classes']}")
-    if flat["optim.lr"] <= 0:
-        raise ConfigError(f"optim.lr: must be positive, got {flat['optim.lr']}")
-    for key in ("train.label_smoothing", "data.random_erasing", "sched.pct_start", "sched.min_lr_ratio"):
-        if not 0.0 <= flat[key] <= 1.0:
-            raise ConfigError(f"{key}: must lie in [0, 1], got {flat[key]}")
-    if datasets.get_dataset(cfg.data.name).multilabel(cfg.data):
-        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling",
-                    "data.class_ratio"):
-            if flat[key]:
-                raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
-    if flat["train.balanced_sampling"] and flat["train.class_weights"]:
-        raise ConfigError("train.balanced_sampling and train.class_weights both correct for imbalance; "
-                          "choose one")
-    if flat["train.val_every_steps"] is not None and (flat["train.val_every_steps"] < 1
-                                                       or not _has_val_split(cfg)):
-        raise ConfigError(f"train.val_every_steps: needs a positive number of steps and a validation "
-                          f"split (data.val_fraction > 0, or CelebA's own); got {flat['train.val_every_steps']} "
-                          f"with data.val_fraction={flat['data.val_fraction']}")
-    datasets.get_dataset(cfg.data.name).validate(cfg.data)  # the data set's own rules
-    if not 0.0 <= flat["data.color_jitter"] <= 0.5:
-        raise ConfigError(f"data.color_jitter: must lie in [0, 0.5], got {flat['data.color_jitter']}")
-    patience = flat["train.early_stop_patience"]
-    if patience is not None and (patience < 1 or not _has_val_split(cfg)):
-        raise ConfigError(f"train.early_stop_patience: needs a positive number of evaluations and a "
-                          f"validation split (data.val_fraction > 0); got {patience} with "
-                          f"data.val_fraction={flat['data.val_fraction']}")
-    if flat["train.class_weights"] and (flat["train.mixup"] or flat["train.cutmix"]):
-        raise ConfigError("train.class_weights: not with mixup or cutmix (their soft targets mix classes)")
-    if flat["train.model_ema"] is not None and not 0.0 < flat["train.model_ema"] < 1.0:
-        raise ConfigError(f"train.model_ema: a decay in (0, 1), got {flat['train.model_ema']}")
-    if flat["model.layer_decay"] is not None and not 0.0 < flat["model.layer_decay"] <= 1.0:
-        raise ConfigError(f"model.layer_decay: must lie in (0, 1], got {flat['model.layer_decay']}")
-    if not 0.0 < flat["data.rrc_min_scale"] <= 1.0:
-        raise ConfigError(f"data.rrc_min_scale: must lie in (0, 1], got {flat['data.rrc_min_scale']}")
-    if flat["data.synthetic_classes"] < 2:
-        raise ConfigError(f"data.synthetic_classes: must be at least 2, got {flat['data.synthetic_classes']}")
-    world = flat["train.nproc"] * max(1, flat["train.nnodes"])
-    if flat["train.batch_size"] % world:
-        among = (f"train.nproc={flat['train.nproc']} processes" if flat["train.nnodes"] == 1 else
-                 f"the {world} processes of train.nnodes={flat['train.nnodes']} x train.nproc={flat['train.nproc']}")
-        raise ConfigError(f"train.batch_size ({flat['train.batch_size']}) is the global batch and must "
-                          f"divide evenly among {among}")
-    if flat["train.sync_bn"] and cfg.device == "cpu":
-        raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or "
-                          "train.sync_bn=false")
-    _validate_sources(cfg, flat)
-    if not 0.0 <= flat["data.val_fraction"] < 1.0:
-        raise ConfigError(f"data.val_fraction: must lie in [0, 1), got {flat['data.val_fraction']}")
-    dev = cfg.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+    if cfg.data.name not in datasets.names():
+        raise ConfigError(f"data.name: {cfg.data.name!r} is not one of {', '.join(datasets.names())}")
+    for key, rule in RULES.items():
+        problem = rule.problem(flat[key])
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
+    for check in (check_data, check_train, check_device):
+        check(cfg)
 
 
-def _validate_sources(cfg: Config, flat: dict[str, Any]) -> None:
-    """The keys that say where data and processes come from: a data set's own options
-    (decode size, CelebA's first images, coarse labels, test share) and the machines of a
-    multi-node run."""
-    if not 0.0 < flat["data.test_fraction"] < 1.0:
-        raise ConfigError(f"data.test_fraction: must lie in (0, 1), got {flat['data.test_fraction']}")
-    if flat["data.decode_size"] and not datasets.get_dataset(cfg.data.name).decodes:
-        raise ConfigError(f"data.decode_size: {cfg.data.name} has images of one size already (it applies to "
+def check_data(cfg: Config) -> None:
+    """The data section's rules that tie keys together, its data set's options and own rules."""
+    data, spec = cfg.data, datasets.get_dataset(cfg.data.name)
+    datasets.check_options(data)
+    if data.class_ratio is not None and (len(data.class_ratio) < 2 or min(data.class_ratio) <= 0):
+        raise ConfigError(f"data.class_ratio: one positive weight per class, got {data.class_ratio}")
+    for key in ("mean", "std"):
+        if getattr(data, key) is not None and len(getattr(data, key)) != 3:
+            raise ConfigError(f"data.{key}: expected 3 values (red, green, blue), got {getattr(data, key)}")
+    if data.decode_size and not spec.decodes:
+        raise ConfigError(f"data.decode_size: {data.name} has images of one size already (it applies to "
                           f"data sets decoded from files of any size: "
                           f"{', '.join(s.name for s in datasets.registered() if s.decodes)}); use "
                           f"data.image_size to resize on the device")
-    if flat["data.first_images"] is not None and cfg.data.name != "celeba":
-        raise ConfigError(f"data.first_images: only CelebA selects its first listed images (data.name=celeba), "
-                          f"not {cfg.data.name}; use data.train_subset / data.test_subset")
-    if flat["data.coarse_labels"] and cfg.data.name != "cifar100":
-        raise ConfigError(f"data.coarse_labels: only CIFAR-100 has coarse labels (data.name=cifar100), "
-                          f"not {cfg.data.name}")
-    if flat["train.nnodes"] > 1 and not _is_endpoint(flat["train.rdzv_endpoint"]):
-        raise ConfigError(f"train.rdzv_endpoint: train.nnodes={flat['train.nnodes']} needs the host:port "
-                          f"every machine meets at (e.g. node01:29400), got {flat['train.rdzv_endpoint']!r}")
+    spec.validate(data)
+
+
+def check_train(cfg: Config) -> None:
+    """The training section's rules that tie keys together (or to the data)."""
+    t, data = cfg.train, cfg.data
+    if datasets.get_dataset(data.name).multilabel(data):
+        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling",
+                    "data.class_ratio"):
+            if flatten(cfg.to_dict())[key]:
+                raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
+    if t.balanced_sampling and t.class_weights:
+        raise ConfigError("train.balanced_sampling and train.class_weights both correct for imbalance; choose one")
+    if t.class_weights and (t.mixup or t.cutmix):
+        raise ConfigError("train.class_weights: not with mixup or cutmix (their soft targets mix classes)")
+    for key, what in (("val_every_steps", "steps"), ("early_stop_patience", "evaluations")):
+        value = getattr(t, key)
+        if value is not None and (value < 1 or not _has_val_split(cfg)):
+            raise ConfigError(f"train.{key}: needs a positive number of {what} and a validation split "
+                              f"(data.val_fraction > 0, or CelebA's own); got {value} with "
+                              f"data.val_fraction={data.val_fraction}")
+    world = t.nproc * max(1, t.nnodes)
+    if t.batch_size % world:
+        among = (f"train.nproc={t.nproc} processes" if t.nnodes == 1 else
+                 f"the {world} processes of train.nnodes={t.nnodes} x train.nproc={t.nproc}")
+        raise ConfigError(f"train.batch_size ({t.batch_size}) is the global batch and must divide evenly "
+                          f"among {among}")
+    if t.nnodes > 1 and not _is_endpoint(t.rdzv_endpoint):
+        raise ConfigError(f"train.rdzv_endpoint: train.nnodes={t.nnodes} needs the host:port every machine "
+                          f"meets at (e.g. node01:29400), got {t.rdzv_endpoint!r}")
+
+
+def check_device(cfg: Config) -> None:
+    """The device key, and what needs a GPU."""
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+    if cfg.train.sync_bn and dev == "cpu":
+        raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or train.sync_bn=false")
 
 
 def _is_endpoint(value: Optional[str]) -> bool:
@@ -457,10 +431,6 @@ def non_defaults(cfg: Config) -> dict[str, tuple[Any, Any]]:
     return {k: (v, default[k]) for k, v in now.items() if v != default[k]}
 
 
-def _yaml_scalar(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
 def dump(cfg: Config) -> str:
     """YAML text of the resolved config; lines that differ from the defaults carry ``# default: X``."""
     changed = non_defaults(cfg)
@@ -469,14 +439,14 @@ def dump(cfg: Config) -> str:
         if isinstance(value, dict):
             lines.append(f"{key}:")
             for sub, subval in value.items():
-                line = f"  {sub}: {_yaml_scalar(subval)}"
+                line = f"  {sub}: {scalar(subval)}"
                 if f"{key}.{sub}" in changed:
-                    line += f"  # default: {_yaml_scalar(changed[f'{key}.{sub}'][1])}"
+                    line += f"  # default: {scalar(changed[f'{key}.{sub}'][1])}"
                 lines.append(line)
         else:
-            line = f"{key}: {_yaml_scalar(value)}"
+            line = f"{key}: {scalar(value)}"
             if key in changed:
-                line += f"  # default: {_yaml_scalar(changed[key][1])}"
+                line += f"  # default: {scalar(changed[key][1])}"
             lines.append(line)
     return "\n".join(lines) + "\n"
 

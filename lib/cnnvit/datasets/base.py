@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+import typing
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
+from ..rules import Rule
 from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, source_key  # noqa: F401
 # (decode_images re-exported: the loaders decode through it)
 
@@ -122,11 +123,13 @@ def first_classes(labels: np.ndarray, classes: Optional[int], split: str) -> np.
     return np.flatnonzero(labels < classes)
 
 
-def take_subsets(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 train_subset: Optional[int], test_subset: Optional[int], seed: int,
-                 classes: Optional[int] = None):
-    """The first ``classes`` classes (None: all), then stratified subsets of both splits (None:
-    the whole split), chosen by ``seed``."""
+def take_subsets(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], seed: int, *,
+                 train_subset: Optional[int] = None, test_subset: Optional[int] = None,
+                 classes: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``classes`` classes (None: all) of the ``(images, labels)`` splits, then
+    stratified subsets of both (None: the whole split), chosen by ``seed``: train images, train
+    labels, test images, test labels."""
+    (train_x, train_y), (test_x, test_y) = train, test
     if classes:
         keep, keep_test = first_classes(train_y, classes, "train"), first_classes(test_y, classes, "test")
         train_x, train_y, test_x, test_y = train_x[keep], train_y[keep], test_x[keep_test], test_y[keep_test]
@@ -294,7 +297,7 @@ def root_of(name: str, root: Optional[str | Path]) -> Path:
     return Path(root).expanduser() if root else default_root(name)
 
 
-def locate_folder(data_cfg: Any, find_folder: Callable[[Path], Optional[Path]],
+def locate_folder(data_cfg: DataSource, find_folder: Callable[[Path], Optional[Path]],
                   not_found: Callable[[Path], str],
                   check: Optional[Callable[[Path, Any], None]] = None) -> str:
     """:attr:`DatasetSpec.locate` for a data set found by its folder's index file: where it will
@@ -308,6 +311,85 @@ def locate_folder(data_cfg: Any, find_folder: Callable[[Path], Optional[Path]],
     if data_cfg.download:
         return f"to be downloaded into {root}"
     raise DatasetError(not_found(root))
+
+
+# --------------------------------------------------------------------------- what to load
+
+def option(default: Any, help: str, *, refused_elsewhere: bool = False, **rule: Any) -> Any:
+    """A data set's own config key ``data.<name>``, as a field of its options class (see
+    :attr:`DatasetSpec.options`): its default, its help text and the values it allows
+    (:class:`~cnnvit.rules.Rule` keywords: ``choices``, ``low``, ``high``, ...). Another data
+    set ignores it (a study's ``base:`` may set it for some runs only), unless
+    ``refused_elsewhere``: then a changed value with another data set is an error, for a key
+    whose silent neglect would change what a run means (CelebA's first images)."""
+    return field(default=default, metadata={"help": help, "rule": Rule(**rule),
+                                            "refused_elsewhere": refused_elsewhere})
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a data set that has none of its own."""
+
+
+@dataclass(eq=False)
+class DataSource:
+    """What a loader is asked for: the ``data.*`` keys every data set reads (which images, from
+    where) and, as attributes too, the registered data sets' own options (:func:`option`), kept
+    flat so that parameter files and saved configs name them ``data.<option>``. The config's
+    ``DataConfig`` extends it with what happens to the images afterwards."""
+
+    name: str = "synthetic"  # a registered data set: synthetic | cifar10 | cifar100 | tiny-imagenet |
+    # celeba | imagefolder (a train/<class>/* tree of one's own)
+    root: Optional[str] = None  # folder holding the data set; None: ~/.cache/cnnvit-data/<name>
+    download: bool = False  # fetch from the official source when missing (needs internet)
+    train_subset: Optional[int] = None  # stratified subset of the training split
+    test_subset: Optional[int] = None  # stratified subset of the test split
+    classes: Optional[int] = None  # keep only the first N classes (data set's order), both splits
+    decode_size: Optional[int] = None  # resize every image to N x N once, when decoding (imagefolder,
+    # celeba); None: keep the files' size (an image folder's images must then share one size)
+    class_ratio: Optional[list[float]] = None  # subsample every split to these class proportions
+    # stratified share of the training split held out as validation; None: the data set's own
+    # protocol (its DatasetSpec.val_fraction), resolved when the config is built
+    val_fraction: Optional[float] = None
+    mean: Optional[list[float]] = None  # per-channel constants to normalise with; None: the training split's
+    std: Optional[list[float]] = None  # (e.g. a seed's published constants, or ImageNet's for hub weights)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a name that is no field and was not set: an option's default
+        found = _OPTIONS.get(name)
+        if found is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__} has no key {name!r}")
+        return found[1].default
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _source_fields(type(self)) and name not in _OPTIONS:
+            raise AttributeError(f"data.{name} is no config key (nor a registered data set's option)")
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, name: str, **keys: Any) -> DataSource:
+        """A source for data set ``name`` with any of its keys or options set by name (an unknown
+        one: AttributeError naming it)."""
+        source = cls(name=name)
+        for key, value in keys.items():
+            setattr(source, key, value)
+        return source
+
+    def option_values(self) -> dict[str, Any]:
+        """``{option: value}`` of every registered data set's own options, in registration order."""
+        return {name: getattr(self, name) for name in _OPTIONS}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _source_fields(type(self))) \
+            and self.option_values() == other.option_values()
+
+    __hash__ = None  # mutable, like any dataclass compared by value
+
+
+def _source_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
 
 
 # --------------------------------------------------------------------------- the registry
@@ -342,11 +424,11 @@ class FetchSpec:
     note: str = ""  # anything else a person placing the files by hand should know
 
 
-def _no_rules(data_cfg: Any) -> None:
+def _no_rules(data_cfg: DataSource) -> None:
     return None
 
 
-def _single_label(data_cfg: Any) -> bool:
+def _single_label(data_cfg: DataSource) -> bool:
     return False
 
 
@@ -358,60 +440,114 @@ class DatasetSpec:
     name: str  # data.name
     # (data_cfg, seed) -> Dataset with data.train_subset / test_subset taken (stratified, by the
     # seed); the validation share, the statistics and the copy out of a memory map follow
-    load: Callable[[Any, int], Dataset]
+    load: Callable[[DataSource, int], Dataset]
     # (data_cfg) -> where it will come from, without reading an image; DatasetError if it cannot
-    locate: Callable[[Any], str]
+    locate: Callable[[DataSource], str]
     folder: Optional[str] = None  # its folder under a data directory; None: none on disk
     native_size: Optional[int] = None  # image side in pixels; None: any size (or see size_of)
-    size_of: Optional[Callable[[Any], int]] = None  # image side set by the config (generated sets)
+    size_of: Optional[Callable[[DataSource], int]] = None  # image side set by the config (generated sets)
     val_fraction: float = 0.0  # default data.val_fraction (the study protocol's share)
     own_validation: bool = False  # its loader holds out a validation split of its own
     # (data_cfg) -> whether the files give a validation split (a cheap look, without decoding)
-    given_validation: Optional[Callable[[Any], bool]] = None
+    given_validation: Optional[Callable[[DataSource], bool]] = None
     # (data_cfg) -> None: download if asked and missing, fill a cache; once per machine
-    prepare: Optional[Callable[[Any], None]] = None
+    prepare: Optional[Callable[[DataSource], None]] = None
     fetch: Optional[FetchSpec] = None  # sources, unpacking and the check of `cnnvit data check`
     # (folder, images, seed, (width, height)) -> writes a small generated copy in its format
     generate: Optional[Callable[..., Any]] = None
-    validate: Callable[[Any], None] = _no_rules  # its own config rules; raises ConfigError
-    multilabel: Callable[[Any], bool] = _single_label  # whether data_cfg asks for a multi-label task
+    validate: Callable[[DataSource], None] = _no_rules  # its own config rules; raises ConfigError
+    multilabel: Callable[[DataSource], bool] = _single_label  # whether data_cfg asks for a multi-label task
     decodes: bool = False  # decodes image files of any size: data.decode_size applies
     # a dry run (``cnnvit study --dry-run``): (data_cfg, n_train, n_test) -> data_cfg set to load
     # about that many training and test images, decoding no more than it needs; None: stratified
     # data.train_subset and data.test_subset (see :func:`take_few`)
-    few: Optional[Callable[[Any, int, int], None]] = None
+    few: Optional[Callable[[DataSource, int, int], None]] = None
     # (data_cfg) -> how many classes (labels) it has, without reading it: what a synthetic
     # stand-in needs where the data set is absent; None: unknown
-    num_classes: Optional[Callable[[Any], int]] = None
+    num_classes: Optional[Callable[[DataSource], int]] = None
     # (width, height) of a generated stand-in's images (``generate``): the official files' size
     stand_in_size: Optional[tuple[int, int]] = None
+    # its own data.* keys: a frozen dataclass whose fields are made with :func:`option`; the
+    # loader reads them typed, through :meth:`options_of`
+    options: type = NoOptions
 
-    def has_own_validation(self, data_cfg: Any) -> bool:
+    @property
+    def title(self) -> str:
+        """Its name in prose (its fetch spec's title, else its data.name)."""
+        return self.fetch.title if self.fetch else self.name
+
+    def options_of(self, source: DataSource) -> Any:
+        """Its own options as given by ``source``: an instance of :attr:`options`."""
+        return self.options(**{f.name: getattr(source, f.name) for f in fields(self.options)})
+
+    def has_own_validation(self, data_cfg: DataSource) -> bool:
         """Whether ``data_cfg``'s data come with a validation split (``data.val_fraction`` then stays 0)."""
         return self.own_validation or bool(self.given_validation and self.given_validation(data_cfg))
 
-    def image_side(self, data_cfg: Any) -> Optional[int]:
+    def image_side(self, data_cfg: DataSource) -> Optional[int]:
         """The side in pixels of the images ``data_cfg`` loads (None: they keep their own sizes)."""
         return self.size_of(data_cfg) if self.size_of else self.native_size
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
+_OPTIONS: dict[str, tuple[str, Field]] = {}  # option name: (the data set declaring it, its field)
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Make ``spec`` known under ``spec.name`` (as a ``data.name`` choice, to the loaders, the
-    CLI and the studies); returns it, so a module can keep it as ``SPEC = register_dataset(...)``."""
+    CLI and the studies) and its options as ``data.*`` keys; returns it, so a module can keep it
+    as ``SPEC = register_dataset(...)``."""
     if spec.name in _REGISTRY:
         raise ValueError(f"data set {spec.name!r} is registered already")
     if spec.fetch is not None and spec.fetch.name != spec.name:
         raise ValueError(f"data set {spec.name!r}: its fetch spec is named {spec.fetch.name!r}")
+    for f in fields(spec.options):
+        taken = _OPTIONS.get(f.name, (None,))[0] or ("every data set" if f.name in _source_fields(DataSource) else None)
+        if taken:
+            raise ValueError(f"data set {spec.name!r}: its option {f.name!r} is a key of {taken} already")
     _REGISTRY[spec.name] = spec
+    _OPTIONS.update({f.name: (spec.name, f) for f in fields(spec.options)})
     return spec
 
 
 def unregister_dataset(name: str) -> None:
-    """Forget a registered data set (tests register their own for a while)."""
-    _REGISTRY.pop(name, None)
+    """Forget a registered data set and its options (tests register their own for a while)."""
+    if _REGISTRY.pop(name, None) is not None:
+        for key in [k for k, (owner, _) in _OPTIONS.items() if owner == name]:
+            del _OPTIONS[key]
+
+
+def options() -> dict[str, tuple[str, Field]]:
+    """``{option: (data set, field)}`` of every registered data set's own ``data.*`` keys; a
+    field's ``metadata`` holds its ``help`` and its :class:`~cnnvit.rules.Rule`."""
+    return dict(_OPTIONS)
+
+
+def option_types() -> dict[str, Any]:
+    """``{option: type}`` of every registered option (the type hints of their options classes)."""
+    hints = {name: typing.get_type_hints(get_dataset(name).options) for name in _REGISTRY}
+    return {key: hints[owner][key] for key, (owner, _) in _OPTIONS.items()}
+
+
+def check_options(source: DataSource) -> None:
+    """Every option's own rule, and no option another data set refuses elsewhere changed from
+    its default: one :class:`ConfigError` naming the key."""
+    for key, (owner, f) in _OPTIONS.items():
+        value = getattr(source, key)
+        if owner != source.name and f.metadata["refused_elsewhere"] and value != f.default:
+            raise ConfigError(f"data.{key}: only {get_dataset(owner).title} has this option (data.name={owner}), "
+                              f"not {source.name}; leave it at {f.default!r}")
+        problem = f.metadata["rule"].problem(value)
+        if problem:
+            raise ConfigError(f"data.{key}: {problem}")
+
+
+def reset_options(source: DataSource) -> None:
+    """Every option of a data set other than ``source.name``'s back to its default (a config
+    pointed at another data set, e.g. a dry run's stand-in)."""
+    for key, (owner, f) in _OPTIONS.items():
+        if owner != source.name:
+            setattr(source, key, f.default)
 
 
 def names() -> list[str]:
@@ -445,7 +581,7 @@ def generators() -> dict[str, Callable[..., Any]]:
 
 # --------------------------------------------------------------------------- loading by name
 
-def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
+def dataset_from_config(data_cfg: DataSource, seed: int) -> Dataset:
     """The data set of a :class:`~cnnvit.config.DataConfig`. Subsets and the validation split
     are stratified and chosen by ``seed`` (the subset is taken first, the validation share from
     it). Mean and std are those of the images left to train on, unless ``data.mean`` and
@@ -454,48 +590,35 @@ def dataset_from_config(data_cfg: Any, seed: int) -> Dataset:
     if data_cfg.classes:  # the loader kept only their images
         ds.classes = ds.classes[:data_cfg.classes]
     ds = hold_out_validation(ds, data_cfg.val_fraction, seed)
-    if getattr(data_cfg, "class_ratio", None):
+    if data_cfg.class_ratio:
         ds = subsample_to_ratio(ds, data_cfg.class_ratio, seed)
     for attr in ("train_images", "train_labels", "test_images", "test_labels", "val_images",
                  "val_labels"):  # read what is still memory-mapped (torch wants writable arrays)
         if isinstance(getattr(ds, attr), np.memmap):
             setattr(ds, attr, np.array(getattr(ds, attr)))
     ds.mean, ds.std = channel_stats(ds.train_images)
-    if getattr(data_cfg, "mean", None):  # published constants instead of the split's own
+    if data_cfg.mean:  # published constants instead of the split's own
         ds.mean = tuple(float(v) for v in data_cfg.mean)
-    if getattr(data_cfg, "std", None):
+    if data_cfg.std:
         ds.std = tuple(float(v) for v in data_cfg.std)
     return ds
 
 
-def load_dataset(name: str, root: Optional[str] = None, download: bool = False,
-                 train_subset: Optional[int] = None, test_subset: Optional[int] = None,
-                 seed: int = 0, synthetic_train: int = 2000, synthetic_test: int = 500,
-                 val_fraction: float = 0.0, synthetic_size: int = 32,
-                 synthetic_classes: int = 10, task: str = "binary", attribute: str = "Eyeglasses",
-                 attributes: str = "all", classes: Optional[int] = None, decode_size: Optional[int] = None,
-                 coarse_labels: bool = False, test_fraction: float = 0.2,
-                 first_images: Optional[int] = None) -> Dataset:
-    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests; the
-    defaults are :class:`~cnnvit.config.DataConfig`'s, which this module cannot import)."""
-    data_cfg = SimpleNamespace(name=name, root=root, download=download, train_subset=train_subset,
-                               test_subset=test_subset, classes=classes, val_fraction=val_fraction,
-                               synthetic_train=synthetic_train, synthetic_test=synthetic_test,
-                               synthetic_size=synthetic_size, synthetic_classes=synthetic_classes,
-                               task=task, attribute=attribute, attributes=attributes, decode_size=decode_size,
-                               coarse_labels=coarse_labels, test_fraction=test_fraction,
-                               first_images=first_images)
-    return dataset_from_config(data_cfg, seed)
+def load_dataset(name: str, root: Optional[str] = None, *, seed: int = 0, **keys: Any) -> Dataset:
+    """:func:`dataset_from_config` with the data keys as arguments (for scripts and tests): any
+    :class:`DataSource` key or registered option, by name; ``val_fraction`` defaults to 0 here
+    (no validation share), not to the data set's protocol."""
+    return dataset_from_config(DataSource.of(name, **{"root": root, "val_fraction": 0.0, **keys}), seed)
 
 
-def locate_dataset(data_cfg: Any) -> str:
+def locate_dataset(data_cfg: DataSource) -> str:
     """Check, without reading any image, that the data set of a
     :class:`~cnnvit.config.DataConfig` can be loaded; return where it will come from, or raise
     :class:`DatasetError` naming where it looked."""
     return get_dataset(data_cfg.name).locate(data_cfg)
 
 
-def take_few(data_cfg: Any, n_train: int, n_test: int) -> None:
+def take_few(data_cfg: DataSource, n_train: int, n_test: int) -> None:
     """Set ``data_cfg`` to load about ``n_train`` training and ``n_test`` test images (a dry
     run): the data set's own :attr:`DatasetSpec.few`, else stratified subsets of both splits
     (taken before any decoding by the loaders that decode files)."""
@@ -506,7 +629,7 @@ def take_few(data_cfg: Any, n_train: int, n_test: int) -> None:
         data_cfg.train_subset, data_cfg.test_subset = n_train, n_test
 
 
-def prepare_dataset(data_cfg: Any) -> None:
+def prepare_dataset(data_cfg: DataSource) -> None:
     """Download the data set if asked and missing, and fill its decoded cache, without loading it:
     done by one process before several start reading."""
     spec = get_dataset(data_cfg.name)

@@ -23,12 +23,12 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (Dataset, DatasetSpec, decode_cached, find_marked_folder, locate_folder, register_dataset,
+from .base import (DataSource, option, Dataset, DatasetSpec, decode_cached, find_marked_folder, locate_folder, register_dataset,
                    root_of, stratified_indices)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch, google_drive_url
 
@@ -122,10 +122,10 @@ def read_names(path: Path) -> list[str]:
     return header.split()
 
 
-def check_config(folder: Path, data_cfg) -> None:
+def check_config(folder: Path, data_cfg: DataSource) -> None:
     """Before any image is read: the attributes a task names exist in the attribute file."""
-    names = read_names(folder / ATTR_FILE)
-    require_attributes(names, task_attributes(names, data_cfg.task, data_cfg.attribute, data_cfg.attributes))
+    names, opts = read_names(folder / ATTR_FILE), SPEC.options_of(data_cfg)
+    require_attributes(names, task_attributes(names, opts.task, opts.attribute, opts.attributes))
 
 
 def not_found_message(root: Path) -> str:
@@ -314,65 +314,70 @@ def decoded_images(folder: Path, attrs: Attributes, images: Path, decode_size: O
                          "CelebA", f"images in {images}", key_files=(folder / ATTR_FILE,))
 
 
-def load_celeba(root: Optional[str], download: bool, task: str, attribute: str, attributes: str,
-                train_subset: Optional[int], test_subset: Optional[int], seed: int,
-                decode_size: Optional[int] = None, first: Optional[int] = None) -> Dataset:
+@dataclass(frozen=True)
+class CelebAOptions:
+    """CelebA's own keys: which task, and how many of its images."""
+
+    task: str = option("binary", "binary | hair5 (5 hair colours) | multilabel", choices=TASKS)
+    attribute: str = option("Eyeglasses", "task=binary: the attribute to predict")
+    attributes: str = option("all", "task=multilabel: comma-separated attributes, or all")
+    first_images: Optional[int] = option(None, "only the first N images the attribute file lists (000001.jpg "
+                                         "...), before the 8:1:1 split; only those are decoded. None: all",
+                                         refused_elsewhere=True)  # elsewhere: data.train_subset
+
+
+def load_celeba(source: DataSource, seed: int) -> Dataset:
     """CelebA (torchvision's format) for one task, split 8:1:1 (stratified by hair colour, by
     ``seed``; the same split for every task): the validation tenth is held out here already.
-    Images come from the decoded cache (all of them, or the ``first`` listed, once per machine),
-    resized to ``decode_size`` when given."""
-    root_path = root_of(NAME, root)
-    folder = find_or_fetch(find_folder, FETCH, root_path, download,
+    Images come from the decoded cache (all of them, or the first listed, once per machine),
+    resized to ``data.decode_size`` when given."""
+    opts: CelebAOptions = SPEC.options_of(source)
+    folder = find_or_fetch(find_folder, FETCH, root_of(NAME, source.root), source.download,
                            lambda root: DatasetError(not_found_message(root)))
-    attrs = first_images(parse_attributes(folder / ATTR_FILE), first)
+    attrs = first_images(parse_attributes(folder / ATTR_FILE), opts.first_images)
     images = find_image_folder(folder, attrs.files)
-    labels, classes = task_labels(attrs, task, attribute, attributes)
+    labels, classes = task_labels(attrs, opts.task, opts.attribute, opts.attributes)
     train, val, test = split_811(split_key(attrs), seed)  # one split for every task
     key = stratification_key(labels)
-    if train_subset:
-        train = train[stratified_indices(key[train], train_subset, seed)]
-    if test_subset:
-        test = test[stratified_indices(key[test], test_subset, seed + 1)]
-    pixels, source = decoded_images(folder, attrs, images, decode_size)
+    if source.train_subset:
+        train = train[stratified_indices(key[train], source.train_subset, seed)]
+    if source.test_subset:
+        test = test[stratified_indices(key[test], source.test_subset, seed + 1)]
+    pixels, where = decoded_images(folder, attrs, images, source.decode_size)
     ds = Dataset(NAME, classes, pixels[train], labels[train], pixels[test], labels[test],
-                 f"{task} task, {source}", (0.5,) * 3, (0.25,) * 3,
+                 f"{opts.task} task, {where}", (0.5,) * 3, (0.25,) * 3,
                  val_images=pixels[val], val_labels=labels[val],
                  split_files={split: [attrs.files[i] for i in idx]
                               for split, idx in (("train", train), ("val", val), ("test", test))})
     return ds
 
 
-def load(data_cfg: Any, seed: int) -> Dataset:
-    return load_celeba(data_cfg.root, data_cfg.download, data_cfg.task, data_cfg.attribute,
-                       data_cfg.attributes, data_cfg.train_subset, data_cfg.test_subset, seed,
-                       data_cfg.decode_size, data_cfg.first_images)
-
-
-def prepare(data_cfg: Any) -> None:
+def prepare(data_cfg: DataSource) -> None:
     """Download if asked and missing, and fill the decoded cache (one process per machine)."""
     folder = find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), data_cfg.download,
                            lambda root: DatasetError(not_found_message(root)))
-    attrs = first_images(parse_attributes(folder / ATTR_FILE), data_cfg.first_images)
+    attrs = first_images(parse_attributes(folder / ATTR_FILE), SPEC.options_of(data_cfg).first_images)
     decoded_images(folder, attrs, find_image_folder(folder, attrs.files), data_cfg.decode_size)
 
 
-def image_side(data_cfg: Any) -> Optional[int]:
+def image_side(data_cfg: DataSource) -> Optional[int]:
     return data_cfg.decode_size
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     return locate_folder(data_cfg, find_folder, not_found_message, check=check_config)
 
 
-def validate(data_cfg: Any) -> None:
+def validate(data_cfg: DataSource) -> None:
     """CelebA's own rules for a config, before any file is read."""
     if data_cfg.classes:
         raise ConfigError("data.classes: CelebA's tasks fix their own labels; leave data.classes unset")
     if data_cfg.val_fraction:
         raise ConfigError("data.val_fraction: CelebA's 8:1:1 split already holds out its validation tenth; "
                           "leave data.val_fraction at 0")
-    if data_cfg.first_images is not None and data_cfg.first_images < 10:
-        raise ConfigError(f"data.first_images: {data_cfg.first_images} images cannot be split 8:1:1; give "
+    first = SPEC.options_of(data_cfg).first_images
+    if first is not None and first < 10:
+        raise ConfigError(f"data.first_images: {first} images cannot be split 8:1:1; give "
                           f"at least 10, or leave it unset for all of them")
 
 
@@ -388,7 +393,7 @@ def listed_count(path: Path) -> int:
         raise DatasetError(f"CelebA attribute file unreadable: {path}: {exc}") from exc
 
 
-def few(data_cfg: Any, n_train: int, n_test: int) -> None:
+def few(data_cfg: DataSource, n_train: int, n_test: int) -> None:
     """A dry run's few images: only the first listed ones are decoded (at most
     :data:`FEW_IMAGES`, or what a smaller copy lists), then stratified subsets of the train and
     test parts of their 8:1:1 split."""
@@ -398,11 +403,11 @@ def few(data_cfg: Any, n_train: int, n_test: int) -> None:
     data_cfg.train_subset, data_cfg.test_subset = n_train, n_test
 
 
-def is_multilabel(data_cfg: Any) -> bool:
-    return data_cfg.task == "multilabel"
+def is_multilabel(data_cfg: DataSource) -> bool:
+    return SPEC.options_of(data_cfg).task == "multilabel"
 
 
 SPEC = register_dataset(DatasetSpec(
-    name=NAME, load=load, locate=locate, folder=FOLDER, native_size=None, size_of=image_side,
+    name=NAME, load=load_celeba, locate=locate, folder=FOLDER, native_size=None, size_of=image_side,
     own_validation=True, prepare=prepare, fetch=FETCH, generate=write_generated, validate=validate,
-    multilabel=is_multilabel, decodes=True, few=few, stand_in_size=OFFICIAL_SIZE))
+    multilabel=is_multilabel, decodes=True, few=few, stand_in_size=OFFICIAL_SIZE, options=CelebAOptions))

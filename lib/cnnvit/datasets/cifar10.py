@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (Dataset, DatasetSpec, channel_stats, decode_images, first_classes, list_image_folder,
+from .base import (DataSource, Dataset, DatasetSpec, channel_stats, decode_images, first_classes, list_image_folder,
                    register_dataset, root_of, stratified_indices, take_subsets)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
@@ -148,8 +148,8 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     fmt, folder = find_or_fetch(find_format, FETCH, root_path, download, not_found)
     if fmt == "pickle":
         train_x, train_y, test_x, test_y, names = _load_pickles(folder)
-        train_x, train_y, test_x, test_y = take_subsets(train_x, train_y, test_x, test_y,
-                                                        train_subset, test_subset, seed, classes)
+        train_x, train_y, test_x, test_y = take_subsets((train_x, train_y), (test_x, test_y), seed, train_subset=train_subset,
+                                                        test_subset=test_subset, classes=classes)
         source = f"torchvision pickles in {folder}"
     else:
         train_x, train_y, test_x, test_y, names = _load_folders(folder, train_subset, test_subset, seed,
@@ -159,12 +159,12 @@ def load_cifar10(root: Optional[str], download: bool, train_subset: Optional[int
     return Dataset(NAME, names, train_x, train_y, test_x, test_y, source, mean, std)
 
 
-def load(data_cfg: Any, seed: int) -> Dataset:
+def load(data_cfg: DataSource, seed: int) -> Dataset:
     return load_cifar10(data_cfg.root, data_cfg.download, data_cfg.train_subset, data_cfg.test_subset, seed,
                         data_cfg.classes)
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     root = root_of(NAME, data_cfg.root)
     found = find_format(root)
     if found:
@@ -174,7 +174,7 @@ def locate(data_cfg: Any) -> str:
     raise not_found(root)
 
 
-def prepare(data_cfg: Any) -> None:
+def prepare(data_cfg: DataSource) -> None:
     if data_cfg.download:  # fetched by one process; nothing to cache
         find_or_fetch(find_format, FETCH, root_of(NAME, data_cfg.root), True, not_found)
 

@@ -3,12 +3,14 @@ the authors' page: 100 fine classes, or with ``data.coarse_labels`` their 20 sup
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from ..errors import DatasetError
-from .base import Dataset, DatasetSpec, channel_stats, locate_folder, register_dataset, root_of, take_subsets
+from .base import (DataSource, Dataset, DatasetSpec, channel_stats, locate_folder, option, register_dataset,
+                   root_of, take_subsets)
 from .cifar10 import pickled_images, read_pickle
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
@@ -91,24 +93,34 @@ FETCH = FetchSpec(
     layout=f"{ARCHIVE_FOLDER}/{{train,test,meta}} (torchvision's format)")
 
 
-def load(data_cfg: Any, seed: int) -> Dataset:
+@dataclass(frozen=True)
+class Cifar100Options:
+    """CIFAR-100's own key."""
+
+    coarse_labels: bool = option(False, "its 20 superclasses instead of the 100 fine classes",
+                                 refused_elsewhere=True)
+
+
+def load(data_cfg: DataSource, seed: int) -> Dataset:
     """CIFAR-100 with fine (or, ``data.coarse_labels``, coarse) labels, the first
     ``data.classes`` classes, and stratified subsets chosen by ``seed``."""
+    coarse = SPEC.options_of(data_cfg).coarse_labels
     folder = find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), data_cfg.download, not_found)
-    train_x, train_y, test_x, test_y, classes = read_folder(folder, data_cfg.coarse_labels)
-    train_x, train_y, test_x, test_y = take_subsets(train_x, train_y, test_x, test_y, data_cfg.train_subset,
-                                                    data_cfg.test_subset, seed, data_cfg.classes)
+    train_x, train_y, test_x, test_y, classes = read_folder(folder, coarse)
+    train_x, train_y, test_x, test_y = take_subsets((train_x, train_y), (test_x, test_y), seed,
+                                                    train_subset=data_cfg.train_subset,
+                                                    test_subset=data_cfg.test_subset, classes=data_cfg.classes)
     mean, std = channel_stats(train_x)
-    labels = "coarse labels (20 superclasses)" if data_cfg.coarse_labels else "fine labels"
+    labels = "coarse labels (20 superclasses)" if coarse else "fine labels"
     return Dataset(NAME, classes, train_x, train_y, test_x, test_y,
                    f"torchvision pickles in {folder}, {labels}", mean, std)
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     return locate_folder(data_cfg, find_folder, not_found_message)
 
 
-def prepare(data_cfg: Any) -> None:
+def prepare(data_cfg: DataSource) -> None:
     if data_cfg.download:  # fetched by one process; nothing to cache
         find_or_fetch(find_folder, FETCH, root_of(NAME, data_cfg.root), True, not_found)
 
@@ -138,4 +150,5 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, n_test: Optional[
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
-    fetch=FETCH, num_classes=lambda data_cfg: 20 if data_cfg.coarse_labels else 100))
+    fetch=FETCH, num_classes=lambda data_cfg: 20 if SPEC.options_of(data_cfg).coarse_labels else 100,
+    options=Cifar100Options))

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (IMAGE_SUFFIXES, Dataset, DatasetSpec, class_tree, decode_cached, first_classes,
+from .base import (DataSource, option, IMAGE_SUFFIXES, Dataset, DatasetSpec, class_tree, decode_cached, first_classes,
                    register_dataset, root_of, stratified_indices)
 from .cache import image_size
 
@@ -104,7 +104,7 @@ def val_tree_conflict(root: Path) -> str:
             f"(or remove val/ to hold a share of train/ out)")
 
 
-def layout_of(data_cfg: Any) -> Layout:
+def layout_of(data_cfg: DataSource) -> Layout:
     """The layout under the config's root, checked against the config's split keys."""
     root = root_of(NAME, data_cfg.root)
     layout = find_layout(root)
@@ -132,7 +132,15 @@ def decoded(layout: Layout, decode_size: Optional[int]) -> tuple[np.ndarray, str
                          key_extra=f";single={layout.single}")
 
 
-def load_imagefolder(data_cfg: Any, seed: int) -> Dataset:
+@dataclass(frozen=True)
+class ImageFolderOptions:
+    """An image folder's own key."""
+
+    test_fraction: float = option(0.2, "without a test/ tree: the stratified share held out as test",
+                                  low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def load_imagefolder(data_cfg: DataSource, seed: int) -> Dataset:
     """The image folder data set of ``data_cfg`` (a :class:`~cnnvit.config.DataConfig`): its
     splits, the first ``data.classes`` classes, stratified subsets by ``seed``."""
     layout = layout_of(data_cfg)
@@ -141,7 +149,8 @@ def load_imagefolder(data_cfg: Any, seed: int) -> Dataset:
     idx = {s: np.arange(starts[i], starts[i + 1]) for i, s in enumerate(SPLITS)}
     labels = dict(layout.labels)
     if layout.single:  # a stratified test share, the same for every seed (a fixed test set)
-        test = stratified_indices(labels["train"], int(round(data_cfg.test_fraction * len(labels["train"]))), 0)
+        share = SPEC.options_of(data_cfg).test_fraction
+        test = stratified_indices(labels["train"], int(round(share * len(labels["train"]))), 0)
         rest = np.setdiff1d(np.arange(len(labels["train"])), test)
         idx["test"], idx["train"] = idx["train"][test], idx["train"][rest]
         labels["test"], labels["train"] = labels["train"][test], labels["train"][rest]
@@ -156,31 +165,31 @@ def load_imagefolder(data_cfg: Any, seed: int) -> Dataset:
                    labels["test"], source, (0.5,) * 3, (0.25,) * 3, **val)
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     return layout_of(data_cfg).describe()
 
 
-def prepare(data_cfg: Any) -> None:
+def prepare(data_cfg: DataSource) -> None:
     """Fill the decoded cache (one process per machine)."""
     decoded(layout_of(data_cfg), data_cfg.decode_size)
 
 
-def validate(data_cfg: Any) -> None:
+def validate(data_cfg: DataSource) -> None:
     if has_val_tree(data_cfg) and data_cfg.val_fraction:
         raise ConfigError(val_tree_conflict(root_of(NAME, data_cfg.root)))
     if data_cfg.download:
         raise ConfigError("data.download: an image folder data set is one's own; there is nothing to download")
 
 
-def has_val_tree(data_cfg: Any) -> bool:
+def has_val_tree(data_cfg: DataSource) -> bool:
     root = root_of(NAME, data_cfg.root)
     return (root / "train").is_dir() and (root / "val").is_dir() and (root / "test").is_dir()
 
 
-def image_side(data_cfg: Any) -> Optional[int]:
+def image_side(data_cfg: DataSource) -> Optional[int]:
     return data_cfg.decode_size
 
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load_imagefolder, locate=locate, folder=FOLDER, size_of=image_side, prepare=prepare,
-    given_validation=has_val_tree, validate=validate, decodes=True))
+    given_validation=has_val_tree, validate=validate, decodes=True, options=ImageFolderOptions))

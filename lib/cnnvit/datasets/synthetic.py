@@ -1,11 +1,11 @@
 """A generated set: deterministic, learnable, no files (``data.name=synthetic``)."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Dataset, DatasetSpec, channel_stats, register_dataset, take_subsets
+from .base import DataSource, Dataset, DatasetSpec, channel_stats, option, register_dataset, take_subsets
 
 NAME = "synthetic"
 SYNTHETIC_SEED = 20241123  # fixed: the synthetic set is the same everywhere, whatever the run seed
@@ -39,34 +39,44 @@ def synthetic(n_train: int = 2000, n_test: int = 500, size: int = 32, num_classe
                    f"generated (seed {SYNTHETIC_SEED})", mean, std)
 
 
-def load(data_cfg: Any, seed: int) -> Dataset:
-    ds = synthetic(data_cfg.synthetic_train, data_cfg.synthetic_test, data_cfg.synthetic_size,
-                   data_cfg.synthetic_classes)
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """The generated set's own keys (data.synthetic_*)."""
+
+    synthetic_train: int = option(2000, "size of the generated training split", low=0, low_open=True)
+    synthetic_test: int = option(500, "size of the generated test split", low=0, low_open=True)
+    synthetic_size: int = option(32, "image side of the generated set, in pixels", low=0, low_open=True)
+    synthetic_classes: int = option(10, "classes of the generated set", low=2)
+
+
+def load(data_cfg: DataSource, seed: int) -> Dataset:
+    opts = SPEC.options_of(data_cfg)
+    ds = synthetic(opts.synthetic_train, opts.synthetic_test, opts.synthetic_size, opts.synthetic_classes)
     ds.train_images, ds.train_labels, ds.test_images, ds.test_labels = take_subsets(
-        ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, data_cfg.train_subset,
-        data_cfg.test_subset, seed, data_cfg.classes)
+        (ds.train_images, ds.train_labels), (ds.test_images, ds.test_labels), seed,
+        train_subset=data_cfg.train_subset, test_subset=data_cfg.test_subset, classes=data_cfg.classes)
     return ds
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     return "generated synthetic set"
 
 
-def image_side(data_cfg: Any) -> int:
-    return data_cfg.synthetic_size
+def image_side(data_cfg: DataSource) -> int:
+    return SPEC.options_of(data_cfg).synthetic_size
 
 
-def few(data_cfg: Any, n_train: int, n_test: int) -> None:
+def few(data_cfg: DataSource, n_train: int, n_test: int) -> None:
     """A dry run's few images: stratified subsets of a generated set that holds every class
     (data.classes keeps the first classes of both splits, and refuses a split that lacks them)."""
-    data_cfg.synthetic_train = max(n_train, data_cfg.synthetic_classes)
-    data_cfg.synthetic_test = max(n_test, data_cfg.synthetic_classes)
+    classes = SPEC.options_of(data_cfg).synthetic_classes
+    data_cfg.synthetic_train, data_cfg.synthetic_test = max(n_train, classes), max(n_test, classes)
     data_cfg.train_subset, data_cfg.test_subset = n_train, n_test
 
 
-def num_classes(data_cfg: Any) -> int:
-    return data_cfg.synthetic_classes
+def num_classes(data_cfg: DataSource) -> int:
+    return SPEC.options_of(data_cfg).synthetic_classes
 
 
 SPEC = register_dataset(DatasetSpec(name=NAME, load=load, locate=locate, folder=None, size_of=image_side,
-                                    few=few, num_classes=num_classes))
+                                    few=few, num_classes=num_classes, options=SyntheticOptions))

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (Dataset, DatasetSpec, channel_stats, default_data_dir, find_marked_folder,
+from .base import (DataSource, Dataset, DatasetSpec, channel_stats, default_data_dir, find_marked_folder,
                    locate_folder, register_dataset, root_of, take_subsets)
 from .cache import CACHE_DIR, cache_roots, cached_arrays, decode_to_npy, source_key  # noqa: F401 (CACHE_DIR)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
@@ -159,22 +159,23 @@ def load_tiny_imagenet(root: Optional[str], download: bool, train_subset: Option
     folder = find_or_fetch(find_folder, FETCH, root_path, download,
                            lambda root: DatasetError(not_found_message(root)))
     a = load_arrays(folder)
-    train_x, train_y, test_x, test_y = take_subsets(a["train_x"], a["train_y"], a["test_x"], a["test_y"],
-                                                    train_subset, test_subset, seed, classes)
+    train_x, train_y, test_x, test_y = take_subsets((a["train_x"], a["train_y"]), (a["test_x"], a["test_y"]), seed,
+                                                    train_subset=train_subset, test_subset=test_subset,
+                                                    classes=classes)
     mean, std = channel_stats(train_x) if stats else (None, None)
     return Dataset(NAME, a["classes"], train_x, train_y, test_x, test_y, a["source"], mean, std)
 
 
-def load(data_cfg: Any, seed: int) -> Dataset:
+def load(data_cfg: DataSource, seed: int) -> Dataset:
     return load_tiny_imagenet(data_cfg.root, data_cfg.download, data_cfg.train_subset,
                               data_cfg.test_subset, seed, stats=False, classes=data_cfg.classes)
 
 
-def locate(data_cfg: Any) -> str:
+def locate(data_cfg: DataSource) -> str:
     return locate_folder(data_cfg, find_folder, not_found_message)
 
 
-def prepare(data_cfg: Any) -> None:
+def prepare(data_cfg: DataSource) -> None:
     """Download if asked and missing, and fill the decoded cache."""
     load_tiny_imagenet(data_cfg.root, data_cfg.download, 1, 1, 0, stats=False)
 

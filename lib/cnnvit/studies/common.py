@@ -3,7 +3,7 @@ the conclusions are written with, so that no notebook holds a function definitio
 number in by hand."""
 from __future__ import annotations
 
-import dataclasses
+import copy
 import itertools
 import re
 from pathlib import Path
@@ -398,7 +398,8 @@ def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
 def preview_preprocessing(cfg: Config, n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` test images (one per class where possible) before and after the run's training-time
     preprocessing: (uint8 N x H x W x 3, float N x H' x W' x 3, class names)."""
-    data_cfg = dataclasses.replace(cfg.data, train_subset=10 * n, test_subset=10 * n)
+    data_cfg = copy.copy(cfg.data)  # its options are attributes, which dataclasses.replace drops
+    data_cfg.train_subset, data_cfg.test_subset = 10 * n, 10 * n
     ds = dataset_from_config(data_cfg, cfg.seed)
     if ds.multilabel:  # no single class to show: the first images, titled by the labels they have
         picks = list(range(min(n, len(ds.test_labels))))

@@ -45,8 +45,8 @@ import numpy as np
 
 from .. import config as config_mod
 from ..config import Config, DataConfig
-from ..datasets import (Dataset, dataset_from_config, default_root, get_dataset, locate_dataset, stratified_indices,
-                        take_few)
+from ..datasets import (Dataset, dataset_from_config, default_root, get_dataset, locate_dataset, reset_options,
+                        stratified_indices, take_few)
 from ..errors import CnnvitError, DatasetError
 from ..training import read_metrics, train
 from .core import RunSpec, Study
@@ -276,9 +276,9 @@ def _stand_in(data: DataConfig, folder: Path) -> str:
         raise DatasetError(f"{data.name} not found under {where}, and no stand-in can be made for it "
                            f"(its classes or image size are unknown without it); set data.root or DATA_DIR")
     name, classes = data.name, spec.num_classes(data)
-    data.name, data.root, data.synthetic_size, data.synthetic_classes = "synthetic", None, side, classes
-    # the keys of another data set's own files, which the synthetic set refuses
-    data.coarse_labels, data.decode_size, data.first_images = False, None, None
+    data.name, data.root, data.decode_size = "synthetic", None, None
+    reset_options(data)  # the absent set's own options, which the synthetic set refuses
+    data.synthetic_size, data.synthetic_classes = side, classes
     return f"data: no {name} under {where} -> synthetic {side} px stand-in, {classes} classes"
 
 
