@@ -13,7 +13,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from cnnvit.studies import weights_origin
+from cnnvit.studies import study_modules, weights_origin
 from conftest import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +59,29 @@ def _execute_smoke(study: str, tmp_path: Path):
     return out_nb, runs_dir, nbformat.read(out_nb, as_version=4)
 
 
-def test_study_01_smoke_runs_and_reports(tmp_path):
-    out_nb, runs_dir, nb = _execute_smoke("01_cifar10_vit_vs_resnet", tmp_path)
+STUDIES = list(study_modules())  # every study the library finds, each with its notebook
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_study_smoke_runs_and_reports(study, tmp_path):
+    """Every study's notebook runs in the smoke profile: each run of its parameter file complete,
+    no error shown, its conclusions the library's, and its report section laid out; then what
+    the study itself must show (``STUDY_CHECKS``)."""
+    assert (ROOT / "notebooks" / f"{study}.ipynb").is_file(), f"study {study} has no notebook"
+    out_nb, runs_dir, nb = _execute_smoke(study, tmp_path)
+    from cnnvit.studies import load_study
+
+    spec = load_study(ROOT / "params" / "smoke" / f"{study}.yaml", out_dir=runs_dir)
+    for name in spec.runs:
+        for f in ("config.yaml", "metrics.json"):
+            assert (spec.run_dir(name) / f).exists(), f"{name}/{f} missing"
+    _outputs(nb)  # no cell failed
+    conclusions = _check_conclusions(nb, study, runs_dir)
+    STUDY_CHECKS.get(study, lambda *args: None)(runs_dir, nb, conclusions)
+    _check_report_section(out_nb, f"Study {int(study[:2])}" if study[:2].isdigit() else spec.title, tmp_path)
+
+
+def _study_01(runs_dir: Path, nb, conclusions: str) -> None:
     expected = ["seed_resnet18", "seed_vit_b16", "ablation_vit_b16_no_preprocessing",
                 "strong_resnet18", "strong_vit"]
     metrics = {}
@@ -78,12 +99,137 @@ def test_study_01_smoke_runs_and_reports(tmp_path):
     # conclusions are computed from the runs, not typed in
     assert f"{100 * metrics['seed_resnet18']['test_accuracy']:.1f}%" in markdown
     assert f"{100 * metrics['seed_vit_b16']['test_accuracy']:.1f}%" in markdown
-    conclusions = _check_conclusions(nb, "01_cifar10_vit_vs_resnet", runs_dir)
     r, v = (metrics[n]["test_accuracy"] for n in ("seed_resnet18", "seed_vit_b16"))
     lead = "the two are level" if r == v else f"the {'CNN' if r > v else 'ViT'} leads by {100 * abs(r - v):.1f} points"
     assert f"{lead}, so the seed's gap {'reproduces in direction' if r > v else 'does not reproduce'}" in conclusions
 
-    _check_report_section(out_nb, "Study 1", tmp_path)
+
+def _study_02(runs_dir: Path, nb, conclusions: str) -> None:
+    expected = ["vgg19_bn", "vgg19", "resnet18", "resnet34", "resnet50", "resnet50_noskip",
+                "resnext50", "t2t_vit", "strong_resnet50", "resnet18_2proc"]
+    metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 4, "augmentation grid, effects, loss and gradient-norm figures"
+    for name in expected:
+        assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
+        assert metrics[name]["dataset"]["n_val"] == 240  # 20% of 1,200 held out
+    for reported in ("52.79%", "0.50%", "55.09%", "56.03%", "58.97%", "54.03%", "59.29%", "41.63%"):
+        assert reported in html, f"seed's {reported} missing from the table"
+    rows = {r["run"]: r for r in _cell_table(nb, "table = summary_table(")}
+    seed_params = {label: r["seed params (M)"] for label, r in rows.items()}
+    assert sorted(v for v in seed_params.values() if v != "—") == ["11.27", "21.13", "21.23", "21.38", "23.38",
+                                                                  "23.91"], seed_params
+    assert len(images) >= 5, "augmentation grid, effects, CNN vs T2T losses, loss and gradient-norm figures"
+    # the 2-process run went through torchrun and says so
+    assert metrics["resnet18_2proc"]["distributed"]["world_size"] == 2
+    assert "gloo" in html
+    # the diagnosis and the conclusions are computed from the runs
+    from cnnvit.training.run import load_run
+    from cnnvit.studies import load_study, training_diagnosis
+
+    study = load_study(ROOT / "params" / "smoke" / "02_tiny_imagenet_cnn_ablations.yaml", out_dir=runs_dir)
+    diagnosis = {row["run"]: row["status"] for row in _cell_table(nb, "show_table(diagnosis_table(")}
+    assert diagnosis == {study.runs[n].label: training_diagnosis(load_run(study.run_dir(n), device="cpu"))["status"]
+                         for n in expected}
+    assert f"{100 * metrics['vgg19_bn']['test_accuracy']:.1f}%" in markdown
+    assert f"{100 * metrics['resnext50']['test_accuracy']:.1f}%" in markdown
+    vgg19 = diagnosis[study.runs["vgg19"].label]
+    assert {"stalled": "it **stalled**", "diverged": "it **diverged**", "learned": "it **did learn** here"}[vgg19] \
+        in conclusions
+
+
+def _study_03(runs_dir: Path, nb, conclusions: str) -> None:
+    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
+    aug = [n for n in runs if n.startswith("aug_")]
+    assert len(aug) == 10 and {"opt_sgd", "opt_sgd_nesterov", "bs_32", "bs_64", "deit_head_only"} <= runs.keys()
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 2, "optimizer and batch-size curves"
+    for name in ("swin", "vit_l", "cait", "deit"):
+        assert weights_origin(runs[name])["kind"] == "run" and weights_origin(runs[name])["run"] == f"pretrain_{name}"
+        assert f"{100 * runs[name]['test_accuracy']:.2f}%" in html
+        assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
+    for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
+        assert reported in html
+    # the seeds' own figures beside ours, in the table of each (from the parameter file)
+    tables = {"models": _cell_table(nb, "models = this.transformer_table"), "efficiency": _cell_table(nb, "eff = this.efficiency_table"),
+              "optimizers": _cell_table(nb, "opts = this.optimizer_table"), "ablation": _cell_table(nb, "ablation = "),
+              "batches": _cell_table(nb, "batches = this.batch_size_table")}
+    swin = next(r for r in tables["efficiency"] if r["run"].startswith("Swin"))
+    assert (swin["paper GMACs / image"], swin["paper params (M)"], swin["paper train img/s"]) == ("103.9", "196", "36.0")
+    assert (swin["reproduction checkpoint (MB)"], swin["reproduction min / epoch"]) == ("761", "20.5")
+    assert next(r for r in tables["models"] if r["run"].startswith("Swin"))["reproduction acc@5"] == "98.04%"
+    assert [r["paper, Swin-L/4 acc@1"] for r in tables["optimizers"]] == ["91.35%", "91.10%", "91.21%"]
+    mixup = next(r for r in tables["ablation"] if r["variant"] == "without Mixup")
+    assert (mixup["paper, Swin-L/4 acc@1"], mixup["reproduction, Swin-L/4 acc@1"]) == ("91.11%", "91.14%")
+    ema = next(r for r in tables["ablation"] if r["variant"].startswith("with model EMA"))
+    assert ema["reproduction, Swin-L/4 acc@1"] == "—", "the reproduction did not run it"
+    assert [r["reproduction, batch runs acc@1"] for r in tables["batches"]] == ["81.79%", "82.15%", "82.15%"]
+    assert runs["deit_head_only"]["trainable_parameters"] < runs["deit"]["trainable_parameters"] / 10
+    assert runs["aug_ema"]["model_ema"] == 0.9
+    assert "new head on a frozen backbone" in html and "full fine-tuning" in html
+    assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown
+    # each batch size as its run's config says (smoke's deit: 16 x 4 = 64), with that run's number;
+    # the two runs at 64 told apart: the recipe's run, and the other by its label
+    batches = ", ".join(f"{b}: {100 * runs[n]['test_accuracy']:.1f}%" for n, b in (
+        ("bs_32", "32"), ("bs_64", "64 (effective batch 64)"), ("deit", "64 (the recipe's run)")))
+    assert f"- **Batch size** (DeiT, effective): {batches}." in conclusions.splitlines()
+
+
+def _study_04(runs_dir: Path, nb, conclusions: str) -> None:
+    expected = ["pretrain", "seed_linear_probe", "partial_finetune", "full_finetune", "scratch"]
+    metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 4, "augmentation grid, accuracy curves, losses per epoch, confusion matrices"
+    # the seed setting really trained its head only, on weights this project pretrained, and says so
+    seed = metrics["seed_linear_probe"]
+    assert seed["trainable_parameters"] < seed["parameters"] / 10
+    assert weights_origin(seed)["kind"] == "run" and weights_origin(seed)["run"] == "pretrain"
+    assert weights_origin(seed)["label"].startswith("pretrained on synthetic by this project")
+    assert "pretrained on synthetic by this project (test_vit, run pretrain)" in html
+    assert weights_origin(metrics["scratch"])["kind"] == "scratch"
+    for name in expected:
+        assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
+    for figure in ("85.23%", "0.8512", "0.8507", "0.8510"):
+        assert figure in html, f"seed's {figure} missing"
+    assert f"{100 * seed['test_accuracy']:.1f}%" in markdown
+    assert "Its weights: pretrained on synthetic by this project (test_vit, run pretrain)." in conclusions
+
+
+def _study_05(runs_dir: Path, nb, conclusions: str) -> None:
+    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
+    assert len(runs) == 16
+    # the smoke data were generated in CelebA's own format, under the study's folder
+    generated = runs_dir / "data" / "celeba"
+    assert (generated / "list_attr_celeba.txt").read_text().splitlines()[0] == "500"
+    html, markdown, images = _outputs(nb)
+    assert len(images) >= 8, "grid, ROC, two confusion figures, validation curves (ViT, CNNs), size, loss"
+    for name, m in runs.items():
+        assert f"{100 * m['test_accuracy']:.2f}%" in html, f"{name} missing from the tables"
+        assert f"{100 * m['majority_baseline']:.2f}%" in html
+        assert (runs_dir / "runs" / name / "split.csv").exists()
+    binary, multi = runs["seed_binary_resnet152"]["test"], runs["seed_multilabel_resnet152"]["test"]
+    assert f"{binary['auroc']:.4f}" in html and f"{multi['mean_average_precision']:.4f}" in html
+    assert len(multi["per_label"]) == 40 and runs["seed_multilabel_resnet152"]["task"] == "multilabel"
+    for reported in ("92.38%", "91.92%", "83.80%", "82.26%", "92.94%"):
+        assert reported in html, f"seed's {reported} missing"
+    binary_rows = {r["run"]: r for r in _cell_table(nb, "pct = ")}
+    seed_cnn = binary_rows["ResNet-152 stand-in (seed setting)"]
+    assert [seed_cnn[f"seed {k}"] for k in ("precision", "recall", "F1", "auROC")] == ["0.9127", "0.9380", "0.9254",
+                                                                                      "0.9237"]
+    # the pretraining comparison is followed every few steps on the validation split
+    steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
+    assert len(steps) > 3
+    assert weights_origin(runs["seed_binary_vit_b32"])["label"].startswith("pretrained on celeba by this project")
+    assert f"{100 * runs['seed_binary_resnet152']['test_accuracy']:.1f}%" in markdown
+    # the pretraining helper (the ViTs start from it) is no contender, in the bullet or the table
+    multilabel = next(line for line in conclusions.splitlines() if line.startswith("- **Multi-label.**"))
+    assert "Stand-in pretraining" not in multilabel
+    table = _cell_table(nb, 'show_table(this.celeba_table(study, results, "multilabel")')
+    assert [row["run"] for row in table] == ["ResNet-152 stand-in, 40 attributes (seed setting; model not named by the seed)",
+                                             "ViT-B/32 stand-in, pretrained, 40 attributes, stronger recipe"]
+
+
+STUDY_CHECKS = {"01_cifar10_vit_vs_resnet": _study_01, "02_tiny_imagenet_cnn_ablations": _study_02, "03_tiny_imagenet_transformers": _study_03, "04_cifar10_finetune": _study_04, "05_celeba_simple_classifier": _study_05}
 
 
 def _conclusions_markdown(nb) -> str:
@@ -99,12 +245,12 @@ def _check_conclusions(nb, study: str, runs_dir: Path) -> str:
     """The notebook's conclusions are the library's conclusions of the runs on disk (nothing typed
     in, nothing missing), closed by the smoke profile's caveat; returns them."""
     from cnnvit.training.run import load_run
-    from cnnvit.studies import STUDIES, load_study
+    from cnnvit.studies import load_study, study_module
 
     spec = load_study(ROOT / "params" / "smoke" / f"{study}.yaml", out_dir=runs_dir)
     results = {n: load_run(spec.run_dir(n), device="cpu") for n in spec.runs}
     shown = _conclusions_markdown(nb)
-    assert shown == STUDIES[study].conclusions(spec, results)
+    assert shown == study_module(study).conclusions(spec, results)
     lines = shown.splitlines()
     assert lines[0].startswith("*Computed from the runs of profile `smoke`")
     assert lines[-1].startswith("*Profile `smoke` uses ") and "these numbers test the pipeline" in lines[-1], \
@@ -192,138 +338,3 @@ def _outputs(nb) -> tuple[str, str, list]:
     return html, markdown, images
 
 
-def test_study_02_smoke_runs_and_reports(tmp_path):
-    out_nb, runs_dir, nb = _execute_smoke("02_tiny_imagenet_cnn_ablations", tmp_path)
-    expected = ["vgg19_bn", "vgg19", "resnet18", "resnet34", "resnet50", "resnet50_noskip",
-                "resnext50", "t2t_vit", "strong_resnet50", "resnet18_2proc"]
-    metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
-    html, markdown, images = _outputs(nb)
-    assert len(images) >= 4, "augmentation grid, effects, loss and gradient-norm figures"
-    for name in expected:
-        assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
-        assert metrics[name]["dataset"]["n_val"] == 240  # 20% of 1,200 held out
-    for reported in ("52.79%", "0.50%", "55.09%", "56.03%", "58.97%", "54.03%", "59.29%", "41.63%"):
-        assert reported in html, f"seed's {reported} missing from the table"
-    rows = {r["run"]: r for r in _cell_table(nb, "table = summary_table(")}
-    seed_params = {label: r["seed params (M)"] for label, r in rows.items()}
-    assert sorted(v for v in seed_params.values() if v != "—") == ["11.27", "21.13", "21.23", "21.38", "23.38",
-                                                                  "23.91"], seed_params
-    assert len(images) >= 5, "augmentation grid, effects, CNN vs T2T losses, loss and gradient-norm figures"
-    # the 2-process run went through torchrun and says so
-    assert metrics["resnet18_2proc"]["distributed"]["world_size"] == 2
-    assert "gloo" in html
-    # the diagnosis and the conclusions are computed from the runs
-    from cnnvit.training.run import load_run
-    from cnnvit.studies import load_study, training_diagnosis
-
-    study = load_study(ROOT / "params" / "smoke" / "02_tiny_imagenet_cnn_ablations.yaml", out_dir=runs_dir)
-    diagnosis = {row["run"]: row["status"] for row in _cell_table(nb, "show_table(diagnosis_table(")}
-    assert diagnosis == {study.runs[n].label: training_diagnosis(load_run(study.run_dir(n), device="cpu"))["status"]
-                         for n in expected}
-    assert f"{100 * metrics['vgg19_bn']['test_accuracy']:.1f}%" in markdown
-    assert f"{100 * metrics['resnext50']['test_accuracy']:.1f}%" in markdown
-    conclusions = _check_conclusions(nb, "02_tiny_imagenet_cnn_ablations", runs_dir)
-    vgg19 = diagnosis[study.runs["vgg19"].label]
-    assert {"stalled": "it **stalled**", "diverged": "it **diverged**", "learned": "it **did learn** here"}[vgg19] \
-        in conclusions
-    _check_report_section(out_nb, "Study 2", tmp_path)
-
-
-def test_study_04_smoke_runs_and_reports(tmp_path):
-    out_nb, runs_dir, nb = _execute_smoke("04_cifar10_finetune", tmp_path)
-    expected = ["pretrain", "seed_linear_probe", "partial_finetune", "full_finetune", "scratch"]
-    metrics = {n: json.loads((runs_dir / "runs" / n / "metrics.json").read_text()) for n in expected}
-    html, markdown, images = _outputs(nb)
-    assert len(images) >= 4, "augmentation grid, accuracy curves, losses per epoch, confusion matrices"
-    # the seed setting really trained its head only, on weights this project pretrained, and says so
-    seed = metrics["seed_linear_probe"]
-    assert seed["trainable_parameters"] < seed["parameters"] / 10
-    assert weights_origin(seed)["kind"] == "run" and weights_origin(seed)["run"] == "pretrain"
-    assert weights_origin(seed)["label"].startswith("pretrained on synthetic by this project")
-    assert "pretrained on synthetic by this project (test_vit, run pretrain)" in html
-    assert weights_origin(metrics["scratch"])["kind"] == "scratch"
-    for name in expected:
-        assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
-    for figure in ("85.23%", "0.8512", "0.8507", "0.8510"):
-        assert figure in html, f"seed's {figure} missing"
-    assert f"{100 * seed['test_accuracy']:.1f}%" in markdown
-    conclusions = _check_conclusions(nb, "04_cifar10_finetune", runs_dir)
-    assert "Its weights: pretrained on synthetic by this project (test_vit, run pretrain)." in conclusions
-    _check_report_section(out_nb, "Study 4", tmp_path)
-
-
-def test_study_03_smoke_runs_and_reports(tmp_path):
-    out_nb, runs_dir, nb = _execute_smoke("03_tiny_imagenet_transformers", tmp_path)
-    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
-    aug = [n for n in runs if n.startswith("aug_")]
-    assert len(aug) == 10 and {"opt_sgd", "opt_sgd_nesterov", "bs_32", "bs_64", "deit_head_only"} <= runs.keys()
-    html, markdown, images = _outputs(nb)
-    assert len(images) >= 2, "optimizer and batch-size curves"
-    for name in ("swin", "vit_l", "cait", "deit"):
-        assert weights_origin(runs[name])["kind"] == "run" and weights_origin(runs[name])["run"] == f"pretrain_{name}"
-        assert f"{100 * runs[name]['test_accuracy']:.2f}%" in html
-        assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
-    for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
-        assert reported in html
-    # the seeds' own figures beside ours, in the table of each (from the parameter file)
-    tables = {"models": _cell_table(nb, "models = transformer_table"), "efficiency": _cell_table(nb, "eff = efficiency_table"),
-              "optimizers": _cell_table(nb, "opts = optimizer_table"), "ablation": _cell_table(nb, "ablation = "),
-              "batches": _cell_table(nb, "batches = batch_size_table")}
-    swin = next(r for r in tables["efficiency"] if r["run"].startswith("Swin"))
-    assert (swin["paper GMACs / image"], swin["paper params (M)"], swin["paper train img/s"]) == ("103.9", "196", "36.0")
-    assert (swin["reproduction checkpoint (MB)"], swin["reproduction min / epoch"]) == ("761", "20.5")
-    assert next(r for r in tables["models"] if r["run"].startswith("Swin"))["reproduction acc@5"] == "98.04%"
-    assert [r["paper, Swin-L/4 acc@1"] for r in tables["optimizers"]] == ["91.35%", "91.10%", "91.21%"]
-    mixup = next(r for r in tables["ablation"] if r["variant"] == "without Mixup")
-    assert (mixup["paper, Swin-L/4 acc@1"], mixup["reproduction, Swin-L/4 acc@1"]) == ("91.11%", "91.14%")
-    ema = next(r for r in tables["ablation"] if r["variant"].startswith("with model EMA"))
-    assert ema["reproduction, Swin-L/4 acc@1"] == "—", "the reproduction did not run it"
-    assert [r["reproduction, batch runs acc@1"] for r in tables["batches"]] == ["81.79%", "82.15%", "82.15%"]
-    assert runs["deit_head_only"]["trainable_parameters"] < runs["deit"]["trainable_parameters"] / 10
-    assert runs["aug_ema"]["model_ema"] == 0.9
-    assert "new head on a frozen backbone" in html and "full fine-tuning" in html
-    assert f"{100 * runs['deit']['test_accuracy']:.1f}%" in markdown
-    conclusions = _check_conclusions(nb, "03_tiny_imagenet_transformers", runs_dir)
-    # each batch size as its run's config says (smoke's deit: 16 x 4 = 64), with that run's number;
-    # the two runs at 64 told apart: the recipe's run, and the other by its label
-    batches = ", ".join(f"{b}: {100 * runs[n]['test_accuracy']:.1f}%" for n, b in (
-        ("bs_32", "32"), ("bs_64", "64 (effective batch 64)"), ("deit", "64 (the recipe's run)")))
-    assert f"- **Batch size** (DeiT, effective): {batches}." in conclusions.splitlines()
-    _check_report_section(out_nb, "Study 3", tmp_path)
-
-
-def test_study_05_smoke_runs_and_reports(tmp_path):
-    out_nb, runs_dir, nb = _execute_smoke("05_celeba_simple_classifier", tmp_path)
-    runs = {p.name: json.loads((p / "metrics.json").read_text()) for p in (runs_dir / "runs").iterdir()}
-    assert len(runs) == 16
-    # the smoke data were generated in CelebA's own format, under the study's folder
-    generated = runs_dir / "data" / "celeba"
-    assert (generated / "list_attr_celeba.txt").read_text().splitlines()[0] == "500"
-    html, markdown, images = _outputs(nb)
-    assert len(images) >= 8, "grid, ROC, two confusion figures, validation curves (ViT, CNNs), size, loss"
-    for name, m in runs.items():
-        assert f"{100 * m['test_accuracy']:.2f}%" in html, f"{name} missing from the tables"
-        assert f"{100 * m['majority_baseline']:.2f}%" in html
-        assert (runs_dir / "runs" / name / "split.csv").exists()
-    binary, multi = runs["seed_binary_resnet152"]["test"], runs["seed_multilabel_resnet152"]["test"]
-    assert f"{binary['auroc']:.4f}" in html and f"{multi['mean_average_precision']:.4f}" in html
-    assert len(multi["per_label"]) == 40 and runs["seed_multilabel_resnet152"]["task"] == "multilabel"
-    for reported in ("92.38%", "91.92%", "83.80%", "82.26%", "92.94%"):
-        assert reported in html, f"seed's {reported} missing"
-    binary_rows = {r["run"]: r for r in _cell_table(nb, "pct = ")}
-    seed_cnn = binary_rows["ResNet-152 stand-in (seed setting)"]
-    assert [seed_cnn[f"seed {k}"] for k in ("precision", "recall", "F1", "auROC")] == ["0.9127", "0.9380", "0.9254",
-                                                                                      "0.9237"]
-    # the pretraining comparison is followed every few steps on the validation split
-    steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
-    assert len(steps) > 3
-    assert weights_origin(runs["seed_binary_vit_b32"])["label"].startswith("pretrained on celeba by this project")
-    assert f"{100 * runs['seed_binary_resnet152']['test_accuracy']:.1f}%" in markdown
-    conclusions = _check_conclusions(nb, "05_celeba_simple_classifier", runs_dir)
-    # the pretraining helper (the ViTs start from it) is no contender, in the bullet or the table
-    multilabel = next(line for line in conclusions.splitlines() if line.startswith("- **Multi-label.**"))
-    assert "Stand-in pretraining" not in multilabel
-    table = _cell_table(nb, 'show_table(celeba_table(study, results, "multilabel")')
-    assert [row["run"] for row in table] == ["ResNet-152 stand-in, 40 attributes (seed setting; model not named by the seed)",
-                                             "ViT-B/32 stand-in, pretrained, 40 attributes, stronger recipe"]
-    _check_report_section(out_nb, "Study 5", tmp_path)

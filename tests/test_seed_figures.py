@@ -13,11 +13,13 @@ import torch
 
 from cnnvit.config import ConfigError
 from cnnvit.models import count_flops
-from cnnvit.studies import (ablation_table, batch_size_table, celeba_table, efficiency_table, finetune_table,
-                            load_study, optimizer_table, project_root, transformer_table)
+from cnnvit.studies import load_study, project_root
+from cnnvit.studies.celeba_simple_classifier import celeba_table
+from cnnvit.studies.cifar10_finetune import finetune_table
 from cnnvit.studies.core import SEED_FIGURES
 from cnnvit.studies.tiny_imagenet_transformers import (BATCH_REPRODUCTION, PAPER, REPRODUCTION, SWIN_PAPER,
-                                                       SWIN_REPRODUCTION)
+                                                       SWIN_REPRODUCTION, ablation_table, batch_size_table,
+                                                       efficiency_table, optimizer_table, transformer_table)
 
 ROOT = project_root()
 PROFILES = ("smoke", "laptop", "paper")

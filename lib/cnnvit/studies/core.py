@@ -80,6 +80,14 @@ class Study:
     groups: dict[str, GroupValue] = field(default_factory=dict)
     # what this profile does differently from the seed: {what, seed, here, why} each
     deviations: list[dict[str, str]] = field(default_factory=list)
+    # set by open_study: (partial, the runs left out) of the input check already made
+    inputs_checked: Optional[tuple[bool, list[str]]] = None
+    params_file: Optional[str] = None  # the parameter file as the notebook named it
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """How tables and figures name each run: ``{run: label}``."""
+        return {name: spec.label for name, spec in self.runs.items()}
 
     def repeats(self, name: str) -> list[str]:
         """Run ``name`` and the runs that repeat it with other seeds (``seeds:``), in order."""

@@ -288,7 +288,8 @@ def run_study(study: Study, progress: bool = True, partial: bool = False) -> dic
     missing), train the others and return every complete run, leaving those out (logged);
     without a single complete run the study still fails. Without it, any problem fails the
     study before any training."""
-    skipped = check_study_inputs(study, partial)
+    checked = study.inputs_checked  # open_study's check, made just before
+    skipped = checked[1] if checked and checked[0] == partial else check_study_inputs(study, partial)
     results: dict[str, Run] = {}
     cache: dict[str, Any] = {}
     for name, spec in study.runs.items():
