@@ -50,6 +50,7 @@ from cnnvit.datasets import dataset_from_config  # noqa: E402
 from cnnvit.models import apply_freeze, create_model, native_size  # noqa: E402
 from cnnvit.training.cost import Projector, input_px, train_images, training_passes  # noqa: E402
 from cnnvit.training import load_run, train  # noqa: E402
+from cnnvit.studies.study import config_layers  # noqa: E402
 
 log = logging.getLogger("gpu-check")
 
@@ -119,7 +120,7 @@ def paper_runs() -> list[tuple[str, str, config_mod.Config]]:
         raw = config_mod.load_yaml(path)
         base = raw.get("base", {})
         for name, spec in raw.get("runs", {}).items():
-            cfg = config_mod.build((base, f"{path.name}: base"), (spec.get("config") or {}, f"{path.name}: {name}"))
+            cfg = config_mod.build((base, f"{path.name}: base"), *config_layers(raw["runs"], name, path.name))
             for seed in spec.get("seeds", [None]):
                 out.append((path.stem, name if seed is None else f"{name}.seed{seed}", cfg))
     return out

@@ -1221,7 +1221,8 @@ def test_the_run_name_check_is_not_vacuous() -> None:
 
 def renamed_copy(name: str, profile: str, tmp_path: Path, prefix: str = "renamed_") -> tuple[Path, dict[str, str]]:
     """A copy of the parameter file with every run that a group names renamed: its key under
-    ``runs:``, the groups and every ``run:NAME`` reference. Returns the copy and old -> new."""
+    ``runs:``, the groups, every ``run:NAME`` reference and every ``from:``. Returns the copy and
+    old -> new."""
     raw = yaml.safe_load((ROOT / "params" / profile / f"{name}.yaml").read_text())
     study = _load(name, profile)
     new = {n: prefix + n for g in study.groups for n in study.members(g)}
@@ -1237,6 +1238,8 @@ def renamed_copy(name: str, profile: str, tmp_path: Path, prefix: str = "renamed
     kinds = {g: spec.kind for g, spec in STUDIES[name].GROUPS.items()}
     raw["groups"] = {g: swap(v, keys=kinds[g] == "pairs") for g, v in raw["groups"].items()}
     for spec in raw["runs"].values():
+        if "from" in spec:
+            spec["from"] = new.get(spec["from"], spec["from"])
         model = (spec.get("config") or {}).get("model") or {}
         ref = model.get("pretrained_path", "")
         if ref.startswith("run:"):

@@ -47,10 +47,10 @@ from .. import config as config_mod
 from ..config import Config, DataConfig
 from ..datasets import (Dataset, dataset_from_config, default_root, get_dataset, locate_dataset, reset_options,
                         stratified_indices, take_few)
-from ..errors import CnnvitError, DatasetError
+from ..errors import CnnvitError, ConfigError, DatasetError
 from ..training import read_metrics, train
 from .core import RunSpec, Study
-from .study import GENERATED_DEFAULTS, load_study, prepare_generated_data
+from .study import GENERATED_DEFAULTS, config_layers, load_study, prepare_generated_data
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,14 @@ def _run_order(path: str | Path, only: Optional[list[str]]) -> list[str]:
 
 
 def _model_named(path: str | Path, name: str) -> str:
-    """The model a run's own config or the base config names (for the line of a run whose
-    config could not be built)."""
+    """The model a run's own config, those it inherits (``from:``) or the base config names (for
+    the line of a run whose config could not be built)."""
     raw = config_mod.load_yaml(path)
-    for layer in ((raw["runs"].get(name) or {}).get("config"), raw.get("base")):
+    try:
+        layers = [layer for layer, _ in reversed(config_layers(raw["runs"], name, path))]
+    except ConfigError:  # a broken from: chain: the run's own config only
+        layers = [(raw["runs"].get(name) or {}).get("config")]
+    for layer in (*layers, raw.get("base")):
         model = (layer or {}).get("model") if isinstance(layer, dict) else None
         if isinstance(model, dict) and model.get("name"):
             return str(model["name"])

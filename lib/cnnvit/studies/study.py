@@ -12,6 +12,9 @@ Parameter file (``params/<profile>/<study>.yaml``)::
         role: seed                              # seed | ablation | strong
         reported: 0.88                          # the seed's number, if it has one
         config: {model: {name: resnet18}, ...}  # this run's config on top of base
+      seed_resnet18_erasing:
+        from: seed_resnet18                     # start from that run's config (its config:
+        config: {data: {random_erasing: 0.25}}  # over base), then this run's config over it
     groups:                                     # which runs each conclusion compares (the
       seed_settings: {cnn: seed_resnet18, ...}  # study module's GROUPS say which groups)
     generated: {celeba: {images: 600, width: 36, height: 44}}  # optional: a generated set in a
@@ -20,6 +23,15 @@ Parameter file (``params/<profile>/<study>.yaml``)::
 Runs go to ``outputs/<profile>/<study>/runs/<name>/``. A run that is complete with the same
 config is loaded, not retrained; a partial one resumes; one made with another config is moved
 aside (never deleted) and trained again.
+
+``from: RUN`` (any run of the file, listed before or after; chains allowed) inherits RUN's
+``config:`` only, itself resolved with its own ``from:``: the layers are base, then the chain's
+``config:`` mappings from the farthest source in, then the run's own ``config:``, each merged key
+by key (a list such as ``data.mean`` is replaced whole). Label, role, ``reported``,
+``seed_figures`` and ``seeds:`` (with the seed it sets) stay the run's own: they describe the run,
+not its recipe. A run's config, and so its identity, is the same whether its settings are
+inherited or written out. An unknown run, the run itself or a cycle is a :class:`ConfigError`
+when the file is loaded.
 """
 from __future__ import annotations
 
@@ -42,7 +54,7 @@ from .registry import group_schema
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = {"label", "role", "reported", "reported_note", "seed_figures", "config", "seeds"}
+RUN_KEYS = {"label", "role", "reported", "reported_note", "seed_figures", "config", "seeds", "from"}
 STUDY_KEYS = {"study", "profile", "title", "base", "runs", "groups", "notes", "generated", "deviations"}
 # deviations: what the profile does differently from the seed; each entry names these
 DEVIATION_KEYS = ("what", "seed", "here", "why")
@@ -82,11 +94,14 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
         if missing:
             raise ConfigError(f"{path}: no run named {missing}; runs: {', '.join(runs_raw)}")
         runs_raw = {n: runs_raw[n] for n in only}
+    all_runs = raw["runs"]  # what ``from:`` may name, whatever ``only`` keeps
     generated = _generated_spec(raw.get("generated") or {}, path)
     runs: dict[str, RunSpec] = {}
     for name, spec in runs_raw.items():
         try:
-            run = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated)
+            inherited = config_layers(all_runs, name, path)[:-1]
+            run = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated,
+                            inherited)
             repeats = _repeats(run, spec.get("seeds"), f"{path}: runs.{name}.seeds")
         except CnnvitError as exc:
             if run_errors is None:
@@ -121,11 +136,40 @@ def _deviations(raw: Any, path: Path) -> list[dict[str, str]]:
     return out
 
 
+def config_layers(runs: dict[str, Any], name: str, path: str | Path) -> list[tuple[dict[str, Any], str]]:
+    """The ``config:`` layers of run ``name`` of a study file's ``runs:``, each with its source
+    name, to be applied over ``base:`` in this order: the farthest run of its ``from:`` chain
+    first, the run's own ``config:`` last. Raises :class:`ConfigError` naming the file, the run
+    and the problem for a ``from:`` that names no run, the run itself, or closes a cycle."""
+    chain = [name]
+    while True:
+        spec = runs[chain[-1]]
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: runs.{chain[-1]}: expected a mapping")
+        if "from" not in spec:
+            break
+        source = spec["from"]
+        via = f"{' -> '.join(chain)} -> {source}: " if len(chain) > 1 else ""
+        where = f"{path}: runs.{name}.from: {via}"
+        if not isinstance(source, str) or not source:
+            raise ConfigError(f"{where}expected the name of another run of this file, got {source!r}")
+        if source == chain[-1]:
+            raise ConfigError(f"{where}{source!r} is the run itself; name another run of this file")
+        if source not in runs:
+            raise ConfigError(f"{where}no run named {source!r}; runs: {', '.join(runs)}")
+        if source in chain:
+            raise ConfigError(f"{path}: runs.{name}.from: a cycle, {' -> '.join(chain + [source])}")
+        chain.append(source)
+    return [(runs[n].get("config") or {}, f"{path}: runs.{n}") for n in reversed(chain)]
+
+
 def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides: list[str],
               earlier: dict[str, RunSpec], data_dir: Optional[str | Path],
-              generated: dict[str, dict[str, int]]) -> RunSpec:
+              generated: dict[str, dict[str, int]],
+              inherited: list[tuple[dict[str, Any], str]] = ()) -> RunSpec:
     """One run of a study file, its config built on ``base`` and checked (``earlier``: the runs
-    listed before it, which ``run:NAME`` may name)."""
+    listed before it, which ``run:NAME`` may name; ``inherited``: the ``config:`` layers of its
+    ``from:`` chain, between base and its own)."""
     where = f"{path}: runs.{name}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected a mapping")
@@ -135,7 +179,8 @@ def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides:
     role = spec.get("role", "seed")
     if role not in ROLES:
         raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
-    cfg = config_mod.build((base, f"{path}: base"), (spec.get("config") or {}, where), overrides=overrides)
+    cfg = config_mod.build((base, f"{path}: base"), *inherited, (spec.get("config") or {}, where),
+                           overrides=overrides)
     if data_dir and get_dataset(cfg.data.name).folder and cfg.data.name not in generated \
             and not cfg.data.root:
         cfg.data.root = str(default_root(cfg.data.name, data_dir))
