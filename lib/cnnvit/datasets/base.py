@@ -385,6 +385,8 @@ class DatasetSpec:
     num_classes: Optional[Callable[[Any], int]] = None
     # (width, height) of a generated stand-in's images (``generate``): the official files' size
     stand_in_size: Optional[tuple[int, int]] = None
+    # images in its full training split (before a validation share is held out): cost projections
+    train_images: Optional[int] = None
 
     def has_own_validation(self, data_cfg: Any) -> bool:
         """Whether ``data_cfg``'s data come with a validation split (``data.val_fraction`` then stays 0)."""

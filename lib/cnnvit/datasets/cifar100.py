@@ -138,4 +138,5 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, n_test: Optional[
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
-    fetch=FETCH, num_classes=lambda data_cfg: 20 if data_cfg.coarse_labels else 100))
+    fetch=FETCH, num_classes=lambda data_cfg: 20 if data_cfg.coarse_labels else 100,
+    train_images=50_000))
