@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 from cnnvit import config as config_mod  # noqa: E402
 from cnnvit.datasets import dataset_from_config  # noqa: E402
 from cnnvit.models import apply_freeze, create_model, native_size  # noqa: E402
-from cnnvit.training.cost import Projector, input_px, train_images, training_passes  # noqa: E402
+from cnnvit.report.cost import Projector, input_px, train_images, training_passes  # noqa: E402
 from cnnvit.training import load_run, train  # noqa: E402
 from cnnvit.studies.study import config_layers  # noqa: E402
 

@@ -230,6 +230,7 @@ class Block(importlib.abc.MetaPathFinder):  # what a bare GPU machine lacks
             raise ImportError("not on a bare machine: " + name)
 sys.meta_path.insert(0, Block())
 import cnnvit.__main__, cnnvit.studies.study, cnnvit.training.loop
+import cnnvit.report.cost  # the GPU check's projection
 from cnnvit.studies import run_study, load_study
 print("ok")
 '''
@@ -237,7 +238,8 @@ print("ok")
 
 def test_training_a_study_needs_none_of_the_report_packages():
     """gpu_run.sh's `cnnvit study` on a machine without matplotlib, seaborn, Jupyter or
-    tensorboard: the training path imports none of them (the figures load on first use)."""
+    tensorboard: the training path imports none of them (the figures load on first use), nor
+    does the cost projection that benchmarks/gpu_check.py takes from the report package."""
     done = subprocess.run([sys.executable, "-c", BARE], env={**os.environ, "PYTHONPATH": str(ROOT / "lib")},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from cnnvit.errors import StudyInputError
-from cnnvit.report.build import StudyEntry, missing_runs
+from cnnvit.report.build import StudyEntry, missing_runs, plan_study
+from cnnvit.report.cost import Projector, input_px, train_images
 from cnnvit.studies import load_study, run_study
 from cnnvit.studies.study import check_study_inputs, runs_that_cannot_train
-from cnnvit.training.cost import Projector, input_px, train_images
 
 from conftest import write_cifar_pickles
 
@@ -90,7 +90,8 @@ def test_a_complete_run_is_shown_though_its_source_cannot_train(study_file: Path
     assert results["strong_resnet18"].metrics == before  # loaded, not retrained
     # what the report lists as not run here: every run not complete, the source included
     entry = StudyEntry(out.name, study_file.with_suffix(".ipynb"), study_file, study_file.name)
-    missing = missing_runs(entry, out.parent, str(data), Projector(flops_per_s=1e12))
+    plan = plan_study(study_file.parent, entry, "smoke", out.parent, str(data))
+    missing = missing_runs(plan, Projector(flops_per_s=1e12))
     assert [m["run"] for m in missing] == [n for n in ("seed_resnet18", "seed_vit_b16",
                                                        "ablation_vit_b16_no_preprocessing", "strong_vit")
                                            if n not in also_complete]
@@ -114,3 +115,16 @@ def test_projection_from_the_gpu_check_table_else_from_flops(study_file: Path, t
     minutes, how = Projector(None, flops_per_s=1e6).minutes(cfg)
     flops = Projector().flops("test_resnet_cifar", 32)
     assert how == "from FLOPs" and minutes == pytest.approx(60 * flops * 3 / 1e6 / 60)
+
+
+@pytest.mark.parametrize("name, full", [("cifar10", 50_000), ("cifar100", 50_000), ("tiny-imagenet", 100_000),
+                                        ("celeba", 162_079)])
+def test_a_run_on_a_whole_data_set_is_projected_on_its_full_training_split(name: str, full: int) -> None:
+    """The full split comes from the data set's spec (``DatasetSpec.train_images``), less the
+    validation share, every epoch; a subset counts as itself."""
+    from cnnvit import config as config_mod
+
+    cfg = config_mod.build(overrides=[f"data.name={name}", "train.epochs=3"])
+    assert train_images(cfg) == int(full * (1 - (cfg.data.val_fraction or 0)) * 3)
+    cfg.data.train_subset = 1000
+    assert train_images(cfg) == int(1000 * (1 - (cfg.data.val_fraction or 0)) * 3)

@@ -322,7 +322,7 @@ def test_summary_table_puts_each_run_beside_the_seed(project):
     for name, title in (("01_alpha", "Alpha title"), ("02_beta", "Beta title")):
         (project / "params" / "paper" / f"{name}.yaml").write_text(
             STUDY_YAML.format(name=name, title=title).replace("profile: smoke", "profile: paper"))
-    table = report.summary_frame(entries, outcomes, "smoke", out)
+    table = report.summary_frame([report.plan_study(project, e, "smoke", out) for e in entries], outcomes, "smoke")
     assert list(table["run"]) == ["Alpha title seed setting", "Alpha title strong recipe",
                                   "Beta title seed setting", "Beta title strong recipe"]
     seed = table.iloc[0]
@@ -364,7 +364,8 @@ def test_summary_sets_no_seed_figure_against_another_experiment(project, paper_c
     entries = report.discover_studies(project, "smoke", ["01"])
     out = project / "outputs" / "smoke"
     complete_run(entries[0].params, out / "01_alpha", "seed_run", 0.9125)
-    table = report.summary_frame(entries, [render.StudyOutcome("01_alpha", "A", "ok")], "smoke", out)
+    table = report.summary_frame([report.plan_study(project, entries[0], "smoke", out)],
+                                 [render.StudyOutcome("01_alpha", "A", "ok")], "smoke")
     seed = table.iloc[0]
     assert seed["seed reported"] == 0.88 and seed["test accuracy"] == 0.9125
     assert seed["vs seed, same metric (points)"] is None or pd.isna(seed["vs seed, same metric (points)"])
@@ -562,6 +563,48 @@ def test_reuse_needs_the_same_runs_and_a_finished_execution(project, monkeypatch
     assert (out / "01_alpha.ipynb").read_text() == good, "the last finished notebook is kept"
     assert not (out / "01_alpha.record.json").exists()
     assert not report.build_report(project, "smoke", only=["01"], out_dir=out, pdf=False)[1][0].cached
+
+
+def test_a_build_reads_each_parameter_file_once_and_the_runs_after_execution(project, monkeypatch):
+    """Each study's parameter file, and the seed's setting (the paper profile's file), is loaded
+    once per build; what an execution changes, the study's runs, is read after it: a run the
+    notebook completes is in the summary, and in the record that lets the next build reuse it."""
+    from collections import Counter
+
+    import papermill
+    from cnnvit.report import build
+
+    out = project / "outputs" / "smoke"
+    alpha = project / "params" / "smoke" / "01_alpha.yaml"
+    (project / "params" / "paper" / "01_alpha.yaml").write_text(alpha.read_text().replace("profile: smoke",
+                                                                                          "profile: paper"))
+    complete_run(alpha, out / "01_alpha", "seed_run", 0.5)
+    loads: Counter = Counter()
+    load_study_as_built = build.load_study
+
+    def counted(path, *args, **kwargs):
+        loads[Path(path).relative_to(project).as_posix()] += 1
+        return load_study_as_built(path, *args, **kwargs)
+
+    def executed(input_path, output_path, parameters, **kwargs):  # alpha's notebook trains strong_run
+        Path(output_path).write_text(Path(input_path).read_text())
+        if Path(input_path).stem == "01_alpha":
+            complete_run(project / parameters["params_file"], Path(parameters["out_dir"]), "strong_run", 0.75)
+
+    monkeypatch.setattr(build, "load_study", counted)
+    monkeypatch.setattr(papermill, "execute_notebook", executed)
+    once = {"params/smoke/01_alpha.yaml": 1, "params/smoke/02_beta.yaml": 1, "params/paper/01_alpha.yaml": 1}
+    page, outcomes = report.build_report(project, "smoke", out_dir=out, pdf=False)
+    assert loads == once
+    assert [(o.name, o.status, o.cached) for o in outcomes] == [("01_alpha", "ok", False), ("02_beta", "ok", False)]
+    heading, rows = summary_groups(page.read_text())[0]
+    assert heading == "Study 1: Alpha title" and [(r[0], r[4]) for r in rows] == [
+        ("Alpha title seed setting", "50.0%"), ("Alpha title strong recipe", "75.0%")]
+    assert set(json.loads((out / "01_alpha.record.json").read_text())["runs"]) == {"seed_run", "strong_run"}
+
+    loads.clear()
+    _, again = report.build_report(project, "smoke", out_dir=out, pdf=False)
+    assert [o.cached for o in again] == [True, True] and loads == once
 
 
 def test_cli_report_names_the_missing_dataset_and_exits_nonzero(tmp_path, python_exe, cli_env):

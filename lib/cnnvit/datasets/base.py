@@ -470,6 +470,8 @@ class DatasetSpec:
     # its own data.* keys: a frozen dataclass whose fields are made with :func:`option`; the
     # loader reads them typed, through :meth:`options_of`
     options: type = NoOptions
+    # images in its full training split (before a validation share is held out): cost projections
+    train_images: Optional[int] = None
 
     @property
     def title(self) -> str:

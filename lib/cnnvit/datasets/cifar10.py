@@ -181,4 +181,5 @@ def prepare(data_cfg: DataSource) -> None:
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
-    fetch=FETCH, num_classes=lambda data_cfg: len(CLASSES)))
+    fetch=FETCH, num_classes=lambda data_cfg: len(CLASSES),
+    train_images=50_000))

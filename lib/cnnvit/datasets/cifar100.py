@@ -151,4 +151,4 @@ def write_generated(folder: str | Path, n: int, seed: int = 0, n_test: Optional[
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE, prepare=prepare,
     fetch=FETCH, num_classes=lambda data_cfg: 20 if SPEC.options_of(data_cfg).coarse_labels else 100,
-    options=Cifar100Options))
+    options=Cifar100Options, train_images=50_000))

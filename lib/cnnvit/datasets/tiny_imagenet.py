@@ -182,4 +182,5 @@ def prepare(data_cfg: DataSource) -> None:
 
 SPEC = register_dataset(DatasetSpec(
     name=NAME, load=load, locate=locate, folder=FOLDER, native_size=IMAGE_SIZE,
-    val_fraction=VAL_FRACTION, prepare=prepare, fetch=FETCH, num_classes=lambda data_cfg: NUM_CLASSES))
+    val_fraction=VAL_FRACTION, prepare=prepare, fetch=FETCH, num_classes=lambda data_cfg: NUM_CLASSES,
+    train_images=100_000))

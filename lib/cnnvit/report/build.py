@@ -6,6 +6,11 @@ are all unchanged since its last successful execution (and whose runs are all st
 not executed again. A study that fails keeps its section, showing the error and the notebook up
 to the failing cell; the other studies still run, and the build exits non-zero at the end.
 
+Each study's parameter file is read once per build, into a :class:`StudyPlan` (the study, its
+title, what will stop it, the runs that cannot train here, the seed's setting, its papermill
+parameters and fingerprint); what its execution changes, the state of its runs, is read from the
+run folders where it is used.
+
 Files under ``outputs/<profile>/``: ``<study>.ipynb`` (executed), ``<study>.html`` (with code),
 ``<study>.record.json`` (status, time, fingerprint), ``<study>/runs/...``, ``report.html``,
 ``report.pdf``.
@@ -25,14 +30,13 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from ..errors import ConfigError, DatasetError, ReportError
+from ..errors import ConfigError, DatasetError, ReportError, StudyInputError
 from ..studies import Study, check_study_inputs, completed_metrics, load_study
 from ..studies.core import seed_setting_difference
 from ..studies.registry import seed_metric
-from ..studies.study import input_problems, runs_that_cannot_train
 from ..training import load_run
-from ..training.cost import Projector, read_throughput
 from . import render
+from .cost import Projector, read_throughput
 from .render import StudyOutcome
 
 log = logging.getLogger(__name__)
@@ -123,50 +127,83 @@ def study_title(entry: StudyEntry) -> str:
         return entry.name
 
 
-def preflight(entry: StudyEntry, out_dir: Path, data_dir: Optional[str]) -> Optional[str]:
-    """A problem that will stop this study (bad parameters, missing data or device, and no run
-    complete to show instead), found in seconds; None if it can start (if only partly, the runs
-    left out are logged)."""
-    try:
-        check_study_inputs(load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir), partial=True)
-    except (ConfigError, DatasetError) as exc:
-        return str(exc)
-    return None
+@dataclass(frozen=True)
+class StudyPlan:
+    """What the build knows of one study before executing it, from one load of its parameter
+    file (:func:`plan_study`); every later step reads it from here. Not in it: the state of the
+    study's runs on disk, which its execution changes, so that it is read afresh from ``study``
+    where it is needed (:func:`complete_runs`, :func:`missing_runs`, :func:`summary_frame`)."""
+
+    entry: StudyEntry
+    profile: str  # the parameter files' profile (params/<profile>/)
+    study: Optional[Study]  # the loaded study; None when its parameter file could not be loaded,
+    error: Optional[str]  # and then why not
+    title: str  # the study's title; its notebook name when the file cannot be read
+    # what will stop the study (bad parameters, missing data or device, and no run complete to
+    # show instead); None if it can start, if only partly
+    problem: Optional[str]
+    cannot_train: tuple[str, ...]  # runs that cannot train here (no GPU, data or weights)
+    seeds: Optional[Study]  # the seed's setting: the paper profile's file of the study, if any
+    parameters: dict[str, Any]  # the notebook's papermill parameters
+    fingerprint: str  # of everything that decides its executed notebook (:func:`fingerprint`)
 
 
-def missing_runs(entry: StudyEntry, out_dir: Path, data_dir: Optional[str],
-                 projector: Projector) -> list[dict[str, Any]]:
-    """The runs of a study that cannot train here (no GPU, data or weights) and have no complete
-    result on disk, each with its projected GPU time."""
+def plan_study(root: Path, entry: StudyEntry, profile: str, out_dir: Path,
+               data_dir: Optional[str] = None) -> StudyPlan:
+    """Load the study's parameter file (once) and check its inputs, in seconds: its data sets and
+    device, for the runs that still have to train (the runs left out are logged)."""
+    study = seeds = None
+    error = problem = None
+    cannot_train: tuple[str, ...] = ()
     try:
         study = load_study(entry.params, out_dir=out_dir / entry.name, data_dir=data_dir)
-        stopped = set(runs_that_cannot_train(study, input_problems(study)))
-    except Exception:  # a broken parameter file fails its study; nothing to list
+    except Exception as exc:  # a broken parameter file fails its study; it still gets a section
+        error = problem = str(exc)
+    if study is not None:
+        try:
+            cannot_train = tuple(check_study_inputs(study, partial=True))
+        except StudyInputError as exc:  # no run complete, and none can train here
+            problem, cannot_train = str(exc), tuple(study.runs)
+        except (ConfigError, DatasetError) as exc:
+            problem = str(exc)
+        seeds = study if profile == "paper" else _seed_setting(entry, out_dir)
+    study_out = out_dir / entry.name
+    parameters = {"params_file": entry.params_rel, "data_dir": data_dir, "out_dir": str(study_out), "partial": True}
+    fp = fingerprint(root, entry, {"params_file": entry.params_rel, "out_dir": _relative(study_out, root)})
+    return StudyPlan(entry, profile, study, error, study.title if study else entry.name, problem, cannot_train, seeds,
+                     parameters, fp)
+
+
+def missing_runs(plan: StudyPlan, projector: Projector) -> list[dict[str, Any]]:
+    """The runs of a study that cannot train here (no GPU, data or weights) and have no complete
+    result on disk (read now, after any execution), each with its projected GPU time."""
+    if plan.study is None:  # a broken parameter file fails its study; nothing to list
         return []
-    out = []
+    study, out = plan.study, []
     for name, metrics in completed_metrics(study).items():
-        if metrics is None and name in stopped:
+        if metrics is None and name in plan.cannot_train:
             minutes, how = projector.minutes(study.runs[name].config)
             out.append({"run": name, "label": study.runs[name].label, "model": study.runs[name].config.model.name,
                         "minutes": minutes, "how": how})
     return out
 
 
-def execute_study(root: Path, entry: StudyEntry, out_dir: Path, parameters: dict[str, Any]) -> StudyOutcome:
+def execute_study(root: Path, plan: StudyPlan, out_dir: Path) -> StudyOutcome:
     """Run one notebook with papermill (cell output streamed to the log) and render it with code."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    entry = plan.entry
     out_nb = out_dir / f"{entry.name}.ipynb"
     # written under another name and moved into place only when papermill is done, so that an
     # interrupted execution never stands in for a finished one
     partial = out_dir / f"{entry.name}.partial.ipynb"
     partial.unlink(missing_ok=True)
-    outcome = StudyOutcome(entry.name, study_title(entry), "ok", params_file=entry.params_rel,
+    outcome = StudyOutcome(entry.name, plan.title, "ok", params_file=entry.params_rel,
                            started=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     t0 = time.time()
     try:
-        papermill.execute_notebook(str(entry.notebook), str(partial), parameters=parameters,
+        papermill.execute_notebook(str(entry.notebook), str(partial), parameters=plan.parameters,
                                    cwd=str(root), log_output=True, progress_bar=False)
     except PapermillExecutionError as exc:
         outcome.status, outcome.error = "failed", f"{exc.ename}: {render.strip_ansi(str(exc.evalue))}"
@@ -199,24 +236,22 @@ def _export_with_code(nb_path: Path) -> Optional[str]:
     return page.name
 
 
-def summary_frame(entries: Sequence[StudyEntry], outcomes: Sequence[StudyOutcome], profile: str,
-                  out_dir: Path) -> pd.DataFrame:
-    """One row per run of every study: its test accuracy, and beside it the seed's reported
-    figure, set against ours only where the run is in the seed's setting (the paper profile's
-    run of that name) and on the seed's metric; other rows say why they are not compared."""
+def summary_frame(plans: Sequence[StudyPlan], outcomes: Sequence[StudyOutcome], profile: str) -> pd.DataFrame:
+    """One row per run of every study: its test accuracy (read from the run folders now, after
+    any execution), and beside it the seed's reported figure, set against ours only where the
+    run is in the seed's setting (the paper profile's run of that name) and on the seed's
+    metric; other rows say why they are not compared."""
     rows = []
-    for entry, outcome in zip(entries, outcomes):
-        try:
-            study = load_study(entry.params, out_dir=out_dir / entry.name)
-        except Exception as exc:
-            rows.append({"study": entry.name, "run": f"parameters invalid: {exc}"})  # shown, not hidden
+    for plan, outcome in zip(plans, outcomes):
+        study = plan.study
+        if study is None:
+            rows.append({"study": plan.entry.name, "run": f"parameters invalid: {plan.error}"})  # shown, not hidden
             continue
-        seeds = study if profile == "paper" else _seed_setting(entry, out_dir)
         metric_name, metric = seed_metric(study.study)
         for name, metrics in completed_metrics(study).items():
             spec = study.runs[name]
-            why_not = seed_setting_difference(spec, seeds.runs.get(spec.replica_of or name) if seeds else None)
-            row = {"study": entry.name, "run": spec.label, "role": spec.role, "model": spec.config.model.name,
+            why_not = seed_setting_difference(spec, plan.seeds.runs.get(spec.replica_of or name) if plan.seeds else None)
+            row = {"study": plan.entry.name, "run": spec.label, "role": spec.role, "model": spec.config.model.name,
                    "epochs": None, "test accuracy": None, "seed reported": spec.reported,
                    "vs seed, same metric (points)": None,
                    "compared on": f"{metric_name} (the seed's metric)" if why_not is None
@@ -264,49 +299,18 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
     if data_dir:
         data_dir = str(Path(data_dir).expanduser().resolve())
 
-    # every study's inputs checked first, so a missing data set is known in seconds, not hours
-    for entry in entries:
-        problem = preflight(entry, out_dir, data_dir)
-        if problem:
-            log.warning("study %s will fail: %s", entry.name, problem)
+    # every study planned, its inputs checked, first: a missing data set is known in seconds, not hours
+    plans = [plan_study(root, entry, profile, out_dir, data_dir) for entry in entries]
+    for plan in plans:
+        if plan.problem:
+            log.warning("study %s will fail: %s", plan.entry.name, plan.problem)
 
-    outcomes: list[StudyOutcome] = []
     projector = Projector(read_throughput(root / "outputs" / "gpu-check" / "throughput.csv"))
-    for i, entry in enumerate(entries, 1):
-        parameters = {"params_file": entry.params_rel, "data_dir": data_dir,
-                      "out_dir": str(out_dir / entry.name), "partial": True}
-        fp = fingerprint(root, entry, {"params_file": entry.params_rel, "out_dir": _relative(out_dir / entry.name, root)})
-        record = _read_record(_record_path(out_dir, entry.name))
-        executed_nb = out_dir / f"{entry.name}.ipynb"
-        if not force and _reusable(record, fp, executed_nb, entry, out_dir):
-            log.info("[%d/%d] %s: unchanged since %s, reused", i, len(entries), entry.name, record["started"])
-            outcome = StudyOutcome(entry.name, study_title(entry), "ok", cached=True, wall_s=record["wall_s"],
-                                   started=record["started"], params_file=entry.params_rel,
-                                   notebook=executed_nb, notebook_html=record.get("notebook_html"))
-        else:
-            log.info("[%d/%d] %s (profile %s): executing %s", i, len(entries), entry.name, profile,
-                     entry.notebook.relative_to(root))
-            _record_path(out_dir, entry.name).unlink(missing_ok=True)  # reuse nothing if interrupted
-            outcome = execute_study(root, entry, out_dir, parameters)
-            log.info("[%d/%d] %s: %s in %.0fs%s", i, len(entries), entry.name, outcome.status,
-                     outcome.wall_s, f" ({outcome.error})" if outcome.error else "")
-            _record_path(out_dir, entry.name).write_text(json.dumps({
-                "fingerprint": fp, "status": outcome.status, "started": outcome.started,
-                "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
-                "parameters": parameters, "runs": _complete_runs(entry, out_dir)}, indent=1))
-        if outcome.status == "ok":  # runs that could not train here: a partial study
-            outcome.missing = missing_runs(entry, out_dir, data_dir, projector)
-            if outcome.missing:
-                outcome.status = "partial"
-                log.warning("%s: partial, %d runs not run: %s", entry.name, len(outcome.missing),
-                            ", ".join(m["run"] for m in outcome.missing))
-        outcomes.append(outcome)
+    outcomes = [study_outcome(root, plan, out_dir, projector, force, f"[{i}/{len(plans)}]")
+                for i, plan in enumerate(plans, 1)]
 
-    sections = []
-    for outcome in outcomes:
-        section, title, subs = render.study_section(outcome, profile)
-        sections.append((outcome, section, title, subs))
-    summary = summary_frame(entries, outcomes, profile, out_dir)
+    sections = [(outcome, *render.study_section(outcome, profile)) for outcome in outcomes]
+    summary = summary_frame(plans, outcomes, profile)
     facts = render.title_facts(git, profile, outcomes, time.time() - t_start,
                                left_out=left_out_studies(root, profile, entries))
     report = out_dir / "report.html"
@@ -318,6 +322,39 @@ def build_report(root: Path, profile: str = "smoke", only: Optional[Sequence[str
         render.write_pdf(report, out_dir / "report.pdf")
         log.info("wrote %s", out_dir / "report.pdf")
     return report, outcomes
+
+
+def study_outcome(root: Path, plan: StudyPlan, out_dir: Path, projector: Projector, force: bool = False,
+                  step: str = "") -> StudyOutcome:
+    """Execute one study's notebook (``step``, e.g. ``[1/5]``, leads its log lines), or reuse its
+    last execution when nothing it depends on changed; then mark it partial if runs are left
+    that cannot train here."""
+    entry = plan.entry
+    record = _read_record(_record_path(out_dir, entry.name))
+    executed_nb = out_dir / f"{entry.name}.ipynb"
+    if not force and _reusable(record, plan, executed_nb):
+        log.info("%s %s: unchanged since %s, reused", step, entry.name, record["started"])
+        outcome = StudyOutcome(entry.name, plan.title, "ok", cached=True, wall_s=record["wall_s"],
+                               started=record["started"], params_file=entry.params_rel,
+                               notebook=executed_nb, notebook_html=record.get("notebook_html"))
+    else:
+        log.info("%s %s (profile %s): executing %s", step, entry.name, plan.profile,
+                 entry.notebook.relative_to(root))
+        _record_path(out_dir, entry.name).unlink(missing_ok=True)  # reuse nothing if interrupted
+        outcome = execute_study(root, plan, out_dir)
+        log.info("%s %s: %s in %.0fs%s", step, entry.name, outcome.status, outcome.wall_s,
+                 f" ({outcome.error})" if outcome.error else "")
+        _record_path(out_dir, entry.name).write_text(json.dumps({
+            "fingerprint": plan.fingerprint, "status": outcome.status, "started": outcome.started,
+            "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
+            "parameters": plan.parameters, "runs": complete_runs(plan.study)}, indent=1))
+    if outcome.status == "ok":  # runs that could not train here: a partial study
+        outcome.missing = missing_runs(plan, projector)
+        if outcome.missing:
+            outcome.status = "partial"
+            log.warning("%s: partial, %d runs not run: %s", entry.name, len(outcome.missing),
+                        ", ".join(m["run"] for m in outcome.missing))
+    return outcome
 
 
 def left_out_studies(root: Path, profile: str, chosen: Sequence[StudyEntry]) -> list[str]:
@@ -339,22 +376,24 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _complete_runs(entry: StudyEntry, out_dir: Path) -> dict[str, str]:
-    """Each complete run of the study with a hash of its metrics, to notice a run retrained or
-    deleted after the notebook showed it."""
-    try:
-        metrics = completed_metrics(load_study(entry.params, out_dir=out_dir / entry.name))
-    except Exception as exc:  # a broken parameter file: nothing is complete
-        log.debug("%s: no complete runs: %s", entry.name, exc)
+def complete_runs(study: Optional[Study]) -> dict[str, str]:
+    """Each complete run of the study (as its folders are now) with a hash of its metrics, to
+    notice a run retrained or deleted after the notebook showed it."""
+    if study is None:  # a broken parameter file: nothing is complete
         return {}
-    return {name: hashlib.sha256((out_dir / entry.name / "runs" / name / "metrics.json").read_bytes()).hexdigest()
+    try:
+        metrics = completed_metrics(study)
+    except Exception as exc:
+        log.debug("%s: no complete runs: %s", study.study, exc)
+        return {}
+    return {name: hashlib.sha256((study.run_dir(name) / "metrics.json").read_bytes()).hexdigest()
             for name, m in metrics.items() if m is not None}
 
 
-def _reusable(record: Optional[dict[str, Any]], fp: str, executed_nb: Path, entry: StudyEntry,
-              out_dir: Path) -> bool:
-    if not record or record.get("status") != "ok" or record.get("fingerprint") != fp or not executed_nb.exists():
+def _reusable(record: Optional[dict[str, Any]], plan: StudyPlan, executed_nb: Path) -> bool:
+    if not record or record.get("status") != "ok" or record.get("fingerprint") != plan.fingerprint \
+            or not executed_nb.exists():
         return False
     # the same complete runs as the notebook showed: none retrained, none gone, none new (a
     # partial study's missing runs may have been completed since)
-    return _complete_runs(entry, out_dir) == record.get("runs", {})
+    return complete_runs(plan.study) == record.get("runs", {})

@@ -15,9 +15,6 @@ from ..datasets import get_dataset
 
 log = logging.getLogger(__name__)
 
-# full training splits of the data sets (before a validation share is held out); CelebA: the
-# 8:1:1 split of its 202,599 images
-FULL_TRAIN = {"cifar10": 50_000, "tiny-imagenet": 100_000, "celeba": 162_079}
 # FLOPs per second a training step sustains (forward and backward, about 3 forwards) where
 # nothing was measured: 100 TFLOP/s, about a tenth of an H100's dense bf16 peak (small models
 # reach less of it, large ones more)
@@ -31,8 +28,10 @@ def input_px(cfg: Config) -> int:
 
 
 def train_images(cfg: Config) -> int:
-    """Images a run trains on in all (every epoch, its validation share held out)."""
-    n = cfg.data.train_subset or FULL_TRAIN.get(cfg.data.name, 0)
+    """Images a run trains on in all (every epoch, its validation share held out); a data set
+    whose spec gives no full training split (``DatasetSpec.train_images``) counts 0 unless the
+    run takes a subset."""
+    n = cfg.data.train_subset or get_dataset(cfg.data.name).train_images or 0
     return int(n * (1 - (cfg.data.val_fraction or 0)) * cfg.train.epochs)
 
 
