@@ -45,9 +45,9 @@ class Rule:
         if self.high is None:
             if self.low == 0 and self.low_open:
                 return "must be positive"
-            return f"must be at least {scalar(self.low)}" if not self.low_open else f"must exceed {scalar(self.low)}"
+            return f"must be at least {self.low:g}" if not self.low_open else f"must exceed {self.low:g}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        return f"must lie in {left}{scalar(self.low)}, {scalar(self.high)}{right}"
+        return f"must lie in {left}{self.low:g}, {self.high:g}{right}"
 
 
 POSITIVE = Rule(low=0, low_open=True)

@@ -64,6 +64,11 @@ def register_model(*, native_size: int, fixed_size: bool = False, hub: Optional[
     return wrap
 
 
+def unregister_model(name: str) -> None:
+    """Forget a registered model (tests register their own for a while)."""
+    _REGISTRY.pop(name, None)
+
+
 def list_models() -> list[str]:
     """Names of the registered (curated) models, sorted; timm's and torchvision's models are
     searched with :func:`cnnvit.models.external.search_models`."""
