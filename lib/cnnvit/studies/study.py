@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -97,11 +97,10 @@ def load_study(path: str | Path, overrides: list[str] = (), out_dir: Optional[st
     all_runs = raw["runs"]  # what ``from:`` may name, whatever ``only`` keeps
     generated = _generated_spec(raw.get("generated") or {}, path)
     runs: dict[str, RunSpec] = {}
+    file = _StudyFile(path, raw.get("base") or {}, list(overrides), data_dir, generated)
     for name, spec in runs_raw.items():
         try:
-            inherited = config_layers(all_runs, name, path)[:-1]
-            run = _run_spec(name, spec, raw.get("base") or {}, path, overrides, runs, data_dir, generated,
-                            inherited)
+            run = _run_spec(name, spec, file, runs, config_layers(all_runs, name, path))
             repeats = _repeats(run, spec.get("seeds"), f"{path}: runs.{name}.seeds")
         except CnnvitError as exc:
             if run_errors is None:
@@ -163,13 +162,23 @@ def config_layers(runs: dict[str, Any], name: str, path: str | Path) -> list[tup
     return [(runs[n].get("config") or {}, f"{path}: runs.{n}") for n in reversed(chain)]
 
 
-def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides: list[str],
-              earlier: dict[str, RunSpec], data_dir: Optional[str | Path],
-              generated: dict[str, dict[str, int]],
-              inherited: list[tuple[dict[str, Any], str]] = ()) -> RunSpec:
-    """One run of a study file, its config built on ``base`` and checked (``earlier``: the runs
-    listed before it, which ``run:NAME`` may name; ``inherited``: the ``config:`` layers of its
-    ``from:`` chain, between base and its own)."""
+@dataclass(frozen=True)
+class _StudyFile:
+    """What every run of a study file is built from, besides its own entry."""
+
+    path: Path
+    base: dict[str, Any]  # its base: config
+    overrides: list[str]  # key=value, over every run
+    data_dir: Optional[str | Path]  # where the real data sets lie
+    generated: dict[str, dict[str, int]]  # its generated: data sets
+
+
+def _run_spec(name: str, spec: Any, file: _StudyFile, earlier: dict[str, RunSpec],
+              layers: list[tuple[dict[str, Any], str]]) -> RunSpec:
+    """One run of a study file, its config built on the file's ``base:`` and ``layers`` (the
+    ``config:`` of its ``from:`` chain, then its own; :func:`config_layers`) and checked
+    (``earlier``: the runs listed before it, which ``run:NAME`` may name)."""
+    path, data_dir, generated = file.path, file.data_dir, file.generated
     where = f"{path}: runs.{name}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected a mapping")
@@ -179,8 +188,7 @@ def _run_spec(name: str, spec: Any, base: dict[str, Any], path: Path, overrides:
     role = spec.get("role", "seed")
     if role not in ROLES:
         raise ConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
-    cfg = config_mod.build((base, f"{path}: base"), *inherited, (spec.get("config") or {}, where),
-                           overrides=overrides)
+    cfg = config_mod.build((file.base, f"{path}: base"), *layers, overrides=file.overrides)
     if data_dir and get_dataset(cfg.data.name).folder and cfg.data.name not in generated \
             and not cfg.data.root:
         cfg.data.root = str(default_root(cfg.data.name, data_dir))
