@@ -88,6 +88,21 @@ def fmt3(v) -> str:
 
 # --------------------------------------------------------------------------- subsets and splits
 
+# the seed a run's seed becomes for each random choice of its images (so that the choices differ
+# from one another, and each stays the same when another changes): the stratified subsets of
+# the train and test splits, the validation share, and the subsampling of each split to a class
+# ratio (train, val, test: +3, +4, +5)
+SUBSET_SEED_OFFSET = {"train": 0, "test": 1, "val": 2, "ratio": 3}
+
+
+def subset_indices(labels: np.ndarray, n: int, seed: int, split: str) -> np.ndarray:
+    """Indices of a stratified subset of ``n`` of ``labels``, a ``split`` of the data set (train,
+    test, val), drawn by the run's ``seed`` (offset per split, :data:`SUBSET_SEED_OFFSET`).
+    Loaders that decode files take their subsets with it before decoding, so that a subset
+    decodes only its own images."""
+    return stratified_indices(labels, n, seed + SUBSET_SEED_OFFSET[split])
+
+
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of a subset of size ``n`` with the class proportions of ``labels`` (largest remainder)."""
     labels = np.asarray(labels)
@@ -134,10 +149,10 @@ def take_subsets(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, n
         keep, keep_test = first_classes(train_y, classes, "train"), first_classes(test_y, classes, "test")
         train_x, train_y, test_x, test_y = train_x[keep], train_y[keep], test_x[keep_test], test_y[keep_test]
     if train_subset:
-        keep = stratified_indices(train_y, train_subset, seed)
+        keep = subset_indices(train_y, train_subset, seed, "train")
         train_x, train_y = train_x[keep], train_y[keep]
     if test_subset:
-        keep = stratified_indices(test_y, test_subset, seed + 1)
+        keep = subset_indices(test_y, test_subset, seed, "test")
         test_x, test_y = test_x[keep], test_y[keep]
     return train_x, train_y, test_x, test_y
 
@@ -161,7 +176,7 @@ def subsample_to_ratio(ds: Dataset, ratio: list[float], seed: int) -> Dataset:
         labels = getattr(ds, f"{split}_labels")
         if not len(labels):
             continue
-        keep = ratio_indices(labels, ratio, seed + 3 + k, split)
+        keep = ratio_indices(labels, ratio, seed + SUBSET_SEED_OFFSET["ratio"] + k, split)
         setattr(ds, f"{split}_images", getattr(ds, f"{split}_images")[keep])
         setattr(ds, f"{split}_labels", labels[keep])
         if ds.split_files and split in ds.split_files:
@@ -174,7 +189,7 @@ def hold_out_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
     n_val = int(round(fraction * len(ds.train_labels)))
     if n_val == 0:
         return ds
-    val = stratified_indices(ds.train_labels, n_val, seed + 2)
+    val = subset_indices(ds.train_labels, n_val, seed, "val")
     keep = np.setdiff1d(np.arange(len(ds.train_labels)), val)
     ds.val_images, ds.val_labels = ds.train_images[val], ds.train_labels[val]
     ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]

@@ -28,8 +28,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (DataSource, option, Dataset, DatasetSpec, decode_cached, find_marked_folder, locate_folder, register_dataset,
-                   root_of, stratified_indices)
+from .base import (DataSource, Dataset, DatasetSpec, decode_cached, find_marked_folder, locate_folder, option,
+                   register_dataset, root_of, stratified_indices, subset_indices)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch, google_drive_url
 
 log = logging.getLogger(__name__)
@@ -340,9 +340,9 @@ def load_celeba(source: DataSource, seed: int) -> Dataset:
     train, val, test = split_811(split_key(attrs), seed)  # one split for every task
     key = stratification_key(labels)
     if source.train_subset:
-        train = train[stratified_indices(key[train], source.train_subset, seed)]
+        train = train[subset_indices(key[train], source.train_subset, seed, "train")]
     if source.test_subset:
-        test = test[stratified_indices(key[test], source.test_subset, seed + 1)]
+        test = test[subset_indices(key[test], source.test_subset, seed, "test")]
     pixels, where = decoded_images(folder, attrs, images, source.decode_size)
     ds = Dataset(NAME, classes, pixels[train], labels[train], pixels[test], labels[test],
                  f"{opts.task} task, {where}", (0.5,) * 3, (0.25,) * 3,

@@ -9,8 +9,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (DataSource, Dataset, DatasetSpec, channel_stats, decode_images, first_classes, list_image_folder,
-                   register_dataset, root_of, stratified_indices, take_subsets)
+from .base import (DataSource, Dataset, DatasetSpec, channel_stats, decode_images, first_classes,
+                   list_image_folder, register_dataset, root_of, subset_indices, take_subsets)
 from .fetch import FetchSpec, Source, extract_archive, find_or_fetch
 
 NAME = "cifar10"
@@ -131,10 +131,10 @@ def _load_folders(folder: Path, train_subset: Optional[int], test_subset: Option
     train_files, train_y = [train_files[i] for i in keep], train_y[keep]
     test_files, test_y = [test_files[i] for i in keep_test], test_y[keep_test]
     if train_subset:
-        keep = stratified_indices(train_y, train_subset, seed)
+        keep = subset_indices(train_y, train_subset, seed, "train")
         train_files, train_y = [train_files[i] for i in keep], train_y[keep]
     if test_subset:
-        keep = stratified_indices(test_y, test_subset, seed + 1)
+        keep = subset_indices(test_y, test_subset, seed, "test")
         test_files, test_y = [test_files[i] for i in keep], test_y[keep]
     train_x = decode_images(train_files)
     test_x = decode_images(test_files, size=train_x.shape[1:3])

@@ -25,8 +25,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .base import (DataSource, option, IMAGE_SUFFIXES, Dataset, DatasetSpec, class_tree, decode_cached, first_classes,
-                   register_dataset, root_of, stratified_indices)
+from .base import (IMAGE_SUFFIXES, DataSource, Dataset, DatasetSpec, class_tree, decode_cached, first_classes,
+                   option, register_dataset, root_of, stratified_indices, subset_indices)
 from .cache import image_size
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def load_imagefolder(data_cfg: DataSource, seed: int) -> Dataset:
         keep = first_classes(labels[split], data_cfg.classes, split)
         subset = {"train": data_cfg.train_subset, "test": data_cfg.test_subset}.get(split)
         if subset:
-            keep = keep[stratified_indices(labels[split][keep], subset, seed + (split == "test"))]
+            keep = keep[subset_indices(labels[split][keep], subset, seed, split)]
         idx[split], labels[split] = idx[split][keep], labels[split][keep]
     val = {"val_images": pixels[idx["val"]], "val_labels": labels["val"]} if "val" in labels else {}
     return Dataset(NAME, list(layout.classes), pixels[idx["train"]], labels["train"], pixels[idx["test"]],
