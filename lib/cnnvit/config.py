@@ -396,12 +396,10 @@ def check_train(cfg: Config) -> None:
 
 
 def check_device(cfg: Config) -> None:
-    """The device key, and what needs a GPU."""
+    """The device key (what needs a GPU is checked against the machine: training.check_device)."""
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
-    if cfg.train.sync_bn and dev == "cpu":
-        raise ConfigError("train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or train.sync_bn=false")
 
 
 def _is_endpoint(value: Optional[str]) -> bool:

@@ -32,12 +32,6 @@ def check_run_inputs(cfg: Config) -> None:
     check_tracking(cfg.train.tensorboard, cfg.train.wandb)
 
 
-def check_sync_bn(cfg: Config, device: torch.device) -> None:
-    """SyncBatchNorm exists on CUDA only."""
-    if cfg.train.sync_bn and device.type != "cuda":
-        raise ConfigError(f"train.sync_bn: SyncBatchNorm runs on CUDA only, and this run is on {device}")
-
-
 def check_steps_happen(cfg: Config, n_train: int) -> None:
     """At least one optimizer step per epoch: one global batch of every micro-batch of a step."""
     per_step = cfg.train.batch_size * cfg.train.grad_accum

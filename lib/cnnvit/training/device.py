@@ -30,9 +30,13 @@ def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
 
 
 def check_device(cfg: Config) -> torch.device:
-    """The device of a run, checked before any work: CUDA present if asked for, and as many GPUs
-    as ``train.nproc`` processes on CUDA."""
+    """The device of a run, checked before any work: CUDA present if asked for, as many GPUs
+    as ``train.nproc`` processes on CUDA, and CUDA for ``train.sync_bn`` (device=auto included,
+    which a config alone cannot resolve)."""
     device = resolve_device(cfg.device)
+    if cfg.train.sync_bn and device.type != "cuda":
+        raise ConfigError(f"train.sync_bn: SyncBatchNorm runs on CUDA only, and this run is on {device}; "
+                          f"set device=cuda or train.sync_bn=false")
     if cfg.train.nproc > 1 and device.type == "cuda" and torch.cuda.device_count() < cfg.train.nproc:
         raise ConfigError(f"train.nproc={cfg.train.nproc} needs {cfg.train.nproc} GPUs; this machine "
                           f"has {torch.cuda.device_count()}")

@@ -22,7 +22,7 @@ from ..models import count_flops, count_parameters, model_info
 from ..models.weights import check_pretrained
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
-from .checks import check_memory, check_run_inputs, check_steps_happen, check_sync_bn
+from .checks import check_memory, check_run_inputs, check_steps_happen
 from .device import check_device, compute_for, configure_backends, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
 from .identity import CHECKPOINT, conflict_message, run_state
@@ -72,7 +72,6 @@ def _train_run(cfg: Config, out: Path, name: str, dataset: Optional[Dataset], pr
         return distributed.launch(cfg, out, name, progress)
 
     device = resolve_device(cfg.device, dist.local_rank if dist.active else None)
-    check_sync_bn(cfg, device)
     check_memory(cfg, device)  # before the data: a batch that cannot fit fails now, not after decoding
     distributed.init(dist, device)
     try:
