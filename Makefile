@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 STUDIES ?=
 FORCE ?=
-DATASETS ?= cifar10,tiny-imagenet,celeba
+DATASETS ?= studies
 OUT := outputs/$(PROFILE)
 comma := ,
 
@@ -20,7 +20,7 @@ comma := ,
 help:
 	@echo "make report [PROFILE=smoke|laptop|paper] [DATA_DIR=...] [STUDIES=01,03] [FORCE=1]"
 	@echo "                                                   run the study notebooks, write outputs/<profile>/report.html and .pdf"
-	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets (laptop, paper)"
+	@echo "make data [DATA_DIR=...] [DATASETS=cifar10,...]  download, verify and unpack the real data sets (default: those the studies read)"
 	@echo "make test                                          run the test suite"
 	@echo "make gpu-check [DEVICE=cuda|cpu] [DATA_DIR=...] [BUDGET=s]  check a GPU machine: CUDA paths, syncs, throughput (outputs/gpu-check/)"
 	@echo "make paper-dry-run [DATA_DIR=...] [STUDIES=01,03]   two optimizer steps of every paper run on the CPU, in a temporary folder"

@@ -254,3 +254,12 @@ def test_data_check_passes_when_only_sets_no_study_reads_are_absent(tmp_path, ma
     assert main(["data", "check", str(data)]) == 1
     out = capsys.readouterr().out
     assert re.search(r"^celeba\s+missing\s+no CelebA", out, re.M) and "missing or corrupt: celeba" in out
+
+
+def test_data_fetch_studies_names_the_sets_the_study_files_read():
+    from cnnvit.__main__ import _studies_named
+    from cnnvit.config import needed_by_studies
+
+    named = _studies_named(["studies"])
+    assert set(named) == set(needed_by_studies()) - {"synthetic"} and "cifar100" not in named
+    assert _studies_named(["cifar100", "studies"])[0] == "cifar100"

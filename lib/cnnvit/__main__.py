@@ -58,7 +58,8 @@ def _data_action_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True)
     p_fetch = sub.add_parser("fetch", help="download, verify and unpack data sets into a data directory "
                              "(a data set already there is left alone)")
-    p_fetch.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of {choices}; or all")
+    p_fetch.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of {choices}; or all; or "
+                         "studies (the data sets the studies' parameter files read)")
     p_fetch.add_argument("--to", type=Path, metavar="DIR", help="data directory (default ~/.cache/cnnvit-data)")
     p_fetch.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
                          help=f"seconds to wait for a server (default {CONNECT_TIMEOUT:g})")
@@ -111,6 +112,19 @@ def _data_check(data_dir: Path, names: list[str]) -> int:
     return 1 if bad else 0
 
 
+def _studies_named(names: list[str]) -> list[str]:
+    """``names`` with ``studies`` replaced by the fetchable data sets the studies read (every
+    one, where there are no study files to read)."""
+    if "studies" not in names:
+        return names
+    from .config import needed_by_studies
+    from .datasets.fetch import dataset_specs
+
+    needed = needed_by_studies()
+    read = [n for n in dataset_specs() if needed is None or n in needed]
+    return [m for n in names for m in (read if n == "studies" else [n])]
+
+
 def data_action(argv: list[str], quiet: bool = False) -> int:
     """``cnnvit data fetch ...`` and ``cnnvit data check ...``: 0 when every data set named is
     present at the end, 1 when ``check`` finds one missing or corrupt, 2 when a fetch failed.
@@ -123,7 +137,7 @@ def data_action(argv: list[str], quiet: bool = False) -> int:
         return _data_check(args.dir or default_data_dir(), args.names)
     data_dir = (args.to or default_data_dir()).expanduser()
     failed = []
-    for spec in fetch.resolve(args.names):
+    for spec in fetch.resolve(_studies_named(args.names)):
         try:
             status = fetch.fetch_dataset(spec, data_dir, timeout=args.timeout,
                                          progress=not (quiet or args.quiet))
