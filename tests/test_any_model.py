@@ -14,7 +14,7 @@ import torch
 from cnnvit.errors import ModelError
 from cnnvit.models import (check_model_config, count_blocks, create_model, list_models, model_info,
                            search_models, weights)
-from conftest import drop_rates, forward_fails
+from helpers import drop_rates, forward_fails
 
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_cifar_pickles
+from helpers import write_cifar_pickles
 from test_celeba import write_celeba
 from test_tiny_imagenet import write_tiny_imagenet
 

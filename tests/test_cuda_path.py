@@ -12,7 +12,7 @@ import torch
 from cnnvit.datasets import hold_out_validation
 from cnnvit.training import augment, device as device_mod, state as state_mod
 
-from conftest import Interrupted, tiny_dataset
+from helpers import Interrupted, tiny_dataset
 
 # the model's weights stay put while accuracy is read (lr ~0): epoch 1 stays the best, early
 # stopping ends the run after 3 epochs and loads epoch 1's weights before testing

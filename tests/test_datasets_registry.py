@@ -17,7 +17,7 @@ from cnnvit.datasets import cifar100, fetch
 from cnnvit.datasets.synthetic import synthetic
 from cnnvit.errors import ModelError
 
-from conftest import tiny_config, write_cifar_pickles
+from helpers import tiny_config, write_cifar_pickles
 from test_celeba import write_celeba
 from test_tiny_imagenet import write_tiny_imagenet
 

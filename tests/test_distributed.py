@@ -14,7 +14,7 @@ import yaml
 from cnnvit import config as config_mod
 from cnnvit.training.augment import batch_indices
 
-from conftest import REPO
+from helpers import REPO
 
 # BatchNorm-free and dropout-free (LayerNorm ViT), no augmentation: two processes of 16 images
 # must then compute the same averaged gradient as one process of 32, up to float rounding.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import write_cifar_pickles
+from helpers import write_cifar_pickles
 
 ROOT = Path(__file__).resolve().parents[1]
 

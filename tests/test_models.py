@@ -14,7 +14,7 @@ from cnnvit import config as config_mod
 from cnnvit.errors import ModelError
 from cnnvit.models import (apply_freeze, check_input_size, check_model_config, count_parameters, create_model,
                            hub_weights, is_fixed_size, list_models, model_info, native_size)
-from conftest import drop_rates, forward_fails
+from helpers import drop_rates, forward_fails
 
 REPO = Path(__file__).resolve().parents[1]
 

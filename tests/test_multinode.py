@@ -18,7 +18,7 @@ from cnnvit.training import distributed
 from cnnvit.training.checks import check_run_inputs
 from cnnvit.training.distributed import Dist
 
-from conftest import REPO
+from helpers import REPO
 from test_distributed import DDP_CONFIG, _cli
 
 # test_distributed's DDP config (no BatchNorm, dropout or augmentation), smaller: 4 steps

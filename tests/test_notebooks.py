@@ -14,7 +14,7 @@ import papermill
 import pytest
 
 from cnnvit.studies import study_modules, weights_origin
-from conftest import open_in_chromium
+from helpers import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

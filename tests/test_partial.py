@@ -15,7 +15,7 @@ from cnnvit.report.cost import Projector, input_px, train_images
 from cnnvit.studies import load_study, run_study
 from cnnvit.studies.study import check_study_inputs, runs_that_cannot_train
 
-from conftest import write_cifar_pickles
+from helpers import write_cifar_pickles
 
 STUDY = """study: 01_cifar10_vit_vs_resnet
 profile: smoke

@@ -16,7 +16,7 @@ from cnnvit.training import feed as feed_mod
 from cnnvit.training.augment import batch_indices
 from cnnvit.training.distributed import Dist
 
-from conftest import tiny_dataset
+from helpers import tiny_dataset
 
 GB = 2**30
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

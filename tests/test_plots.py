@@ -17,7 +17,7 @@ from matplotlib.text import Text  # noqa: E402
 
 from cnnvit.studies import plots, pooled_confusions  # noqa: E402
 from cnnvit.studies.core import RunSpec, Study  # noqa: E402
-from conftest import tiny_config  # noqa: E402
+from helpers import tiny_config  # noqa: E402
 
 PRINT_WIDTH = 7.0  # inches a figure is read at in the report
 CLASSES = [f"class {i}" for i in range(10)]

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, TINY_BASE, deep_merge, tiny_config
+from helpers import REPO, TINY_BASE, deep_merge, tiny_config
 from cnnvit import config as config_mod
 from cnnvit.datasets import cache
 from cnnvit.errors import CheckpointError, ConfigError, RunConflict, RunInUse
@@ -198,7 +198,7 @@ class _Payload:
 
 
 def _partial_run(tmp_path, train_mod, tiny_ds, interrupt_after_epoch):
-    from conftest import Interrupted
+    from helpers import Interrupted
 
     arm, disarm = interrupt_after_epoch
     cfg = tiny_config({"train": {"epochs": 3}})

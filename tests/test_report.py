@@ -23,7 +23,7 @@ from cnnvit import report
 from cnnvit.report import render
 from cnnvit.studies import load_study, project_root
 
-from conftest import open_in_chromium
+from helpers import open_in_chromium
 
 STUDY_YAML = """study: {name}
 profile: smoke

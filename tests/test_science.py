@@ -24,7 +24,7 @@ from cnnvit.training.augment import Preprocess
 from cnnvit.training.run import load_run
 from cnnvit.training.schedules import lr_at
 
-from conftest import Interrupted, deep_merge, tiny_dataset
+from helpers import Interrupted, deep_merge, tiny_dataset
 
 
 def _fingerprint(images, labels=None) -> str:

@@ -14,7 +14,7 @@ import cnnvit.studies.study as study_mod
 from cnnvit.errors import ConfigError, StudyInputError
 from cnnvit.studies import load_study, run_study, summary_table
 
-from conftest import Interrupted
+from helpers import Interrupted
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"

@@ -17,7 +17,7 @@ from cnnvit.training import loop, setup
 from cnnvit.training.losses import class_weights
 from cnnvit.training.run import load_run
 
-from conftest import Interrupted
+from helpers import Interrupted
 
 OUTPUT_FILES = ["config.yaml", "data.json", "steps.csv", "epochs.csv", "metrics.json",
                 "predictions.npz", "model.pt"]
