@@ -99,6 +99,24 @@ def test_no_function_is_longer_than_a_screen():
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
+MAX_LOADER_PARAMETERS = 7  # a loader takes a source (or a few keys), not every key one by one
+
+
+def test_no_loader_takes_every_key_as_an_argument():
+    """Functions that load something (``load*``, ``*_from_config``) take fewer than 8 named
+    parameters: the keys travel as one typed object (a DataSource, a Config)."""
+    wide = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and (node.name.lstrip("_").startswith("load")
+                                                      or node.name.endswith("_from_config")):
+                a = node.args
+                n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (a.args[:1] and a.args[0].arg == "self")
+                if n > MAX_LOADER_PARAMETERS:
+                    wide.append(f"{_module_name(path)}.{node.name} ({n})")
+    assert not wide, f"loaders with over {MAX_LOADER_PARAMETERS} parameters: {wide}"
+
+
 @pytest.mark.parametrize("code", [
     "from cnnvit import config; config.build(overrides=['train.epochs=2', 'data.name=cifar10'])",
     "from cnnvit import config\ntry:\n    config.build(overrides=['trian.epochs=2'])\nexcept config.ConfigError:\n    pass",
