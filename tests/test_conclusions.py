@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from cnnvit import studies
+from cnnvit.records import RunResult, WeightsOrigin
 from cnnvit.studies import STUDIES, Study, common, load_study, project_root, summary_table
 from cnnvit.studies.tiny_imagenet_cnn_ablations import EFFECTS
 
@@ -74,15 +75,20 @@ def as_profile(study: Study, profile: str) -> Study:
 
 @dataclass
 class FakeRun:
-    """What the conclusions read of a :class:`cnnvit.training.Run`, without a run folder."""
+    """What the conclusions read of a :class:`cnnvit.training.Run`, without a run folder: ``raw``
+    is its metrics.json as written (a test edits it), ``metrics`` the record read from it."""
 
-    metrics: dict
+    raw: dict
     classes: list[str]
     epochs: pd.DataFrame
     steps: pd.DataFrame
     data_info: dict
     val_steps: pd.DataFrame
     preds: np.ndarray = field(repr=False)
+
+    @property
+    def metrics(self) -> RunResult:
+        return RunResult.from_json(self.raw)
 
     def predictions(self) -> dict[str, np.ndarray]:
         return {"predictions": self.preds}
@@ -103,7 +109,10 @@ def fake_run(acc: float, *, epochs: int = 10, n_test: int = 10_000, n_classes: i
     steps = pd.DataFrame({"step": range(1, (len(grad_norms) if grad_norms is not None else 4) + 1)})
     if grad_norms is not None:
         steps["grad_norm"] = list(grad_norms)
-    m = {"test_accuracy": acc, "epochs": epochs, "dataset": {"name": "fake", "n_test": n_test},
+    m = {"run": "fake", "model": "fake", "steps": 100, "test_top5": None, "train_time_s": 1.0, "wall_time_s": 1.0,
+         "train_images_per_s": 1.0, "device": "cpu", "torch": "2", "finished": "2026-01-01T00:00:00+0000",
+         "test_accuracy": acc, "epochs": epochs,
+         "dataset": {"name": "fake", "source": "made up", "n_train": 10 * n_test, "n_test": n_test},
          "test": {"accuracy": acc, "balanced_accuracy": acc, "macro_f1": acc, **(test or {})},
          "parameters": 1e6, "weights": SCRATCH, "majority_baseline": 0.5,
          "diverged": None, **metrics}
@@ -181,7 +190,7 @@ def cifar_results(**acc: float) -> dict[str, FakeRun]:
 
 def test_cifar10_header_names_profile_and_test_split_size() -> None:
     results = cifar_results()
-    results["seed_resnet18"].metrics["dataset"]["n_test"] = 9876
+    results["seed_resnet18"].raw["dataset"]["n_test"] = 9876
     md = studies.cifar10_conclusions(study_of(CIFAR), results)
     assert md.splitlines()[0].startswith("*Computed from the runs of profile `paper`; ")
     assert "full test split (9876 images)" in md.splitlines()[0]
@@ -377,7 +386,7 @@ def test_training_diagnosis_reports_its_evidence() -> None:
     assert d["grad norm, first steps"] == 1.5 and d["grad norm, last steps"] == 0.0002
     assert d["distinct predicted classes"] == 1 and d["share of the most predicted class"] == 1.0
     # diverged wins over stalled, and the last finite loss is the one reported
-    run = fake_run(0.005, n_classes=200, train_loss=(5.0, 5.29, float("nan")), diverged={"step": 9, "loss": "nan"})
+    run = fake_run(0.005, n_classes=200, train_loss=(5.0, 5.29, float("nan")), diverged={"epoch": 3, "step": 9, "loss": "nan"})
     d = studies.training_diagnosis(run)
     assert d["status"] == "diverged" and d["final train loss"] == pytest.approx(5.29)
     assert d["grad norm, first steps"] is None, "no gradient norms logged: none claimed"
@@ -501,7 +510,7 @@ def test_best_run_and_class_extremes_pick_the_highest() -> None:
     results = tiny_results()
     assert studies.best_run(results) == "strong_resnet50"
     run = fake_run(0.5)
-    run.metrics["test"]["per_class"] = {c: {"recall": r} for c, r in zip("abcde", (0.5, 0.9, 0.1, 0.7, 0.3))}
+    run.raw["test"]["per_class"] = {c: {"recall": r} for c, r in zip("abcde", (0.5, 0.9, 0.1, 0.7, 0.3))}
     ext = studies.class_accuracy_extremes(run, k=2)
     assert list(ext["best class"]) == ["b", "d"] and list(ext["worst class"]) == ["c", "e"]
     assert list(ext["recall"]) == [0.9, 0.7] and list(ext["recall "]) == [0.1, 0.3]
@@ -601,7 +610,7 @@ def test_ablation_table_is_best_first_with_signed_points() -> None:
 def test_transformer_table_sets_each_model_beside_the_paper() -> None:
     results = transformer_results()
     for run in results.values():
-        run.metrics.update(test_top5=0.97, weights=HUB)
+        run.raw.update(test_top5=0.97, weights=HUB)
     table = studies.transformer_table(study_of(TRANSFORMERS), results).set_index("run")
     deit, head = table.loc["DeiT-B/16 distilled, full fine-tuning"], table.loc[
         "DeiT-B/16 distilled: new head on the frozen backbone (the paper's code)"]
@@ -654,7 +663,7 @@ def finetune_results(**acc: Optional[float]) -> dict[str, FakeRun]:
             **acc}
     out = {n: fake_run(a, test={"macro_f1": a - 0.0011}, weights=HUB) for n, a in base.items() if a is not None}
     if "scratch" in out:
-        out["scratch"].metrics["weights"] = SCRATCH
+        out["scratch"].raw["weights"] = SCRATCH
     return out
 
 
@@ -672,7 +681,7 @@ def test_finetune_seed_setting_against_the_seeds_figures() -> None:
 ])
 def test_finetune_seed_setting_names_weights_this_project_trained(weights) -> None:
     results = finetune_results()
-    results["seed_linear_probe"].metrics["weights"] = weights
+    results["seed_linear_probe"].raw["weights"] = weights
     md = studies.finetune_conclusions(study_of(FINETUNE, "smoke"), results)
     assert bullet(md, "Seed setting").endswith(
         "Its weights: pretrained on synthetic by this project (test_vit, run pretrain).")
@@ -764,8 +773,8 @@ def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
         else:
             run = fake_run(a, n_classes=2, majority_baseline=0.8521, test_counts=[17000, 2962],
                            test={"balanced_accuracy": a - 0.0501})
-        run.metrics["parameters"] = CELEBA_PARAMS.get(n, 88e6)
-        run.metrics["weights"] = SCRATCH if n in ("cnn_naive", "binary_vit_b32_scratch") else IMAGENET
+        run.raw["parameters"] = CELEBA_PARAMS.get(n, 88e6)
+        run.raw["weights"] = SCRATCH if n in ("cnn_naive", "binary_vit_b32_scratch") else IMAGENET
         out[n] = run
     for n, first in zip(CELEBA_PRETRAINING, (0.6, 0.85)):
         if n in out:
@@ -876,7 +885,7 @@ def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: boo
 
 def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
     results = celeba_results()
-    results["cnn_naive"].metrics["weights"] = IMAGENET
+    results["cnn_naive"].raw["weights"] = IMAGENET
     assert bullet(celeba_md(results), "CNN size.").endswith("so this is weak evidence.")
     three = celeba_results(cnn_naive=None, cnn_alexnet=None)
     assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")
@@ -1059,18 +1068,18 @@ def test_notebook_shows_the_profiles_runs_after_its_setup(name: str) -> None:
      "pretrained (this project)", "pretrained on celeba by this project (test_vit, run pretrain)"),
 ])
 def test_weights_kind_and_summary_read_the_structured_origin(weights, kind: str, summary: str) -> None:
-    assert studies.weights_kind({"weights": weights}) == kind
-    assert studies.weights_summary({"weights": weights}) == summary
-    assert studies.weights_origin({"weights": weights})["label"] == (weights["label"] if isinstance(weights, dict)
-                                                                      else weights or "trained from scratch")
+    origin = WeightsOrigin.from_json(weights)
+    assert studies.weights_kind(origin) == kind
+    assert studies.weights_summary(origin) == summary
+    assert origin.label == (weights["label"] if isinstance(weights, dict) else weights or "trained from scratch")
 
 
 def test_weights_are_read_from_the_structured_fields_not_the_label() -> None:
     """The label is for display: a run origin is named from its fields, whatever the label says."""
     run = origin("run", "/o/runs/pre", data="celeba", model="test_vit", run="pre", label="trained from scratch")
-    assert studies.weights_kind({"weights": run}) == "pretrained (this project)"
-    assert studies.weights_summary({"weights": run}) == "pretrained on celeba by this project (test_vit, run pre)"
-    assert studies.weights_kind({"weights": {**SCRATCH, "label": "pretrained: timm weights x"}}) == "scratch"
+    assert studies.weights_kind(WeightsOrigin.from_json(run)) == "pretrained (this project)"
+    assert studies.weights_summary(WeightsOrigin.from_json(run)) == "pretrained on celeba by this project (test_vit, run pre)"
+    assert studies.weights_kind(WeightsOrigin.from_json({**SCRATCH, "label": "pretrained: timm weights x"})) == "scratch"
 
 
 @pytest.mark.parametrize("profile", ["smoke", "dev", "paper"])
@@ -1086,11 +1095,11 @@ def test_summary_table_marks_a_diverged_run_and_keeps_its_number() -> None:
     study = study_of(CIFAR)
     results = cifar_results()
     for run in results.values():
-        run.metrics.update(test_top5=0.99, wall_time_s=10.0, train_images_per_s=100.0, device="cpu",
-                           epochs_run=run.metrics["epochs"])
-        run.metrics["dataset"].update(n_train=50_000, n_val=0)
+        run.raw.update(test_top5=0.99, wall_time_s=10.0, train_images_per_s=100.0, device="cpu",
+                           epochs_run=run.raw["epochs"])
+        run.raw["dataset"].update(n_train=50_000, n_val=0)
         run.data_info["native_size"] = [32, 32]
-    results["seed_vit_b16"].metrics.update(diverged={"epoch": 4, "step": 900, "loss": "nan"}, epochs_run=4)
+    results["seed_vit_b16"].raw.update(diverged={"epoch": 4, "step": 900, "loss": "nan"}, epochs_run=4)
     table = summary_table(study, results).set_index("run")
     assert table.loc[study.runs["seed_vit_b16"].label, "epochs"] == "4 of 30 (diverged)"
     assert table.loc[study.runs["seed_resnet18"].label, "epochs"] == 20
@@ -1331,8 +1340,8 @@ def test_a_verdict_resting_on_a_run_still_rising_says_so_and_only_that_one(name,
     res = results()
     flat = studies.__dict__[conclude](study_of(name), res)
     assert "under-trained" not in flat  # the fakes are flat by default
-    rising = fake_run(res[run].metrics["test_accuracy"], **RISING)
-    rising.metrics = {**res[run].metrics}
+    rising = fake_run(res[run].metrics.test_accuracy, **RISING)
+    rising.raw = {**res[run].raw}
     rising.val_steps, rising.data_info, rising.preds = res[run].val_steps, res[run].data_info, res[run].preds
     res[run] = rising
     study = study_of(name)

@@ -16,7 +16,7 @@ from .cifar10_vit_vs_resnet import conclusions as cifar10_conclusions
 from .common import (best_run, class_accuracy_extremes, deviations_table, diagnosis_table, distributed_table,
                      per_class_report, per_class_table, pooled_confusions, preview_preprocessing, seed_columns,
                      seed_formats, seed_notes, study_intro, summary_table, training_diagnosis,
-                     weights_kind, weights_origin, weights_summary)
+                     weights_kind, weights_summary)
 from .core import RunSpec, Study, project_root
 from .dry_run import DryRun, DryRunReport, dry_run_study
 from .groups import Group, check_groups
@@ -41,8 +41,7 @@ __all__ = [
     "preview_preprocessing", "project_root", "roc_curves", "run_study", "seed_columns", "seed_formats", "seed_notes",
     "seed_report", "show_table", "shown_path", "study_config_for_run", "study_intro", "summary_table", "task_runs",
     "tiny_imagenet_conclusions",
-    "training_diagnosis", "transformer_table", "transformers_conclusions", "weights_kind", "weights_origin",
-    "weights_summary",
+    "training_diagnosis", "transformer_table", "transformers_conclusions", "weights_kind", "weights_summary",
 ]
 
 
