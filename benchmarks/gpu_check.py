@@ -190,10 +190,10 @@ def feature_check(i: int, what: str, sections: dict, sc: Scale, root: str, work:
     run_dir = train(config(root, sc.device, **sections), work / f"feature{i}", name=f"feature{i}",
                     dataset=None, progress=False)
     m = load_run(run_dir, device=sc.device).metrics
-    placed = sections["data"].get("on_device", m["data_placement"]["on_device"])
-    checks = [Check(what, m["data_placement"]["on_device"] == placed,
-                    f"test accuracy {m['test_accuracy']:.3f} ({m['model']}); "
-                    f"{m['data_placement']['reason']}", time.time() - t0)]
+    placed = sections["data"].get("on_device", m.data_placement["on_device"])
+    checks = [Check(what, m.data_placement["on_device"] == placed,
+                    f"test accuracy {m.test_accuracy:.3f} ({m.model}); "
+                    f"{m.data_placement['reason']}", time.time() - t0)]
     if i == 0:
         checks.append(predict_check(run_dir, sc))
     return checks
@@ -275,9 +275,9 @@ def resume_check(sc: Scale, root: str, work: Path, logs: Path, timeout_s: float)
                                    f"{second}", time.time() - t0)]
     try:
         m = load_run(out, device=sc.device).metrics
-        resumed = m.get("resumed_from_epoch")
+        resumed = m.resumed_from_epoch
         ok = done.returncode == 0 and bool(resumed)
-        detail = f"resumed after epoch {resumed}, test accuracy {m['test_accuracy']:.3f}"
+        detail = f"resumed after epoch {resumed}, test accuracy {m.test_accuracy:.3f}"
     except Exception as e:
         ok, detail = False, f"{type(e).__name__}: {e}"
     if ok:
@@ -386,8 +386,8 @@ def ours(sc: Scale, root: str, work: Path, model: str, px: int, batch: int, free
     run_dir = train(cfg, work / f"tp-{model}-{px}-{freeze}", name=model, progress=False)
     epochs = pd.read_csv(run_dir / "epochs.csv")
     m = load_run(run_dir, device=sc.device).metrics
-    return {"ours img/s": float(epochs["images_per_s"].iloc[-1]), "peak GPU GB": m.get("peak_gpu_memory_gb"),
-            "params (M)": m["parameters"] / 1e6}
+    return {"ours img/s": float(epochs["images_per_s"].iloc[-1]), "peak GPU GB": m.peak_gpu_memory_gb,
+            "params (M)": m.parameters / 1e6}
 
 
 def reference(sc: Scale, model: str, px: int, batch: int, freeze: str) -> float:

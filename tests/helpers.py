@@ -21,6 +21,7 @@ import torch
 
 from cnnvit import config as config_mod
 from cnnvit.datasets import Dataset, load_dataset
+from cnnvit.records import RunResult
 from cnnvit.studies import Study, load_study, project_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,15 +193,20 @@ def as_profile(study: Study, profile: str) -> Study:
 
 @dataclass
 class FakeRun:
-    """What the conclusions read of a :class:`cnnvit.training.Run`, without a run folder."""
+    """What the conclusions read of a :class:`cnnvit.training.Run`, without a run folder: ``raw``
+    is its metrics.json as written (a test edits it), ``metrics`` the record read from it."""
 
-    metrics: dict
+    raw: dict
     classes: list[str]
     epochs: pd.DataFrame
     steps: pd.DataFrame
     data_info: dict
     val_steps: pd.DataFrame
     preds: np.ndarray = field(repr=False)
+
+    @property
+    def metrics(self) -> RunResult:
+        return RunResult.from_json(self.raw)
 
     def predictions(self) -> dict[str, np.ndarray]:
         return {"predictions": self.preds}
@@ -221,7 +227,10 @@ def fake_run(acc: float, *, epochs: int = 10, n_test: int = 10_000, n_classes: i
     steps = pd.DataFrame({"step": range(1, (len(grad_norms) if grad_norms is not None else 4) + 1)})
     if grad_norms is not None:
         steps["grad_norm"] = list(grad_norms)
-    m = {"test_accuracy": acc, "epochs": epochs, "dataset": {"name": "fake", "n_test": n_test},
+    m = {"run": "fake", "model": "fake", "steps": 100, "test_top5": None, "train_time_s": 1.0, "wall_time_s": 1.0,
+         "train_images_per_s": 1.0, "device": "cpu", "torch": "2", "finished": "2026-01-01T00:00:00+0000",
+         "test_accuracy": acc, "epochs": epochs,
+         "dataset": {"name": "fake", "source": "made up", "n_train": 10 * n_test, "n_test": n_test},
          "test": {"accuracy": acc, "balanced_accuracy": acc, "macro_f1": acc, **(test or {})},
          "parameters": 1e6, "weights": SCRATCH, "majority_baseline": 0.5,
          "diverged": None, **metrics}
@@ -308,7 +317,7 @@ def finetune_results(**acc: Optional[float]) -> dict[str, FakeRun]:
             **acc}
     out = {n: fake_run(a, test={"macro_f1": a - 0.0011}, weights=HUB) for n, a in base.items() if a is not None}
     if "scratch" in out:
-        out["scratch"].metrics["weights"] = SCRATCH
+        out["scratch"].raw["weights"] = SCRATCH
     return out
 
 
@@ -342,8 +351,8 @@ def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
         else:
             run = fake_run(a, n_classes=2, majority_baseline=0.8521, test_counts=[17000, 2962],
                            test={"balanced_accuracy": a - 0.0501})
-        run.metrics["parameters"] = CELEBA_PARAMS.get(n, 88e6)
-        run.metrics["weights"] = SCRATCH if n in ("cnn_naive", "binary_vit_b32_scratch") else IMAGENET
+        run.raw["parameters"] = CELEBA_PARAMS.get(n, 88e6)
+        run.raw["weights"] = SCRATCH if n in ("cnn_naive", "binary_vit_b32_scratch") else IMAGENET
         out[n] = run
     for n, first in zip(CELEBA_PRETRAINING, (0.6, 0.85)):
         if n in out:

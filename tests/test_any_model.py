@@ -197,7 +197,7 @@ def test_pretrained_path_stands_in_for_hub_weights_offline(tmp_path, offline, tr
     torch.save(source.state_dict(), tmp_path / "w.pth")
     cfg = make_cfg({"model": {"name": "test_convnext", "pretrained": True, "freeze": "head",
                               "pretrained_path": str(tmp_path / "w.pth")}})
-    assert weights.check_pretrained(cfg)["kind"] == "file"
+    assert weights.check_pretrained(cfg).kind == "file"
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert m["weights"]["kind"] == "file" and "tensors loaded" in m["weights"]["label"]
@@ -219,7 +219,7 @@ def test_torchvision_weights_load_then_the_classifier_is_replaced(tmp_path, monk
 
     cfg = config_mod.build(overrides=["model.name=torchvision:squeezenet1_1", "model.pretrained=true"])
     origin = weights.check_pretrained(cfg)  # cached: no network needed
-    assert origin["kind"] == "hub" and origin["source"].endswith("squeezenet1_1-b8a52dc0.pth")
+    assert origin.kind == "hub" and origin.source.endswith("squeezenet1_1-b8a52dc0.pth")
     model = create_model("torchvision:squeezenet1_1", 5, pretrained=True)
     state = model.state_dict()
     assert state.keys() == create_model("torchvision:squeezenet1_1", 5).state_dict().keys()

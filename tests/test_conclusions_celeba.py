@@ -123,7 +123,7 @@ def test_celeba_cnn_size_rank_correlation_and_mixed_starting_points(reverse: boo
 
 def test_celeba_cnn_size_needs_three_cnns_and_says_nothing_of_equal_starts() -> None:
     results = celeba_results()
-    results["cnn_naive"].metrics["weights"] = IMAGENET
+    results["cnn_naive"].raw["weights"] = IMAGENET
     assert bullet(celeba_md(results), "CNN size.").endswith("so this is weak evidence.")
     three = celeba_results(cnn_naive=None, cnn_alexnet=None)
     assert "Over 3 CNNs (vgg16, resnet101, resnet152)" in bullet(celeba_md(three), "CNN size.")

@@ -20,7 +20,7 @@ from helpers import CIFAR, as_profile, assert_caveat, bullet, bullets, cifar_res
 
 def test_cifar10_header_names_profile_and_test_split_size() -> None:
     results = cifar_results()
-    results["seed_resnet18"].metrics["dataset"]["n_test"] = 9876
+    results["seed_resnet18"].raw["dataset"]["n_test"] = 9876
     md = studies.cifar10_vit_vs_resnet.conclusions(study_of(CIFAR), results)
     assert md.splitlines()[0].startswith("*Computed from the runs of profile `paper`; ")
     assert "full test split (9876 images)" in md.splitlines()[0]

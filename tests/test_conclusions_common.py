@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from cnnvit import studies
+from cnnvit.records import WeightsOrigin
 from cnnvit.studies import Study, common, load_study, study_modules, summary_table
 
 from helpers import (CELEBA, CIFAR, FINETUNE, FakeRun, IMAGENET, PROFILES, ROOT, SCRATCH,
@@ -139,18 +140,18 @@ def test_notebook_shows_the_profiles_runs_after_its_setup(name: str) -> None:
      "pretrained (this project)", "pretrained on celeba by this project (test_vit, run pretrain)"),
 ])
 def test_weights_kind_and_summary_read_the_structured_origin(weights, kind: str, summary: str) -> None:
-    assert studies.weights_kind({"weights": weights}) == kind
-    assert studies.weights_summary({"weights": weights}) == summary
-    assert studies.weights_origin({"weights": weights})["label"] == (weights["label"] if isinstance(weights, dict)
-                                                                      else weights or "trained from scratch")
+    origin = WeightsOrigin.from_json(weights)
+    assert studies.weights_kind(origin) == kind
+    assert studies.weights_summary(origin) == summary
+    assert origin.label == (weights["label"] if isinstance(weights, dict) else weights or "trained from scratch")
 
 
 def test_weights_are_read_from_the_structured_fields_not_the_label() -> None:
     """The label is for display: a run origin is named from its fields, whatever the label says."""
     run = origin("run", "/o/runs/pre", data="celeba", model="test_vit", run="pre", label="trained from scratch")
-    assert studies.weights_kind({"weights": run}) == "pretrained (this project)"
-    assert studies.weights_summary({"weights": run}) == "pretrained on celeba by this project (test_vit, run pre)"
-    assert studies.weights_kind({"weights": {**SCRATCH, "label": "pretrained: timm weights x"}}) == "scratch"
+    assert studies.weights_kind(WeightsOrigin.from_json(run)) == "pretrained (this project)"
+    assert studies.weights_summary(WeightsOrigin.from_json(run)) == "pretrained on celeba by this project (test_vit, run pre)"
+    assert studies.weights_kind(WeightsOrigin.from_json({**SCRATCH, "label": "pretrained: timm weights x"})) == "scratch"
 
 
 # ----------------------------------------------------------- a diverged run in the summary table
@@ -159,11 +160,11 @@ def test_summary_table_marks_a_diverged_run_and_keeps_its_number() -> None:
     study = study_of(CIFAR)
     results = cifar_results()
     for run in results.values():
-        run.metrics.update(test_top5=0.99, wall_time_s=10.0, train_images_per_s=100.0, device="cpu",
-                           epochs_run=run.metrics["epochs"])
-        run.metrics["dataset"].update(n_train=50_000, n_val=0)
+        run.raw.update(test_top5=0.99, wall_time_s=10.0, train_images_per_s=100.0, device="cpu",
+                       epochs_run=run.raw["epochs"])
+        run.raw["dataset"].update(n_train=50_000, n_val=0)
         run.data_info["native_size"] = [32, 32]
-    results["seed_vit_b16"].metrics.update(diverged={"epoch": 4, "step": 900, "loss": "nan"}, epochs_run=4)
+    results["seed_vit_b16"].raw.update(diverged={"epoch": 4, "step": 900, "loss": "nan"}, epochs_run=4)
     table = summary_table(study, results).set_index("run")
     assert table.loc[study.runs["seed_vit_b16"].label, "epochs"] == "4 of 30 (diverged)"
     assert table.loc[study.runs["seed_resnet18"].label, "epochs"] == 20
@@ -396,8 +397,8 @@ def test_a_verdict_resting_on_a_run_still_rising_says_so_and_only_that_one(name,
     res = results()
     flat = study_modules()[name].conclusions(study_of(name), res)
     assert "under-trained" not in flat  # the fakes are flat by default
-    rising = fake_run(res[run].metrics["test_accuracy"], **RISING)
-    rising.metrics = {**res[run].metrics}
+    rising = fake_run(res[run].metrics.test_accuracy, **RISING)
+    rising.raw = {**res[run].raw}
     rising.val_steps, rising.data_info, rising.preds = res[run].val_steps, res[run].data_info, res[run].preds
     res[run] = rising
     study = study_of(name)

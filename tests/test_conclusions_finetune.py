@@ -30,7 +30,7 @@ def test_finetune_seed_setting_against_the_seeds_figures() -> None:
 ])
 def test_finetune_seed_setting_names_weights_this_project_trained(weights) -> None:
     results = finetune_results()
-    results["seed_linear_probe"].metrics["weights"] = weights
+    results["seed_linear_probe"].raw["weights"] = weights
     md = studies.cifar10_finetune.conclusions(study_of(FINETUNE, "smoke"), results)
     assert bullet(md, "Seed setting").endswith(
         "Its weights: pretrained on synthetic by this project (test_vit, run pretrain).")

@@ -60,7 +60,7 @@ def test_training_diagnosis_reports_its_evidence() -> None:
     assert d["grad norm, first steps"] == 1.5 and d["grad norm, last steps"] == 0.0002
     assert d["distinct predicted classes"] == 1 and d["share of the most predicted class"] == 1.0
     # diverged wins over stalled, and the last finite loss is the one reported
-    run = fake_run(0.005, n_classes=200, train_loss=(5.0, 5.29, float("nan")), diverged={"step": 9, "loss": "nan"})
+    run = fake_run(0.005, n_classes=200, train_loss=(5.0, 5.29, float("nan")), diverged={"epoch": 3, "step": 9, "loss": "nan"})
     d = studies.training_diagnosis(run)
     assert d["status"] == "diverged" and d["final train loss"] == pytest.approx(5.29)
     assert d["grad norm, first steps"] is None, "no gradient norms logged: none claimed"
@@ -184,7 +184,7 @@ def test_best_run_and_class_extremes_pick_the_highest() -> None:
     results = tiny_results()
     assert studies.best_run(results) == "strong_resnet50"
     run = fake_run(0.5)
-    run.metrics["test"]["per_class"] = {c: {"recall": r} for c, r in zip("abcde", (0.5, 0.9, 0.1, 0.7, 0.3))}
+    run.raw["test"]["per_class"] = {c: {"recall": r} for c, r in zip("abcde", (0.5, 0.9, 0.1, 0.7, 0.3))}
     ext = studies.class_accuracy_extremes(run, k=2)
     assert list(ext["best class"]) == ["b", "d"] and list(ext["worst class"]) == ["c", "e"]
     assert list(ext["recall"]) == [0.9, 0.7] and list(ext["recall "]) == [0.1, 0.3]

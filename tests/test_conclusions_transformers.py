@@ -102,7 +102,7 @@ def test_ablation_table_is_best_first_with_signed_points() -> None:
 def test_transformer_table_sets_each_model_beside_the_paper() -> None:
     results = transformer_results()
     for run in results.values():
-        run.metrics.update(test_top5=0.97, weights=HUB)
+        run.raw.update(test_top5=0.97, weights=HUB)
     table = studies.tiny_imagenet_transformers.transformer_table(study_of(TRANSFORMERS), results).set_index("run")
     deit, head = table.loc["DeiT-B/16 distilled, full fine-tuning"], table.loc[
         "DeiT-B/16 distilled: new head on the frozen backbone (the paper's code)"]

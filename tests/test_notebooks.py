@@ -13,11 +13,17 @@ import pandas as pd
 import papermill
 import pytest
 
-from cnnvit.studies import study_modules, weights_origin
+from cnnvit.records import WeightsOrigin
+from cnnvit.studies import study_modules
 from helpers import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def weights_origin(metrics: dict) -> WeightsOrigin:
+    """Where a run's weights came from, from its metrics.json as read."""
+    return WeightsOrigin.from_json(metrics["weights"])
 
 
 def _code(nb) -> list[str]:
@@ -145,7 +151,7 @@ def _study_03(runs_dir: Path, nb, conclusions: str) -> None:
     html, markdown, images = _outputs(nb)
     assert len(images) >= 2, "optimizer and batch-size curves"
     for name in ("swin", "vit_l", "cait", "deit"):
-        assert weights_origin(runs[name])["kind"] == "run" and weights_origin(runs[name])["run"] == f"pretrain_{name}"
+        assert weights_origin(runs[name]).kind == "run" and weights_origin(runs[name]).run == f"pretrain_{name}"
         assert f"{100 * runs[name]['test_accuracy']:.2f}%" in html
         assert runs[name]["gflops_per_image"] > 0 and runs[name]["checkpoint_mb"] > 0
     for reported in ("86.43%", "86.74%", "87.29%", "91.35%"):
@@ -183,10 +189,10 @@ def _study_04(runs_dir: Path, nb, conclusions: str) -> None:
     # the seed setting really trained its head only, on weights this project pretrained, and says so
     seed = metrics["seed_linear_probe"]
     assert seed["trainable_parameters"] < seed["parameters"] / 10
-    assert weights_origin(seed)["kind"] == "run" and weights_origin(seed)["run"] == "pretrain"
-    assert weights_origin(seed)["label"].startswith("pretrained on synthetic by this project")
+    assert weights_origin(seed).kind == "run" and weights_origin(seed).run == "pretrain"
+    assert weights_origin(seed).label.startswith("pretrained on synthetic by this project")
     assert "pretrained on synthetic by this project (test_vit, run pretrain)" in html
-    assert weights_origin(metrics["scratch"])["kind"] == "scratch"
+    assert weights_origin(metrics["scratch"]).kind == "scratch"
     for name in expected:
         assert f"{100 * metrics[name]['test_accuracy']:.2f}%" in html
     for figure in ("85.23%", "0.8512", "0.8507", "0.8510"):
@@ -219,7 +225,7 @@ def _study_05(runs_dir: Path, nb, conclusions: str) -> None:
     # the pretraining comparison is followed every few steps on the validation split
     steps = (runs_dir / "runs" / "seed_binary_vit_b32" / "val_steps.csv").read_text().splitlines()
     assert len(steps) > 3
-    assert weights_origin(runs["seed_binary_vit_b32"])["label"].startswith("pretrained on celeba by this project")
+    assert weights_origin(runs["seed_binary_vit_b32"]).label.startswith("pretrained on celeba by this project")
     assert f"{100 * runs['seed_binary_resnet152']['test_accuracy']:.1f}%" in markdown
     # the pretraining helper (the ViTs start from it) is no contender, in the bullet or the table
     multilabel = next(line for line in conclusions.splitlines() if line.startswith("- **Multi-label.**"))

@@ -61,7 +61,7 @@ def test_partial_study_shows_complete_runs_and_leaves_out_what_cannot_train(stud
         run_study(study, progress=False)  # without partial: as before, before any training
     results = run_study(study, progress=False, partial=True)
     assert list(results) == ["seed_vit_b16"]
-    assert results["seed_vit_b16"].metrics["test_accuracy"] >= 0
+    assert results["seed_vit_b16"].metrics.test_accuracy >= 0
 
 
 def test_a_run_whose_source_cannot_train_cannot_train_either(study_file: Path) -> None:
@@ -87,7 +87,7 @@ def test_a_complete_run_is_shown_though_its_source_cannot_train(study_file: Path
     assert "strong_resnet18" not in check_study_inputs(study, partial=True)
     results = run_study(study, progress=False, partial=True)
     assert list(results) == [*also_complete, "strong_resnet18"]
-    assert results["strong_resnet18"].metrics == before  # loaded, not retrained
+    assert results["strong_resnet18"].metrics.to_json() == before  # loaded, not retrained
     # what the report lists as not run here: every run not complete, the source included
     entry = StudyEntry(out.name, study_file.with_suffix(".ipynb"), study_file, study_file.name)
     plan = plan_study(study_file.parent, entry, "smoke", out.parent, str(data))

@@ -122,7 +122,7 @@ def _study_with_seeds() -> tuple[Study, dict]:
             "a.seed2": RunSpec("a.seed2", "ResNet (seed setting) (seed 2)", "seed", cfg, replica_of="a"),
             "b": RunSpec("b", "ViT", "seed", cfg)}
     matrices = {"a": [[4, 0], [1, 3]], "a.seed1": [[2, 2], [0, 4]], "a.seed2": [[3, 1], [1, 3]], "b": [[1, 3], [3, 1]]}
-    results = {n: SimpleNamespace(metrics={"test": {"confusion_matrix": m}}) for n, m in matrices.items()}
+    results = {n: SimpleNamespace(metrics=SimpleNamespace(test={"confusion_matrix": m})) for n, m in matrices.items()}
     return Study("01_cifar10_vit_vs_resnet", "smoke", "t", runs, "params.yaml"), results
 
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pandas as pd
@@ -83,8 +84,12 @@ def complete_run(study_file: Path, out_dir: Path, run: str, acc: float) -> None:
     run_dir = out_dir / "runs" / run
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(config_mod.dump(spec.config))
-    (run_dir / "metrics.json").write_text(json.dumps(
-        {"test_accuracy": acc, "epochs": 7, "wall_time_s": 125.0, "device": "cpu (test)"}))
+    (run_dir / "metrics.json").write_text(json.dumps(  # the keys every metrics.json holds
+        {"run": run, "model": spec.config.model.name, "parameters": 1000, "epochs": 7, "steps": 70,
+         "test_accuracy": acc, "test_top5": None, "train_time_s": 120.0, "wall_time_s": 125.0,
+         "train_images_per_s": 100.0, "device": "cpu (test)", "torch": "2 (test)",
+         "dataset": {"name": "synthetic", "source": "generated", "n_train": 64, "n_test": 32},
+         "finished": "2026-01-01T10:00:00+0000", "test": {"accuracy": acc}}))
 
 
 @pytest.fixture
@@ -381,7 +386,7 @@ def test_summary_compares_study_3_on_the_best_epoch(tmp_path):
 
     class FakeRun:
         epochs = pd.DataFrame({"epoch": [1, 2, 3], "test_accuracy": [0.5, 0.875, 0.75]})
-        metrics = {"test_accuracy": 0.75}
+        metrics = SimpleNamespace(test_accuracy=0.75)  # (the last epoch's, read where none was evaluated)
     assert metric(FakeRun()) == 0.875
     assert seed_metric("01_cifar10_vit_vs_resnet") == ("last epoch", None)
 

@@ -13,6 +13,7 @@ import torch
 
 from cnnvit.config import ConfigError
 from cnnvit.models import count_flops
+from cnnvit.records import RunResult
 from cnnvit.studies import load_study, project_root
 from cnnvit.studies.celeba_simple_classifier import celeba_table
 from cnnvit.studies.cifar10_finetune import finetune_table
@@ -29,7 +30,7 @@ PROFILES = ("smoke", "laptop", "paper")
 class FakeRun:
     """The parts of a finished run the tables read."""
 
-    metrics: dict
+    metrics: RunResult
     epochs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {"epoch": [1, 2], "epoch_time_s": [60.0, 60.0], "test_accuracy": [0.5, 0.6]}))
     classes: list = field(default_factory=lambda: ["no", "yes"])
@@ -37,12 +38,15 @@ class FakeRun:
 
 def fake(acc: float = 0.6) -> FakeRun:
     pc = {"precision": 0.7, "recall": 0.6, "f1": 0.65}
-    return FakeRun({"test_accuracy": acc, "test_top5": 0.9, "epochs": 2, "parameters": 1e6, "trainable_parameters": 1e6,
-                    "gflops_per_image": 2.0, "checkpoint_mb": 4.0, "train_images_per_s": 100.0,
-                    "peak_gpu_memory_gb": None, "device": "cpu (test)", "weights": {"kind": "scratch", "label": ""},
-                    "majority_baseline": 0.5,
-                    "test": {"accuracy": acc, "balanced_accuracy": acc, "auroc": 0.7, "macro_precision": 0.6,
-                             "macro_recall": 0.6, "macro_f1": 0.6, "per_class": {"yes": pc, "no": pc}}})
+    return FakeRun(RunResult.from_json({
+        "run": "fake", "model": "fake", "steps": 20, "train_time_s": 120.0, "wall_time_s": 120.0, "torch": "2",
+        "finished": "", "dataset": {"name": "fake", "source": "", "n_train": 100, "n_test": 50},
+        "test_accuracy": acc, "test_top5": 0.9, "epochs": 2, "parameters": 1e6, "trainable_parameters": 1e6,
+        "gflops_per_image": 2.0, "checkpoint_mb": 4.0, "train_images_per_s": 100.0,
+        "peak_gpu_memory_gb": None, "device": "cpu (test)", "weights": {"kind": "scratch", "label": ""},
+        "majority_baseline": 0.5,
+        "test": {"accuracy": acc, "balanced_accuracy": acc, "auroc": 0.7, "macro_precision": 0.6,
+                 "macro_recall": 0.6, "macro_f1": 0.6, "per_class": {"yes": pc, "no": pc}}}))
 
 
 def study(name: str, profile: str):

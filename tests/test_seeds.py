@@ -60,12 +60,12 @@ def test_bad_seed_lists_are_refused_naming_the_run(tmp_path, bad):
 def test_tables_give_the_mean_and_spread_over_seeds(tmp_path):
     study = _study(tmp_path)
     results = run_study(study, progress=False)
-    acc = [results[n].metrics["test_accuracy"] for n in ("a", "a.seed5", "a.seed8")]
+    acc = [results[n].metrics.test_accuracy for n in ("a", "a.seed5", "a.seed8")]
     assert len(set(acc)) > 1, f"three seeds gave the same accuracy {acc}: the seed does not reach training"
     stats = seed_stats(study, results)
     assert set(stats) == {"a", "b"}
     assert stats["a"] == pytest.approx((np.mean(acc), np.std(acc, ddof=1), 3))
-    assert stats["b"] == (results["b"].metrics["test_accuracy"], 0.0, 1)
+    assert stats["b"] == (results["b"].metrics.test_accuracy, 0.0, 1)
     # one row per setting: the mean, the spread in points and how many seeds, on the first run's
     table = summary_table(study, results)
     assert list(table["run"]) == ["model A", "model B"]

@@ -184,8 +184,8 @@ def test_run_study_trains_and_returns_runs(quick_study):
         assert (run_dir / "model.pt").exists() and (run_dir / "metrics.json").exists()
         assert results[name].dir == run_dir and results[name].complete
         assert results[name].config == study.runs[name].config
-        assert results[name].metrics["epochs"] == 1
-        assert results[name].metrics["dataset"]["n_train"] == 256
+        assert results[name].metrics.epochs == 1
+        assert results[name].metrics.dataset.n_train == 256
 
 
 def test_second_run_study_loads_without_retraining(quick_study, monkeypatch):
@@ -212,10 +212,10 @@ def test_summary_table(quick_study):
     assert row["seed reported"] == 0.65
     assert row["role"] == "seed" and row["model"] == "test_vit"
     assert row["input px"] == 64 and row["epochs"] == 1 and row["profile"] == "smoke"
-    assert row["test acc"] == results["seed_vit_b16"].metrics["test_accuracy"]
+    assert row["test acc"] == results["seed_vit_b16"].metrics.test_accuracy
     assert row["plateau"] == "not checked: one evaluation"  # one epoch: no curve to read
     assert row["data"] == "synthetic (256/64)"
-    assert row["params (M)"] == round(results["seed_vit_b16"].metrics["parameters"] / 1e6, 2)
+    assert row["params (M)"] == round(results["seed_vit_b16"].metrics.parameters / 1e6, 2)
     ablation = table.set_index("run").loc[study.runs["ablation_vit_b16_no_preprocessing"].label]
     assert ablation["seed reported"] is None or math.isnan(ablation["seed reported"])
     assert ablation["role"] == "ablation"
@@ -253,7 +253,7 @@ def test_partial_run_is_resumed_by_the_study(tmp_path, interrupt_after_epoch, tr
     disarm()
     assert (study.run_dir(name) / "checkpoint.pt").exists()
     results = run_study(study, progress=False)
-    assert results[name].metrics["resumed_from_epoch"] == 1
+    assert results[name].metrics.resumed_from_epoch == 1
     assert not list((tmp_path / "runs").glob("*.replaced-*"))
 
 

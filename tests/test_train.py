@@ -13,6 +13,7 @@ from cnnvit import config
 from cnnvit.config import ConfigError
 from cnnvit.datasets import Dataset
 from cnnvit.errors import RunConflict, TrainingDiverged
+from cnnvit.records import WeightsOrigin
 from cnnvit.training import loop, setup
 from cnnvit.training.losses import class_weights
 from cnnvit.training.run import load_run
@@ -320,10 +321,10 @@ def test_load_run_predict_reproduces_metrics(finished_run, tiny_ds):
     logits = run.predict(tiny_ds.test_images)
     assert logits.shape == (len(tiny_ds.test_labels), 10)
     acc = float((logits.argmax(1) == tiny_ds.test_labels).mean())
-    assert acc == run.metrics["test_accuracy"]
+    assert acc == run.metrics.test_accuracy
     saved = run.predictions()["logits"].astype(np.float32)
     np.testing.assert_allclose(logits, saved, rtol=1e-2, atol=1e-2)  # saved as float16
-    assert len(run.epochs) == 2 and len(run.steps) == run.metrics["steps"]
+    assert len(run.epochs) == 2 and len(run.steps) == run.metrics.steps
     assert "complete" in repr(run)
 
 
@@ -333,10 +334,11 @@ def test_weights_record_is_kept_as_data(tmp_path, monkeypatch, train_mod, make_c
     record = {"kind": "run", "source": "/elsewhere/run", "data": "synthetic", "model": "test_resnet_cifar",
               "run": "pretrain", "label": "pretrained on synthetic by this project (test_resnet_cifar, run pretrain)"}
     real = setup.prepare_model
-    monkeypatch.setattr(setup, "prepare_model", lambda model, cfg: (real(model, cfg)[0], record))
+    origin = WeightsOrigin.from_json(record)
+    monkeypatch.setattr(setup, "prepare_model", lambda model, cfg: (real(model, cfg)[0], origin))
     out = train_mod.train(make_cfg(), tmp_path / "run", dataset=tiny_ds, progress=False)
     assert json.loads((out / "metrics.json").read_text())["weights"] == record
-    assert load_run(out, device="cpu").weights == record
+    assert load_run(out, device="cpu").weights == origin and origin.to_json() == record
 
 
 def test_predict_rejects_wrong_images(finished_run, tiny_ds):
@@ -359,7 +361,7 @@ def test_resized_run_predicts_at_native_size(tmp_path, train_mod, make_cfg, tiny
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
     run = load_run(out, device="cpu")
     acc = float((run.predict(tiny_ds.test_images).argmax(1) == tiny_ds.test_labels).mean())
-    assert acc == run.metrics["test_accuracy"]
+    assert acc == run.metrics.test_accuracy
 
 
 def test_flip_test_time_augmentation_averages_each_image_and_its_mirror(tmp_path, train_mod, make_cfg,
@@ -379,7 +381,7 @@ def test_flip_test_time_augmentation_averages_each_image_and_its_mirror(tmp_path
     saved = run.predictions()["logits"].astype(np.float32)
     np.testing.assert_allclose(saved, (plain + mirror) / 2, rtol=1e-2, atol=1e-2)  # saved as float16
     acc = float((((plain + mirror) / 2).argmax(1) == tiny_ds.test_labels).mean())
-    assert acc == run.metrics["test_accuracy"]
+    assert acc == run.metrics.test_accuracy
 
 
 # --------------------------------------------------------------------------- (g) other paths
@@ -531,9 +533,9 @@ def test_model_ema_is_what_gets_evaluated_and_saved(tmp_path, train_mod, make_cf
     w_plain, w_ema = (torch.load(d / "model.pt", weights_only=True) for d in (plain, ema))
     assert not torch.equal(w_plain["fc.weight"], w_ema["fc.weight"])  # same run, averaged weights
     run = load_run(ema, device="cpu")
-    assert run.metrics["model_ema"] == 0.9
+    assert run.metrics.model_ema == 0.9
     assert float((run.predict(tiny_ds.test_images).argmax(1) == tiny_ds.test_labels).mean()) == \
-        run.metrics["test_accuracy"]
+        run.metrics.test_accuracy
 
 
 def test_efficiency_figures_are_recorded(tmp_path, train_mod, make_cfg, tiny_ds):

@@ -70,7 +70,7 @@ def test_run_folder_of_this_project_is_a_checkpoint_and_says_so(tmp_path, train_
     label = "pretrained on synthetic by this project (test_vit_cifar, run pre)"
     assert weights.describe_source(source) == label
     origin = {"kind": "run", "source": str(source), "data": "synthetic", "model": "test_vit_cifar", "run": "pre"}
-    assert weights.checkpoint_origin(source) == {**origin, "label": label}
+    assert weights.checkpoint_origin(source).to_json() == {**origin, "label": label}
     cfg = make_cfg({"model": {"name": "test_vit_cifar", "pretrained_path": str(source), "freeze": "head"}})
     out = train_mod.train(cfg, tmp_path / "fine", dataset=tiny_ds, progress=False)
     m = json.loads((out / "metrics.json").read_text())
@@ -90,7 +90,7 @@ def test_weights_origin_is_data_with_the_label_of_each_kind(tmp_path):
     scratch = config_mod.build(overrides=["model.name=test_vit_cifar"]).model
     from_file = config_mod.build(overrides=["model.name=test_vit_cifar", f"model.pretrained_path={tmp_path / 'w.pt'}"]).model
     hub = config_mod.build(overrides=["model.name=vit_base_patch16_224", "model.pretrained=true"]).model
-    origins = {kind: weights.prepare_model(create_model("test_vit_cifar", 10), cfg)[1]
+    origins = {kind: weights.prepare_model(create_model("test_vit_cifar", 10), cfg)[1].to_json()
                for kind, cfg in (("scratch", scratch), ("file", from_file), ("hub", hub))}
     for kind, origin in origins.items():
         assert json.loads(json.dumps(origin)) == origin
@@ -218,7 +218,7 @@ def test_reloaded_run_with_a_frozen_resnet_predicts_as_trained(tmp_path, train_m
     out = train_mod.train(cfg, tmp_path / "run", dataset=tiny_ds, progress=False)
     run = load_run(out, device="cpu")
     acc = float((run.predict(tiny_ds.test_images).argmax(1) == tiny_ds.test_labels).mean())
-    assert acc == run.metrics["test_accuracy"]
+    assert acc == run.metrics.test_accuracy
 
 
 @pytest.mark.parametrize("name, heads", [("test_deit_distilled", {"head", "head_dist"}),

@@ -211,13 +211,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(args) -> int:
     from .report import build_report
+    from .report.render import ReportStatus
     from .studies import project_root
 
     only = [s for s in args.studies.replace(" ", ",").split(",") if s] if args.studies else None
     report, outcomes = build_report(project_root(), args.profile, only, args.data_dir,
                                     args.force, args.out, pdf=not args.no_pdf)
-    failed = [o.name for o in outcomes if o.status == "failed"]
-    partial = [o.name for o in outcomes if o.status == "partial"]
+    failed = [o.name for o in outcomes if o.status == ReportStatus.FAILED]
+    partial = [o.name for o in outcomes if o.status == ReportStatus.PARTIAL]
     print(f"report: {report}" + ("" if args.no_pdf else f" and {report.with_suffix('.pdf')}"))
     if partial:
         print(f"partial: {', '.join(partial)} (runs that could not train here are listed in the report "
@@ -321,6 +322,7 @@ def _train(args) -> int:
     import json
 
     cfg = _config(args)  # a misspelt key fails here, before torch is imported
+    from .records import RunResult
     from .training import train
 
     out = train(cfg, args.out, progress=not args.quiet)
@@ -329,15 +331,16 @@ def _train(args) -> int:
         return 0
     if not (out / "metrics.json").exists():  # train.nnodes > 1: rank 0 ran on another machine
         return 0
-    m = json.loads((out / "metrics.json").read_text())
+    m = RunResult.from_json(json.loads((out / "metrics.json").read_text()))
     notes = []
-    if m.get("test_top5") is None:
+    if m.test_top5 is None:
         notes.append("mean over labels")
-    elif len(m["test"]["per_class"]) > 5:  # top-5 says nothing with five classes or fewer
-        notes.append(f"top-5 {m['test_top5']:.4f}")
-    notes.append(f"majority baseline {m.get('majority_baseline', float('nan')):.4f}")
-    print(f"{out}: test accuracy {m['test_accuracy']:.4f} ({'; '.join(notes)}), {m['epochs']} epochs, "
-          f"{m['wall_time_s']:.0f}s on {m['device']}")
+    elif len(m.test["per_class"]) > 5:  # top-5 says nothing with five classes or fewer
+        notes.append(f"top-5 {m.test_top5:.4f}")
+    baseline = float("nan") if m.majority_baseline is None else m.majority_baseline  # (older runs lack it)
+    notes.append(f"majority baseline {baseline:.4f}")
+    print(f"{out}: test accuracy {m.test_accuracy:.4f} ({'; '.join(notes)}), {m.epochs} epochs, "
+          f"{m.wall_time_s:.0f}s on {m.device}")
     return 0
 
 

@@ -8,10 +8,12 @@ whose shapes do not fit (the old classifier) are left out and reported; the mode
 head for the task's classes.
 
 Where a run's starting weights came from is data, not a sentence: :func:`prepare_model` returns
-a JSON-serialisable dict ``{kind, source, data, model, run, label}`` (see :func:`weights_origin`).
+a :class:`~cnnvit.records.WeightsOrigin` (``{kind, source, data, model, run, label}`` in
+metrics.json; see :func:`weights_origin`).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -24,6 +26,7 @@ from torch import nn
 
 from ..config import Config, ModelConfig
 from ..errors import WeightsError
+from ..records import WeightsKind, WeightsOrigin
 from .registry import hub_weights
 from .structure import blocks_of, classifier_prefixes, count_blocks, submodule  # noqa: F401 (re-exported)
 
@@ -63,26 +66,26 @@ def checkpoint_file(path: str | Path) -> Path:
     return p
 
 
-def weights_origin(kind: str, source: Optional[str] = None, *, label: str, data: Optional[str] = None,
-                   model: Optional[str] = None, run: Optional[str] = None) -> dict[str, Any]:
+def weights_origin(kind: WeightsKind, source: Optional[str] = None, *, label: str, data: Optional[str] = None,
+                   model: Optional[str] = None, run: Optional[str] = None) -> WeightsOrigin:
     """Where a run's starting weights came from, as data (what metrics.json stores as ``weights``):
     ``kind`` is scratch, hub, file or run; ``source`` the hub weights, file or run folder;
     ``data``, ``model`` and ``run`` what a run of this project was (None otherwise); ``label``
     says it in words, for display only."""
-    return {"kind": kind, "source": source, "data": data, "model": model, "run": run, "label": label}
+    return WeightsOrigin(kind=WeightsKind(kind), source=source, data=data, model=model, run=run, label=label)
 
 
-def scratch_origin() -> dict[str, Any]:
+def scratch_origin() -> WeightsOrigin:
     """The origin of a model trained from its random initialisation."""
-    return weights_origin("scratch", label="trained from scratch")
+    return WeightsOrigin.scratch()
 
 
-def hub_origin(library: str, ident: str) -> dict[str, Any]:
+def hub_origin(library: str, ident: str) -> WeightsOrigin:
     """The origin of published weights: ``ident`` is their Hugging Face repository or URL."""
-    return weights_origin("hub", ident, label=f"pretrained: {library} weights {ident}")
+    return weights_origin(WeightsKind.HUB, ident, label=f"pretrained: {library} weights {ident}")
 
 
-def checkpoint_origin(path: str | Path) -> dict[str, Any]:
+def checkpoint_origin(path: str | Path) -> WeightsOrigin:
     """The origin of the weights at ``path``: a run of this project (its folder holds the run's
     config, naming its data set and model) or a file."""
     p = checkpoint_file(path)
@@ -94,13 +97,14 @@ def checkpoint_origin(path: str | Path) -> dict[str, Any]:
         data = (saved.get("data") or {}).get("name")
         model = (saved.get("model") or {}).get("name")
         label = f"pretrained on {data or '?'} by this project ({model or '?'}, run {p.parent.name})"
-        return weights_origin("run", str(p.parent), label=label, data=data, model=model, run=p.parent.name)
-    return weights_origin("file", str(p), label=f"pretrained weights from {p}")
+        return weights_origin(WeightsKind.RUN, str(p.parent), label=label, data=data, model=model,
+                              run=p.parent.name)
+    return weights_origin(WeightsKind.FILE, str(p), label=f"pretrained weights from {p}")
 
 
 def describe_source(path: str | Path) -> str:
     """Where weights come from, in words; a run of this project names its data set and model."""
-    return checkpoint_origin(path)["label"]
+    return checkpoint_origin(path).label
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -163,7 +167,7 @@ def _online(library: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def check_pretrained(cfg: Config) -> dict[str, Any]:
+def check_pretrained(cfg: Config) -> WeightsOrigin:
     """Before any work: the weights a run starts from can be had. Returns their origin (see
     :func:`weights_origin`); raises :class:`WeightsError` saying which weights are needed and how
     to provide them."""
@@ -227,7 +231,7 @@ def apply_freeze(model: nn.Module, policy: str, trainable_blocks: int = 1) -> li
 
 
 def prepare_model(model: nn.Module, model_cfg: ModelConfig,
-                  load_weights: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+                  load_weights: bool = True) -> tuple[nn.Module, WeightsOrigin]:
     """Load ``model.pretrained_path`` into a freshly built model (when ``load_weights``) and apply
     the freeze policy; returns the model and the origin of its starting weights (see
     :func:`weights_origin`; a checkpoint's label also says what loaded)."""
@@ -235,7 +239,7 @@ def prepare_model(model: nn.Module, model_cfg: ModelConfig,
     if model_cfg.pretrained_path and load_weights:
         report = load_checkpoint(model, model_cfg.pretrained_path)
         origin = checkpoint_origin(model_cfg.pretrained_path)
-        origin["label"] = f"{origin['label']}: {report.summary()}"
+        origin = dataclasses.replace(origin, label=f"{origin.label}: {report.summary()}")
     elif model_cfg.pretrained:
         origin = hub_origin(*(hub_weights(model_cfg.name) or ("hub", "weights")))
     apply_freeze(model, model_cfg.freeze, model_cfg.trainable_blocks)

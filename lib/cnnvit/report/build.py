@@ -37,7 +37,7 @@ from ..studies.registry import seed_metric
 from ..training import load_run
 from . import render
 from .cost import Projector, read_throughput
-from .render import StudyOutcome
+from .render import ReportStatus, StudyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -199,16 +199,16 @@ def execute_study(root: Path, plan: StudyPlan, out_dir: Path) -> StudyOutcome:
     # interrupted execution never stands in for a finished one
     partial = out_dir / f"{entry.name}.partial.ipynb"
     partial.unlink(missing_ok=True)
-    outcome = StudyOutcome(entry.name, plan.title, "ok", params_file=entry.params_rel,
+    outcome = StudyOutcome(entry.name, plan.title, ReportStatus.OK, params_file=entry.params_rel,
                            started=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     t0 = time.time()
     try:
         papermill.execute_notebook(str(entry.notebook), str(partial), parameters=plan.parameters,
                                    cwd=str(root), log_output=True, progress_bar=False)
     except PapermillExecutionError as exc:
-        outcome.status, outcome.error = "failed", f"{exc.ename}: {render.strip_ansi(str(exc.evalue))}"
+        outcome.status, outcome.error = ReportStatus.FAILED, f"{exc.ename}: {render.strip_ansi(str(exc.evalue))}"
     except Exception as exc:  # the kernel could not start or died: keep going with the others
-        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.status, outcome.error = ReportStatus.FAILED, f"{type(exc).__name__}: {exc}"
         outcome.traceback = traceback.format_exc()
     outcome.wall_s = time.time() - t0
     if partial.exists():
@@ -258,12 +258,12 @@ def summary_frame(plans: Sequence[StudyPlan], outcomes: Sequence[StudyOutcome], 
                    else ("" if spec.reported is None else f"not comparable: {why_not}"),
                    "profile": profile, "wall time": None, "device": ""}
             if metrics:
-                ours = metrics["test_accuracy"] if metric is None or why_not else metric(
+                ours = metrics.test_accuracy if metric is None or why_not else metric(
                     load_run(study.run_dir(name), device="cpu"))
-                row.update({"epochs": metrics["epochs"], "test accuracy": metrics["test_accuracy"],
-                            "wall time": metrics["wall_time_s"], "device": metrics["device"],
+                row.update({"epochs": metrics.epochs, "test accuracy": metrics.test_accuracy,
+                            "wall time": metrics.wall_time_s, "device": metrics.device,
                             "vs seed, same metric (points)": None if why_not else ours - spec.reported})
-            elif outcome.status == "failed":
+            elif outcome.status == ReportStatus.FAILED:
                 row["device"] = "study failed"
             else:  # a partial study's run that could not train here
                 row["device"] = next((f"not run here (projected {render.minutes_text(m['minutes'])} on a GPU, "
@@ -334,7 +334,7 @@ def study_outcome(root: Path, plan: StudyPlan, out_dir: Path, projector: Project
     executed_nb = out_dir / f"{entry.name}.ipynb"
     if not force and _reusable(record, plan, executed_nb):
         log.info("%s %s: unchanged since %s, reused", step, entry.name, record["started"])
-        outcome = StudyOutcome(entry.name, plan.title, "ok", cached=True, wall_s=record["wall_s"],
+        outcome = StudyOutcome(entry.name, plan.title, ReportStatus.OK, cached=True, wall_s=record["wall_s"],
                                started=record["started"], params_file=entry.params_rel,
                                notebook=executed_nb, notebook_html=record.get("notebook_html"))
     else:
@@ -348,10 +348,10 @@ def study_outcome(root: Path, plan: StudyPlan, out_dir: Path, projector: Project
             "fingerprint": plan.fingerprint, "status": outcome.status, "started": outcome.started,
             "wall_s": outcome.wall_s, "error": outcome.error, "notebook_html": outcome.notebook_html,
             "parameters": plan.parameters, "runs": complete_runs(plan.study)}, indent=1))
-    if outcome.status == "ok":  # runs that could not train here: a partial study
+    if outcome.status == ReportStatus.OK:  # runs that could not train here: a partial study
         outcome.missing = missing_runs(plan, projector)
         if outcome.missing:
-            outcome.status = "partial"
+            outcome.status = ReportStatus.PARTIAL
             log.warning("%s: partial, %d runs not run: %s", entry.name, len(outcome.missing),
                         ", ".join(m["run"] for m in outcome.missing))
     return outcome
@@ -391,7 +391,7 @@ def complete_runs(study: Optional[Study]) -> dict[str, str]:
 
 
 def _reusable(record: Optional[dict[str, Any]], plan: StudyPlan, executed_nb: Path) -> bool:
-    if not record or record.get("status") != "ok" or record.get("fingerprint") != plan.fingerprint \
+    if not record or record.get("status") != ReportStatus.OK or record.get("fingerprint") != plan.fingerprint \
             or not executed_nb.exists():
         return False
     # the same complete runs as the notebook showed: none retrained, none gone, none new (a

@@ -5,6 +5,7 @@ decides what to run."""
 from __future__ import annotations
 
 import copy
+import enum
 import html
 import importlib.metadata
 import logging
@@ -28,13 +29,22 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 log = logging.getLogger(__name__)
 
 
+class ReportStatus(enum.StrEnum):
+    """How a study's notebook ran, as the report and its record files say it (plain strings in
+    JSON, equal to the strings used before)."""
+
+    OK = "ok"
+    PARTIAL = "partial"  # some runs could not train here and are left out
+    FAILED = "failed"
+
+
 @dataclass
 class StudyOutcome:
     """What the report needs to know about one study's notebook run."""
 
     name: str  # e.g. 01_cifar10_vit_vs_resnet
     title: str
-    status: str  # "ok" | "partial" (some runs could not train here) | "failed"
+    status: ReportStatus
     cached: bool = False  # reused from an earlier `make report`, not executed now
     wall_s: float = 0.0  # how long the notebook took when it was executed
     started: str = ""  # ISO time of that execution
@@ -45,6 +55,9 @@ class StudyOutcome:
     notebook_html: Optional[str] = None  # its full rendering with code, relative to the report
     # partial: each run not complete, with its projected GPU time ({run, label, model, minutes, how})
     missing: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = ReportStatus(self.status)  # a misspelt status fails here, not as a missing badge
 
     @property
     def anchor(self) -> str:
@@ -130,8 +143,8 @@ def title_facts(git: tuple[str, Optional[bool]], profile: str, outcomes: Sequenc
         "Total time": (f"{_duration(sum(o.wall_s for o in outcomes))} of notebook execution "
                        f"({how}); this build took {_duration(elapsed_s)}"),
     }
-    failed = [o.name for o in outcomes if o.status == "failed"]
-    partial = [o.name for o in outcomes if o.status == "partial"]
+    failed = [o.name for o in outcomes if o.status == ReportStatus.FAILED]
+    partial = [o.name for o in outcomes if o.status == ReportStatus.PARTIAL]
     facts["Studies"] = (f"{len(outcomes) - len(failed)} of {len(outcomes)} succeeded"
                         + (f"; partial (runs that could not train here left out): {', '.join(partial)}"
                            if partial else "")
@@ -149,7 +162,7 @@ def minutes_text(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-STATUS_FLAG = {"failed": "FAILED", "partial": "PARTIAL"}
+STATUS_FLAG = {ReportStatus.FAILED: "FAILED", ReportStatus.PARTIAL: "PARTIAL"}
 
 
 def status_flag(outcome: StudyOutcome) -> str:
@@ -259,7 +272,7 @@ def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[t
     if outcome.notebook_html:
         meta.append(f'notebook with code: <a href="{html.escape(outcome.notebook_html)}">'
                     f'{html.escape(outcome.notebook_html)}</a>')
-    status = STATUS_FLAG.get(outcome.status, "ok")
+    status = STATUS_FLAG.get(outcome.status, ReportStatus.OK)
     header = [f'<p class="study-meta"><span class="status status-{outcome.status}">{status}</span> '
               + " · ".join(meta) + "</p>"]
     if outcome.missing:
@@ -273,7 +286,7 @@ def study_section(outcome: StudyOutcome, profile: str) -> tuple[str, str, list[t
             nb, body = None, ""
             header.append(f'<div class="failure"><p><b>The executed notebook {html.escape(str(outcome.notebook))} '
                           f'could not be shown:</b></p><pre>{html.escape(f"{type(exc).__name__}: {exc}")}</pre></div>')
-    if outcome.status == "failed":
+    if outcome.status == ReportStatus.FAILED:
         header.append(_failure_box(outcome, nb))
     h1 = headings(body, 1)
     title = h1[0][1] if h1 else outcome.title

@@ -12,7 +12,7 @@ from pathlib import Path
 from .common import (best_run, class_accuracy_extremes, deviations_table, diagnosis_table, distributed_table,
                      per_class_report, per_class_table, pooled_confusions, preview_preprocessing, seed_columns,
                      seed_formats, seed_notes, study_intro, summary_table, training_diagnosis,
-                     weights_kind, weights_origin, weights_summary)
+                     weights_kind, weights_summary)
 from .core import RunSpec, Study, project_root
 from .dry_run import DryRun, DryRunReport, dry_run_study
 from .groups import Group, check_groups
@@ -30,7 +30,7 @@ __all__ = [
     "prepare_generated_data", "preview_preprocessing", "project_root", "register_study", "run_study",
     "seed_columns", "seed_formats", "seed_notes", "show_table", "shown_path", "study_config_for_run",
     "study_intro", "study_module", "study_modules", "summary_table", "training_diagnosis", "unregister_study",
-    "weights_kind", "weights_origin", "weights_summary",
+    "weights_kind", "weights_summary",
 ]
 
 

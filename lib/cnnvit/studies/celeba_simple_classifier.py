@@ -45,10 +45,10 @@ def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.Data
     rows = []
     for name in [n for n in task_runs(study, task) if n in results]:
         m, spec = results[name].metrics, study.runs[name]
-        t = m["test"]
+        t = m.test
         # (no role column: the labels say "seed setting" or "stronger recipe", and the page is narrow)
-        row = {"run": spec.label, "model": spec.config.model.name, "weights": weights_kind(m),
-               "params (M)": m["parameters"] / 1e6, "epochs run": m.get("epochs_run", m["epochs"])}
+        row = {"run": spec.label, "model": spec.config.model.name, "weights": weights_kind(m.weights),
+               "params (M)": m.parameters / 1e6, "epochs run": m.epochs_trained}
         if task == "binary":
             positive = results[name].classes[1]
             pc = t["per_class"][positive]
@@ -63,7 +63,7 @@ def celeba_table(study: Study, results: Mapping[str, Run], task: str) -> pd.Data
         else:
             row.update({"mean acc": t["mean_accuracy"], "exact match": t["exact_match"], "macro F1": t["macro_f1"],
                         "mAP": t["mean_average_precision"]})
-        row.update({"majority baseline": m["majority_baseline"], "seed reported": spec.reported,
+        row.update({"majority baseline": m.majority_baseline, "seed reported": spec.reported,
                     "profile": study.profile})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -85,20 +85,20 @@ def per_label_table(run: Run) -> pd.DataFrame:
     rows = [{"attribute": a, "positive rate": v["positive_rate"],
              "majority acc": max(v["positive_rate"], 1 - v["positive_rate"]), "accuracy": v["accuracy"],
              "F1": v["f1"], "AP": v["average_precision"], "auROC": v["auroc"]}
-            for a, v in run.metrics["test"]["per_label"].items()]
+            for a, v in run.metrics.test["per_label"].items()]
     return pd.DataFrame(rows).sort_values("AP", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def roc_curves(study: Study, results: Mapping[str, Run], names: list[str]) -> dict[str, dict]:
     """``{label: {"fpr", "tpr", "auroc"}}`` of two-class runs, for :func:`plots.plot_roc_curves`."""
-    return {study.runs[n].label: {**results[n].metrics["test"]["roc_curve"], "auroc": results[n].metrics["test"]["auroc"]}
-            for n in names if "roc_curve" in results[n].metrics["test"]}
+    return {study.runs[n].label: {**results[n].metrics.test["roc_curve"], "auroc": results[n].metrics.test["auroc"]}
+            for n in names if "roc_curve" in results[n].metrics.test}
 
 
 def family_table(study: Study, results: Mapping[str, Run], names: list[str]) -> pd.DataFrame:
     """Model, parameters (M) and test accuracy of the named runs, for an accuracy-against-size plot."""
-    return pd.DataFrame([{"model": study.runs[n].config.model.name, "params (M)": results[n].metrics["parameters"] / 1e6,
-                          "accuracy": results[n].metrics["test_accuracy"], "run": study.runs[n].label}
+    return pd.DataFrame([{"model": study.runs[n].config.model.name, "params (M)": results[n].metrics.parameters / 1e6,
+                          "accuracy": results[n].metrics.test_accuracy, "run": study.runs[n].label}
                          for n in names])
 
 
@@ -122,8 +122,8 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
     m = results[best].metrics
     what = "mean per-label accuracy" if task == "multilabel" else "accuracy"
     line = (f"- **{TASKS[task]}.** Highest test {what}: {study.runs[best].label}, {pct_seeds(stats[best])} against "
-            f"{pct(m['majority_baseline'])} for always answering the majority "
-            f"({pts(stats[best][0], m['majority_baseline'])})")
+            f"{pct(m.majority_baseline)} for always answering the majority "
+            f"({pts(stats[best][0], m.majority_baseline)})")
     if task != "multilabel":
         line += f"; balanced accuracy {pct(_seed_mean(study, results, best, 'balanced_accuracy'))}"
     else:
@@ -140,8 +140,8 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
                  f"positive, so its accuracy compares with balanced accuracy here")
     if other:  # another class balance: other test images, so beside, not against, the others
         line += (". On another class balance (other test images, not compared): " + "; ".join(
-            f"{study.runs[n].label} {pct(results[n].metrics['test_accuracy'])} against "
-            f"{pct(results[n].metrics['majority_baseline'])} for the majority" for n in other))
+            f"{study.runs[n].label} {pct(results[n].metrics.test_accuracy)} against "
+            f"{pct(results[n].metrics.majority_baseline)} for the majority" for n in other))
     trades = _recipe_trades(study, results, task, names)
     if trades:
         line += ". " + trades
@@ -152,7 +152,7 @@ def _task_bullet(study: Study, results: Mapping[str, Run], task: str,
 def _seed_mean(study: Study, results: Mapping[str, Run], name: str, metric: str) -> float:
     """A test metric of run ``name`` (metrics.json's ``test`` entry), the mean over it and its
     finished repeats with other seeds, as :func:`~.common.seed_stats` gives accuracy."""
-    return float(np.mean([results[r].metrics["test"][metric] for r in study.repeats(name) if r in results]))
+    return float(np.mean([results[r].metrics.test[metric] for r in study.repeats(name) if r in results]))
 
 
 def _recipe_trades(study: Study, results: Mapping[str, Run], task: str, names: list[str]) -> str:
@@ -183,14 +183,13 @@ def _pretraining(study: Study, results: Mapping[str, Run]) -> str:
     missing = not_run((scratch, pre), results)
     if missing:
         return skipped("Pretraining", missing)
-    a, b = results[scratch].metrics, results[pre].metrics
     curves = {n: results[n].val_steps for n in (scratch, pre)}
     first = {n: (c["val_accuracy"].iloc[0] if len(c) else None) for n, c in curves.items()}
     one_seed = f" of seed {study.runs[pre].config.seed}'s runs" if len(study.repeats(pre)) > 1 else ""
     early = (f" At the first validation{one_seed} ({int(curves[pre]['step'].iloc[0])} steps) it stood at "
              f"{pct(first[pre])} against {pct(first[scratch])}." if all(v is not None for v in first.values()) else "")
     stats = seed_stats(study, results)
-    noise = comparison_noise(stats[pre], stats[scratch], a["dataset"]["n_test"])
+    noise = comparison_noise(stats[pre], stats[scratch], results[scratch].metrics.dataset.n_test)
     helped = verdict(stats[pre][0] - stats[scratch][0], noise, "pretraining helped", "pretraining hurt")
     return (f"- **Pretraining** ({study.runs[pre].label} against {study.runs[scratch].label}): "
             f"{pct_seeds(stats[pre])} against {pct_seeds(stats[scratch])} "
@@ -205,7 +204,7 @@ def _cnn_size(study: Study, results: Mapping[str, Run]) -> str:
         return skipped("CNN size.", not_run(family, results))
     t = family_table(study, results, fam)
     rho, p = rank_correlation(t["params (M)"], t["accuracy"])
-    kinds = {n: weights_kind(results[n].metrics) for n in fam}
+    kinds = {n: weights_kind(results[n].metrics.weights) for n in fam}
     mixed = "" if len(set(kinds.values())) == 1 else (" Their starting points differ (" + "; ".join(
         f"{study.runs[n].config.model.name}: {k}" for n, k in kinds.items()) + "), which this comparison mixes in.")
     return (f"- **CNN size.** Over {len(fam)} CNNs ({', '.join(t['model'])}), the rank correlation "

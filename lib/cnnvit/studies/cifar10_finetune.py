@@ -38,12 +38,12 @@ def finetune_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     rows = []
     for name, run in results.items():
         m, spec = run.metrics, study.runs[name]
-        stop = m.get("early_stopping") or {}
-        rows.append({"run": spec.label, "role": spec.role, "weights": weights_summary(m),
-                     "trainable (M)": m.get("trainable_parameters", m["parameters"]) / 1e6,
-                     "epochs run": m.get("epochs_run", m["epochs"]), "best epoch": stop.get("best_epoch"),
-                     "accuracy": m["test"]["accuracy"], "precision": m["test"]["macro_precision"],
-                     "recall": m["test"]["macro_recall"], "F1": m["test"]["macro_f1"],
+        trainable = m.parameters if m.trainable_parameters is None else m.trainable_parameters  # (older runs)
+        rows.append({"run": spec.label, "role": spec.role, "weights": weights_summary(m.weights),
+                     "trainable (M)": trainable / 1e6, "epochs run": m.epochs_trained,
+                     "best epoch": m.early_stopping.best_epoch if m.early_stopping else None,
+                     "accuracy": m.test["accuracy"], "precision": m.test["macro_precision"],
+                     "recall": m.test["macro_recall"], "F1": m.test["macro_f1"],
                      "profile": study.profile})
     seed = seed_report(study)
     rows.append({"run": "Seed report (DeiT-B/16, frozen backbone)", "role": "seed",
@@ -62,13 +62,13 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
              f"validation epoch where it stopped early, the mean over seeds where a run was repeated.*", ""]
     if seed in acc:
         m = results[seed].metrics
-        f1 = np.mean([results[r].metrics["test"]["macro_f1"] for r in study.repeats(seed) if r in results])
+        f1 = np.mean([results[r].metrics.test["macro_f1"] for r in study.repeats(seed) if r in results])
         theirs = seed_report(study)
         their_f1 = "—" if theirs["macro_f1"] is None else f"{theirs['macro_f1']:.4f}"
         lines.append(f"- **Seed setting** (frozen backbone, new head): accuracy {pct_seeds(stats[seed])}, "
                      f"macro F1 {f1:.4f}, against the seed's "
                      f"{pct(theirs['accuracy'])} / {their_f1}. Its weights: "
-                     f"{weights_summary(m)}.")
+                     f"{weights_summary(m.weights)}.")
     else:
         lines.append(skipped("Seed setting", [seed]))
     for name in study.members("finetuning"):
@@ -83,7 +83,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     pretrained = [n for n in [seed, *study.members("finetuning")] if n in acc and n in contenders]
     if scratch in acc and pretrained:
         best_pre = max(pretrained, key=acc.get)
-        n_test = results[scratch].metrics["dataset"]["n_test"]
+        n_test = results[scratch].metrics.dataset.n_test
 
         def gain(run: str, helped: str, not_helped: str) -> str:  # beyond the noise (sampling, seeds)?
             noise = comparison_noise(stats[run], stats[scratch], n_test)

@@ -111,9 +111,9 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     noise (the test split's sampling noise or the spread over seeds, the larger) gets no verdict,
     and a verdict resting on a run still rising at its end says it may be under-trained."""
     stats = seed_stats(study, results)  # a run repeated over seeds counts by its mean
-    ep = {name: run.metrics["epochs"] for name, run in results.items()}
+    ep = {name: run.metrics.epochs for name, run in results.items()}
     prof = study.profile
-    n_test = next(iter(results.values())).metrics["dataset"]["n_test"]
+    n_test = next(iter(results.values())).metrics.dataset.n_test
     lines = [f"*Computed from the runs of profile `{prof}`; every number below is test accuracy on "
              f"the run's full test split ({n_test} images), the mean over seeds where a run was repeated.*", ""]
     missing = not_run(study.members("seed_settings"), stats)

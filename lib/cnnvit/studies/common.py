@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -16,6 +15,7 @@ import torch
 from ..training.augment import Preprocess, make_generator
 from ..config import Config
 from ..datasets import dataset_from_config, get_dataset
+from ..records import WeightsKind, WeightsOrigin
 from ..training.run import Run
 from .core import SEED_FIGURES, RunSpec, Study
 from .plateau import plateau_of
@@ -125,7 +125,7 @@ def seed_stats(study: Study, results: Mapping[str, Run]) -> dict[str, tuple[floa
     for name in study.runs:
         if study.runs[name].replica_of or name not in results:
             continue
-        acc = [results[n].metrics["test_accuracy"] for n in study.repeats(name) if n in results]
+        acc = [results[n].metrics.test_accuracy for n in study.repeats(name) if n in results]
         out[name] = (float(np.mean(acc)), float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, len(acc))
     return out
 
@@ -153,47 +153,21 @@ def not_run_note(names: Iterable[str], results: Mapping[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------- where weights came from
+# (read from a run's record, ``run.metrics.weights``: older run folders' sentences are parsed there)
 
-_LEGACY_RUN = re.compile(r"pretrained on (?P<data>.*?) by this project \((?P<model>.*?), run (?P<run>[^)]*)\)")
-
-
-def weights_origin(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Where a run's starting weights came from, as metrics.json stores it:
-    ``{"kind": "scratch"|"hub"|"file"|"run", "source", "data", "model", "run", "label"}``."""
-    origin = metrics.get("weights")
-    return origin if isinstance(origin, dict) else _legacy_origin(origin or "")
-
-
-def _legacy_origin(sentence: str) -> dict[str, Any]:
-    """The origin of a run folder written before metrics.json held it as data (one of the four
-    fixed sentences cnnvit wrote then); the sentence stays its label."""
-    origin = {"kind": "scratch", "source": None, "data": None, "model": None, "run": None,
-              "label": sentence or "trained from scratch"}
-    found = _LEGACY_RUN.match(sentence)
-    if found:
-        return {**origin, **found.groupdict(), "kind": "run"}
-    if sentence.startswith("pretrained: "):
-        return {**origin, "kind": "hub", "source": sentence.rsplit(" ", 1)[-1]}
-    if sentence.startswith("pretrained weights from "):
-        path = sentence.removeprefix("pretrained weights from ").split(": ", 1)[0]  # less what loaded
-        return {**origin, "kind": "file", "source": path}
-    return origin
+def weights_summary(origin: WeightsOrigin) -> str:
+    """Where a run's weights came from, briefly, for a table cell (from the origin's fields,
+    whatever its label says)."""
+    if origin.kind == WeightsKind.RUN:
+        return f"pretrained on {origin.data or '?'} by this project ({origin.model or '?'}, run {origin.run})"
+    if origin.kind == WeightsKind.FILE:
+        return f"pretrained weights from {origin.source}"
+    return "pretrained" if origin.kind == WeightsKind.HUB else "trained from scratch"
 
 
-def weights_summary(metrics: Mapping[str, Any]) -> str:
-    """Where a run's weights came from, briefly, for a table cell."""
-    o = weights_origin(metrics)
-    if o["kind"] == "run":
-        return f"pretrained on {o['data'] or '?'} by this project ({o['model'] or '?'}, run {o['run']})"
-    if o["kind"] == "file":
-        return f"pretrained weights from {o['source']}"
-    return "pretrained" if o["kind"] == "hub" else "trained from scratch"
-
-
-def weights_kind(metrics: Mapping[str, Any]) -> str:
+def weights_kind(origin: WeightsOrigin) -> str:
     """'scratch', 'pretrained' (published weights or a file) or 'pretrained (this project)'."""
-    kind = weights_origin(metrics)["kind"]
-    return {"scratch": "scratch", "run": "pretrained (this project)"}.get(kind, "pretrained")
+    return {WeightsKind.SCRATCH: "scratch", WeightsKind.RUN: "pretrained (this project)"}.get(origin.kind, "pretrained")
 
 
 # ---------------------------------------------------------------------------------- run tables
@@ -290,29 +264,29 @@ def summary_table(study: Study, results: Mapping[str, Run], seeds: bool = False)
             continue
         m = results[name].metrics
         cfg = spec.config
-        d = m["dataset"]
-        splits = "/".join(str(d[k]) for k in ("n_train", "n_val", "n_test") if d.get(k) or k != "n_val")
-        mean, std, n = stats[name] if name in stats and not seeds else (m["test_accuracy"], 0.0, 1)
+        d = m.dataset
+        splits = "/".join(map(str, (d.n_train, d.n_val, d.n_test) if d.n_val else (d.n_train, d.n_test)))
+        mean, std, n = stats[name] if name in stats and not seeds else (m.test_accuracy, 0.0, 1)
         rows.append({
             "run": spec.label,
             "role": spec.role,
             "model": cfg.model.name,
             "input px": cfg.data.image_size or results[name].data_info["native_size"][0],
-            "params (M)": round(m["parameters"] / 1e6, 2),
+            "params (M)": round(m.parameters / 1e6, 2),
             **seed_columns(spec, "seed", ("params_m",)),
-            "epochs": m["epochs"] if not m.get("diverged") else f"{m['epochs_run']} of {m['epochs']} (diverged)",
-            "val acc": m.get("val_accuracy"),
+            "epochs": m.epochs if not m.diverged else f"{m.epochs_run} of {m.epochs} (diverged)",
+            "val acc": m.val_accuracy,
             "test acc": mean,
             "± (points)": 100 * std if n > 1 else None,
             "seeds": n,
             "plateau": plateau_of(results[name]).cell(),
-            "top-5": m["test_top5"],
+            "top-5": m.test_top5,
             "seed reported": spec.reported,
             "profile": study.profile,
-            "data": f"{m['dataset']['name']} ({splits})",
-            "wall time (s)": round(m["wall_time_s"], 1),
-            "train img/s": round(m["train_images_per_s"]),
-            "device": m["device"],
+            "data": f"{d.name} ({splits})",
+            "wall time (s)": round(m.wall_time_s, 1),
+            "train img/s": round(m.train_images_per_s),
+            "device": m.device,
         })
     table = pd.DataFrame(rows)
     unused = [c for c in ("val acc", "± (points)", "seed params (M)") if c in table and table[c].isna().all()]
@@ -340,19 +314,19 @@ def per_class_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     repeated over seeds by the mean over its seeds."""
     columns = {}
     for label, done in settings(study, results).items():
-        per_class = [results[n].metrics["test"]["per_class"] for n in done]
+        per_class = [results[n].metrics.test["per_class"] for n in done]
         columns[label] = {c: float(np.mean([s[c]["f1"] for s in per_class])) for c in per_class[0]}
     return pd.DataFrame(columns).rename_axis("class")
 
 
 def per_class_report(run: Run) -> pd.DataFrame:
     """Precision, recall, F1 and support of every class on the test split (sklearn's report)."""
-    return pd.DataFrame(run.metrics["test"]["per_class"]).T.rename_axis("class")
+    return pd.DataFrame(run.metrics.test["per_class"]).T.rename_axis("class")
 
 
 def class_accuracy_extremes(run: Run, k: int = 8) -> pd.DataFrame:
     """The ``k`` classes the run recognises best and worst on the test split (recall), by name."""
-    per_class = run.metrics["test"]["per_class"]
+    per_class = run.metrics.test["per_class"]
     s = pd.Series({c: v["recall"] for c, v in per_class.items()}).sort_values(ascending=False)
     top, bottom = s.head(k), s.tail(k)[::-1]
     return pd.DataFrame({"best class": top.index, "recall": top.values,
@@ -361,7 +335,7 @@ def class_accuracy_extremes(run: Run, k: int = 8) -> pd.DataFrame:
 
 def best_run(results: Mapping[str, Run]) -> str:
     """Name of the run with the highest test accuracy."""
-    return max(results, key=lambda n: results[n].metrics["test_accuracy"])
+    return max(results, key=lambda n: results[n].metrics.test_accuracy)
 
 
 def pooled_confusions(study: Study, results: Mapping[str, Run],
@@ -372,7 +346,7 @@ def pooled_confusions(study: Study, results: Mapping[str, Run],
     the figure normalises the pooled counts per true class. Keyed by the run's label, with
     '(n seeds)' where more than one seed is pooled; runs without a result are left out, as
     :func:`seed_stats` leaves them."""
-    return {label: sum(np.asarray(results[n].metrics["test"]["confusion_matrix"], dtype=np.int64) for n in done)
+    return {label: sum(np.asarray(results[n].metrics.test["confusion_matrix"], dtype=np.int64) for n in done)
             for label, done in settings(study, results, names).items()}
 
 
@@ -381,15 +355,15 @@ def distributed_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     shards of the first epoch were disjoint and covered it."""
     rows = []
     for name, run in results.items():
-        info = run.metrics.get("distributed")
+        info = run.metrics.distributed
         if info:
             shards = info.get("shard_check", {})
             rows.append({"run": study.runs[name].label, "processes": info["world_size"],
                          "backend": info["backend"], "SyncBatchNorm": info["sync_bn"],
                          "images per rank (epoch 1)": shards.get("per_rank"),
                          "shards disjoint": shards.get("disjoint"), "epoch covered": shards.get("complete"),
-                         "train img/s": round(run.metrics["train_images_per_s"]),
-                         "test acc": run.metrics["test_accuracy"]})
+                         "train img/s": round(run.metrics.train_images_per_s),
+                         "test acc": run.metrics.test_accuracy})
     return pd.DataFrame(rows)
 
 
@@ -427,9 +401,9 @@ def training_diagnosis(run: Run) -> dict:
     counts = np.bincount(preds, minlength=n_classes)
     norms = steps["grad_norm"].dropna() if "grad_norm" in steps else pd.Series(dtype=float)
     k = max(1, min(20, len(norms) // 10))
-    if m.get("diverged"):
+    if m.diverged:
         status = "diverged"
-    elif last_loss > 0.97 * chance_loss and m["test_accuracy"] < 2 / n_classes:
+    elif last_loss > 0.97 * chance_loss and m.test_accuracy < 2 / n_classes:
         status = "stalled"
     else:
         status = "learned"
@@ -438,7 +412,7 @@ def training_diagnosis(run: Run) -> dict:
             "grad norm, last steps": float(norms.tail(k).median()) if len(norms) else None,
             "distinct predicted classes": int((counts > 0).sum()),
             "share of the most predicted class": float(counts.max() / max(1, counts.sum())),
-            "test acc": m["test_accuracy"], "chance acc (1/C)": 1 / n_classes}
+            "test acc": m.test_accuracy, "chance acc (1/C)": 1 / n_classes}
 
 
 def diagnosis_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:

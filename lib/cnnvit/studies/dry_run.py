@@ -48,7 +48,7 @@ from ..config import Config, DataConfig
 from ..datasets import (Dataset, dataset_from_config, default_root, get_dataset, locate_dataset, reset_options,
                         stratified_indices, take_few)
 from ..errors import CnnvitError, ConfigError, DatasetError
-from ..training import read_metrics, train
+from ..training import read_result, train
 from .core import RunSpec, Study
 from .study import GENERATED_DEFAULTS, config_layers, load_study, prepare_generated_data
 
@@ -172,8 +172,8 @@ def dry_run(study: Study, spec: RunSpec, tmp: Path) -> DryRun:
         config_mod.validate(cfg)  # the config as shrunk, and with a stand-in's data keys
         log.info("%s: dry run (%s)", spec.name, "; ".join(result.notes))
         train(cfg, out, name=spec.name, dataset=ds, progress=False)
-        metrics = read_metrics(out) or {}
-        result.parameters, result.steps = metrics.get("parameters"), metrics.get("steps")
+        record = read_result(out)
+        result.parameters, result.steps = (record.parameters, record.steps) if record else (None, None)
         result.input_size = (cfg.data.image_size,) * 2 if cfg.data.image_size else ds.image_size
         if result.steps != STEPS:
             raise RuntimeError(f"the run took {result.steps} optimizer steps, not {STEPS}")

@@ -15,12 +15,22 @@ they never change a run's identity.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from ..errors import ConfigError
 
 GroupValue = Union[str, list, dict]  # a run name; a list of them (or of pairs); part -> run name(s)
+
+
+class GroupKind(enum.StrEnum):
+    """The shape of a group's entry under ``groups:`` (equal to the strings used before)."""
+
+    RUN = "run"  # one run name
+    RUNS = "runs"  # a list of run names
+    PARTS = "parts"  # a mapping of named parts to a run (or a list of runs)
+    PAIRS = "pairs"  # a mapping of runs to the runs they are compared with
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ class Group:
     ``lists`` a list of runs; ``optional`` ones may be left out) or ``pairs`` (run -> run)."""
 
     about: str
-    kind: str = "run"
+    kind: GroupKind = GroupKind.RUN
     parts: tuple[str, ...] = ()
     lists: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
@@ -49,17 +59,17 @@ def one(about: str) -> Group:
 
 def runs(about: str, count: Optional[int] = None, minimum: int = 1) -> Group:
     """A group that lists runs (exactly ``count`` of them when given, else at least ``minimum``)."""
-    return Group(about, "runs", count=count, minimum=minimum)
+    return Group(about, GroupKind.RUNS, count=count, minimum=minimum)
 
 
 def parts(about: str, *names: str, lists: Sequence[str] = (), optional: Sequence[str] = ()) -> Group:
     """A group of named parts: each of ``names`` one run, each of ``lists`` a list of runs."""
-    return Group(about, "parts", tuple(names), tuple(lists), tuple(optional))
+    return Group(about, GroupKind.PARTS, tuple(names), tuple(lists), tuple(optional))
 
 
 def pairs(about: str) -> Group:
     """A group mapping runs to the runs they are compared with."""
-    return Group(about, "pairs")
+    return Group(about, GroupKind.PAIRS)
 
 
 def check_groups(raw: Any, run_names: Sequence[str], schema: Mapping[str, Group],
@@ -83,9 +93,9 @@ def check_groups(raw: Any, run_names: Sequence[str], schema: Mapping[str, Group]
 
 
 def _check_group(value: Any, run_names: Sequence[str], group: Group, where: str) -> GroupValue:
-    if group.kind == "run":
+    if group.kind == GroupKind.RUN:
         return _run(value, run_names, where)
-    if group.kind == "runs":
+    if group.kind == GroupKind.RUNS:
         names = _run_list(value, run_names, where)
         if group.count is not None and len(names) != group.count:
             raise ConfigError(f"{where}: expected {group.count} runs ({group.about}), got {len(names)}")
@@ -94,7 +104,7 @@ def _check_group(value: Any, run_names: Sequence[str], group: Group, where: str)
         return names
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping ({group.about}); got {value!r}")
-    if group.kind == "pairs":  # kept as [run, counterpart] pairs, in the file's order
+    if group.kind == GroupKind.PAIRS:  # kept as [run, counterpart] pairs, in the file's order
         return [[_run(k, run_names, where), _run(v, run_names, f"{where}.{k}")] for k, v in value.items()]
     bad = [k for k in value if k not in group.keys]
     absent = [k for k in group.keys if k not in value and k not in group.optional]

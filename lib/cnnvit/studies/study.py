@@ -47,7 +47,8 @@ from ..config import Config
 from ..datasets import dataset_from_config, default_root, generators, get_dataset, locate_dataset
 from ..errors import CnnvitError, ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
-from ..training import Run, check_device, check_run_inputs, load_run, read_metrics, run_state, train
+from ..records import RunResult
+from ..training import Run, RunStatus, check_device, check_run_inputs, load_run, read_result, run_state, train
 from .core import RUN_REF, SEED_FIGURES, SEED_SUFFIX, RunSpec, Study, project_root
 from .groups import check_groups
 from .registry import group_schema
@@ -288,7 +289,7 @@ def input_problems(study: Study) -> dict[str, list[str]]:
     prepare_generated_data(study)
     problems: dict[str, list[str]] = {}
     for name, spec in study.runs.items():
-        if run_state(spec.config, study.run_dir(name)) == "complete":
+        if run_state(spec.config, study.run_dir(name)) == RunStatus.COMPLETE:
             continue
         checks = [(locate_dataset, spec.config.data), (check_device, spec.config)]
         if not spec.starts_from:  # an earlier run of the study will provide the weights
@@ -324,7 +325,8 @@ def runs_that_cannot_train(study: Study, problems: dict[str, list[str]]) -> list
     """The runs ``problems`` stop, and the runs that start from their weights, in study order."""
     stopped = {name for runs in problems.values() for name in runs}
     # a complete run needs neither its data nor its source's weights any more
-    complete = {n for n, spec in study.runs.items() if run_state(spec.config, study.run_dir(n)) == "complete"}
+    complete = {n for n, spec in study.runs.items()
+                if run_state(spec.config, study.run_dir(n)) == RunStatus.COMPLETE}
     changed = True
     while changed:  # a run whose source cannot train cannot train either
         follow = {n for n, spec in study.runs.items() if spec.starts_from in stopped} - stopped - complete
@@ -350,7 +352,7 @@ def run_study(study: Study, progress: bool = True, partial: bool = False) -> dic
             continue
         run_dir = study.run_dir(name)
         state = run_state(spec.config, run_dir)
-        if state == "conflict":
+        if state == RunStatus.CONFLICT:
             stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
             aside = run_dir.with_name(f"{name}.replaced-{stamp}")
             while aside.exists():
@@ -358,13 +360,13 @@ def run_study(study: Study, progress: bool = True, partial: bool = False) -> dic
                 aside = run_dir.with_name(f"{name}.replaced-{stamp}-{n}")
             log.warning("%s: %s was made with another config; moved to %s", name, run_dir, aside)
             run_dir.rename(aside)
-            state = "new"
-        if state != "complete":
+            state = RunStatus.NEW
+        if state != RunStatus.COMPLETE:
             key = repr(spec.config.data) + str(spec.config.seed)
             if key not in cache:
                 cache.clear()  # keep one data set in memory at a time
                 cache[key] = dataset_from_config(spec.config.data, spec.config.seed)
-            log.info("%s: %s", name, "resuming" if state == "partial" else "training")
+            log.info("%s: %s", name, "resuming" if state == RunStatus.PARTIAL else "training")
             train(spec.config, run_dir, name=name, dataset=cache[key], progress=progress)
         else:
             log.info("%s: complete, loaded from %s", name, run_dir)
@@ -372,11 +374,11 @@ def run_study(study: Study, progress: bool = True, partial: bool = False) -> dic
     return results
 
 
-def completed_metrics(study: Study) -> dict[str, Optional[dict[str, Any]]]:
-    """Each run's ``metrics.json`` if the run is complete with the study's current config, else
-    None; reads no model or data."""
-    out: dict[str, Optional[dict[str, Any]]] = {}
+def completed_metrics(study: Study) -> dict[str, Optional[RunResult]]:
+    """Each run's ``metrics.json`` record if the run is complete with the study's current config,
+    else None; reads no model or data."""
+    out: dict[str, Optional[RunResult]] = {}
     for name, spec in study.runs.items():
         run_dir = study.run_dir(name)
-        out[name] = read_metrics(run_dir) if run_state(spec.config, run_dir) == "complete" else None
+        out[name] = read_result(run_dir) if run_state(spec.config, run_dir) == RunStatus.COMPLETE else None
     return out

@@ -65,8 +65,8 @@ def _failure(run: Run) -> str:
                     f"{d['grad norm, last steps']:.2g}")
         return why
     if d["status"] == "diverged":
-        where = run.metrics["diverged"]
-        return f"**diverged**: the loss became {where['loss']} at step {where['step']}"
+        where = run.metrics.diverged
+        return f"**diverged**: the loss became {where.loss} at step {where.step}"
     return ""
 
 
@@ -163,8 +163,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
     def vs_seed(n: str) -> str:
         return f"{pct_seeds(stats[n])}" + (f" (seed {pct(seed[n])})" if seed.get(n) is not None else "")
 
-    first = next(iter(results.values()))
-    n_test = first.metrics["dataset"]["n_test"]
+    n_test = next(iter(results.values())).metrics.dataset.n_test
 
     def seed_gap(a: str, b: str) -> str:  # the seed's a - b, and whether ours goes its way beyond noise
         if seed.get(a) is None or seed.get(b) is None:
@@ -173,7 +172,7 @@ def conclusions(study: Study, results: Mapping[str, Run]) -> str:
         return f" (the seed: {pts(seed[a], seed[b])}; {same_direction(acc[a] - acc[b], seed[a] - seed[b], noise)})"
 
     lines = [f"*Computed from the runs of profile `{study.profile}`: top-1 accuracy on the "
-             f"{first.metrics['dataset']['n_test']}-image test split, each model picked at its last "
+             f"{n_test}-image test split, each model picked at its last "
              f"epoch (the validation split was only watched), the mean over seeds where a run was repeated.*",
              ""]
     def note(names) -> str:  # a verdict resting on a run still rising at its end says so

@@ -64,7 +64,7 @@ def best_epoch_accuracy(run: Run) -> float:
     """The highest test accuracy of any evaluated epoch: the paper's metric (it reports the best
     accuracy during training); the run's final figure where no epoch was evaluated on its own."""
     log = run.epochs["test_accuracy"].dropna() if "test_accuracy" in run.epochs else pd.Series(dtype=float)
-    return float(log.max()) if len(log) else run.metrics["test_accuracy"]
+    return float(log.max()) if len(log) else run.metrics.test_accuracy
 
 
 SEED_METRIC = ("best epoch", best_epoch_accuracy)  # the summary sets the paper's figures against this
@@ -80,13 +80,13 @@ def transformer_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
             m, spec = results[n].metrics, study.runs[n]
             best = best_epoch_accuracy(results[n])
             comparable = spec.reported is not None and spec.config.data.name == PAPER_DATA
-            rows.append({"run": spec.label, "setting": _setting(spec), "weights": weights_summary(m),
-                         "acc@1": m["test_accuracy"], "best-epoch acc@1": best,
+            rows.append({"run": spec.label, "setting": _setting(spec), "weights": weights_summary(m.weights),
+                         "acc@1": m.test_accuracy, "best-epoch acc@1": best,
                          "over seeds": pct_seeds(stats[n]) if stats[n][2] > 1 else "",
-                         "acc@5": m["test_top5"], "paper acc@1": spec.reported,
+                         "acc@5": m.test_top5, "paper acc@1": spec.reported,
                          "vs paper (points)": 100 * (best - spec.reported) if comparable else None,
                          **seed_columns(spec, REPRODUCTION, ("acc1", "acc5")),
-                         "epochs": m["epochs"], "profile": study.profile})
+                         "epochs": m.epochs, "profile": study.profile})
     table = pd.DataFrame(rows)
     return table.drop(columns=[c for c in ("over seeds",) if c in table and not table[c].any()])
 
@@ -100,16 +100,16 @@ def efficiency_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     for n in table_runs(study):
         if n in results:
             m, ep, spec = results[n].metrics, results[n].epochs, study.runs[n]
-            flops = m.get("gflops_per_image")
-            rows.append({"run": spec.label, "params (M)": m["parameters"] / 1e6,
+            flops = m.gflops_per_image
+            rows.append({"run": spec.label, "params (M)": m.parameters / 1e6,
                          "GMACs / image": None if flops is None else flops / 2,
                          **seed_columns(spec, PAPER, ("params_m", "gmacs")),
-                         "checkpoint (MB)": m.get("checkpoint_mb"),
+                         "checkpoint (MB)": m.checkpoint_mb,
                          **seed_columns(spec, REPRODUCTION, ("checkpoint_mb",)),
                          "min / epoch": float(ep["epoch_time_s"].mean()) / 60,
                          **seed_columns(spec, REPRODUCTION, ("epoch_min",)),
-                         "train img/s": m["train_images_per_s"], **seed_columns(spec, PAPER, ("train_img_s",)),
-                         "peak GPU memory (GB)": m.get("peak_gpu_memory_gb"), "device": m["device"]})
+                         "train img/s": m.train_images_per_s, **seed_columns(spec, PAPER, ("train_img_s",)),
+                         "peak GPU memory (GB)": m.peak_gpu_memory_gb, "device": m.device})
     return pd.DataFrame(rows)
 
 
@@ -125,8 +125,8 @@ def ablation_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
         return {**seed_columns(study.runs[n], SWIN_PAPER, ("acc1",)),
                 **seed_columns(study.runs[n], SWIN_REPRODUCTION, ("acc1",))}
     rows = [{"variant": "default recipe", "acc@1": base, "vs default (points)": 0.0, **swin(baseline)}]
-    rows += [{"variant": _variant(study.runs[n].label), "acc@1": results[n].metrics["test_accuracy"],
-              "vs default (points)": 100 * (results[n].metrics["test_accuracy"] - base), **swin(n)}
+    rows += [{"variant": _variant(study.runs[n].label), "acc@1": results[n].metrics.test_accuracy,
+              "vs default (points)": 100 * (results[n].metrics.test_accuracy - base), **swin(n)}
              for n in study.members("augmentation", "variants") if n in results]
     return pd.DataFrame(rows).sort_values("acc@1", ascending=False, kind="stable")
 
@@ -154,7 +154,7 @@ def batch_size_table(study: Study, results: Mapping[str, Run]) -> pd.DataFrame:
     stats = seed_stats(study, results)
     return pd.DataFrame([
         {"effective batch": effective_batch(study.runs[n]), "acc@1": stats[n][0],
-         "acc@5": results[n].metrics.get("test_top5"),
+         "acc@5": results[n].metrics.test_top5,
          **seed_columns(study.runs[n], BATCH_REPRODUCTION, ("acc1", "acc5"))}
         for n in study.members("batch_sizes") if n in results])
 

@@ -17,6 +17,7 @@ _EXPORTS = {
     "train": "loop",
     "Run": "run", "load_run": "run",
     "run_state": "identity", "read_metrics": "identity", "saved_config": "identity", "config_differences": "identity",
+    "RunStatus": "identity", "read_result": "identity",
     "IDENTITY_EXEMPT": "identity",
     "check_run_inputs": "checks",
     "resolve_device": "device", "check_device": "device",

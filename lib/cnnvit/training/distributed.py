@@ -30,7 +30,7 @@ import torch
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError, DistributedRunError
-from .identity import identity_of
+from .identity import RunStatus, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def agree(flag: bool, dist: Dist) -> bool:
     return bool(t.item())
 
 
-def agreed_state(states: list[str], out: Path) -> str:
+def agreed_state(states: list[str], out: Path) -> RunStatus:
     """The run state every rank acts on, from what each found in its own ``--out`` (``states[r]``:
     'new', 'partial' or 'complete'). Ranks that share rank 0's folder find what it finds; on
     other machines with folders of their own, which rank 0 never writes to, they find nothing
@@ -163,12 +163,12 @@ def agreed_state(states: list[str], out: Path) -> str:
     folder is complete (each rank checked that its folder's run has this config); else rank 0's
     state holds, but a resume needs the checkpoint on every rank, since each loads it itself.
     Raises :class:`DistributedRunError` when the ranks cannot start from one state."""
-    if "complete" in states:
-        return "complete"
-    lead = states[0]
+    if RunStatus.COMPLETE in states:
+        return RunStatus.COMPLETE
+    lead = RunStatus(states[0])
     for rank, state in enumerate(states):
-        if (state == "partial") != (lead == "partial"):
-            resuming, lacking = (0, rank) if lead == "partial" else (rank, 0)
+        if (state == RunStatus.PARTIAL) != (lead == RunStatus.PARTIAL):
+            resuming, lacking = (0, rank) if lead == RunStatus.PARTIAL else (rank, 0)
             raise DistributedRunError(
                 f"rank {resuming} would resume from the checkpoint in its {out}, but rank {lacking} "
                 f"finds none in its own {out}: resuming a run on several machines needs the run "
@@ -177,7 +177,7 @@ def agreed_state(states: list[str], out: Path) -> str:
     return lead
 
 
-def agree_on_state(state: str, out: Path, dist: Dist) -> str:
+def agree_on_state(state: RunStatus, out: Path, dist: Dist) -> RunStatus:
     """:func:`agreed_state` of every rank's ``state``, on every rank."""
     if not dist.active:
         return state

@@ -2,6 +2,7 @@
 ('new', 'partial', 'complete') or for another one ('conflict'). Cheap: no torch."""
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
+from ..records import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,16 @@ def saved_config(run_dir: Path) -> Optional[dict[str, Any]]:
     return yaml.safe_load(path.read_text()) if path.exists() else None
 
 
+class RunStatus(enum.StrEnum):
+    """What a run folder holds for a config (:func:`run_state`); equal to the strings used before."""
+
+    NEW = "new"  # nothing of this run: train it
+    PARTIAL = "partial"  # a checkpoint to resume from
+    COMPLETE = "complete"  # finished: its metrics.json reads back
+    CONFLICT = "conflict"  # a run of another config, which holds work
+    INCOMPLETE = "incomplete"  # (how a Run folder without a readable metrics.json shows itself)
+
+
 _warned: set[Path] = set()  # unreadable metrics.json files already reported
 
 
@@ -74,22 +86,29 @@ def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def run_state(cfg: Config, run_dir: Path) -> str:
-    """'new', 'complete', 'partial' (a checkpoint to resume), or 'conflict' (other config)."""
+def read_result(run_dir: Path) -> Optional[RunResult]:
+    """The run's metrics.json as a typed record, or None when the run is not complete (see
+    :func:`read_metrics`)."""
+    raw = read_metrics(run_dir)
+    return None if raw is None else RunResult.from_json(raw)
+
+
+def run_state(cfg: Config, run_dir: Path) -> RunStatus:
+    """NEW, COMPLETE, PARTIAL (a checkpoint to resume), or CONFLICT (another config)."""
     run_dir = Path(run_dir)
     saved = saved_config(run_dir)
     if saved is None:
-        return "new"
+        return RunStatus.NEW
     diff = config_differences(saved, cfg.to_dict())
     if diff:
         if holds_work(run_dir):
-            return "conflict"
+            return RunStatus.CONFLICT
         log.info("%s held a run with another config that finished no epoch (%s); the new config takes "
                  "it over", run_dir, _shown(diff))
-        return "new"
+        return RunStatus.NEW
     if read_metrics(run_dir) is not None:
-        return "complete"
-    return "partial" if (run_dir / CHECKPOINT).exists() else "new"
+        return RunStatus.COMPLETE
+    return RunStatus.PARTIAL if (run_dir / CHECKPOINT).exists() else RunStatus.NEW
 
 
 def holds_work(run_dir: Path) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
@@ -20,15 +20,16 @@ from ..datasets import Dataset, dataset_from_config, prepare_dataset
 from ..errors import RunConflict
 from ..models import count_flops, count_parameters, model_info
 from ..models.weights import check_pretrained
+from ..records import WeightsOrigin
 from . import distributed, evaluate, files, setup
 from .augment import seed_everything
 from .checks import check_memory, check_run_inputs, check_steps_happen
 from .device import check_device, compute_for, configure_backends, device_description, resolve_device
 from .epoch import Trainer, early_stopping, evaluate_epoch, record_epoch, train_epoch
-from .identity import CHECKPOINT, conflict_message, run_state
+from .identity import CHECKPOINT, RunStatus, conflict_message, run_state
 from .schedules import Schedule
 from .state import RunState
-from .summary import build_summary
+from .summary import ModelFacts, build_summary
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,12 @@ def _train_run(cfg: Config, out: Path, name: str, dataset: Optional[Dataset], pr
                dist: distributed.Dist) -> Path:
     """:func:`train` once the folder is held: what state it is in, then the work left."""
     state = run_state(cfg, out)
-    if state == "conflict":
+    if state == RunStatus.CONFLICT:
         raise RunConflict(conflict_message(cfg, out))
     launcher = not dist.torchrun and (cfg.train.nproc > 1 or cfg.train.nnodes > 1)
     # every machine of a multi-machine job launches: rank 0's folder, maybe on another machine,
     # says whether work is left (agree_on_state below), and the others must join its rendezvous
-    if state == "complete" and not dist.active and not (launcher and cfg.train.nnodes > 1):
+    if state == RunStatus.COMPLETE and not dist.active and not (launcher and cfg.train.nnodes > 1):
         log.info("%s: already complete in %s, nothing to do", name, out)
         return out
     check_device(cfg)
@@ -76,10 +77,10 @@ def _train_run(cfg: Config, out: Path, name: str, dataset: Optional[Dataset], pr
     distributed.init(dist, device)
     try:
         if dist.active:
-            if distributed.agree_on_state(state, out, dist) == "complete":
+            if distributed.agree_on_state(state, out, dist) == RunStatus.COMPLETE:
                 if dist.main:
                     log.info("%s: already complete in %s, nothing to do", name,
-                             out if state == "complete" else "another machine's --out")
+                             out if state == RunStatus.COMPLETE else "another machine's --out")
                 return out
             # one process per machine fills a data cache or downloads; the rest wait
             if dist.local_rank == 0:
@@ -162,11 +163,11 @@ def _train(cfg: Config, out: Path, name: str, ds: Dataset, device: torch.device,
     return out
 
 
-def _log_start(t: Trainer, weights: dict[str, Any], sizes: tuple[int, int], n_val: int) -> None:
+def _log_start(t: Trainer, weights: WeightsOrigin, sizes: tuple[int, int], n_val: int) -> None:
     """Log where the weights came from, the model's parameters (all, trainable), the device and
     the amount of work."""
     dist, (n_params, n_trainable) = t.dist, sizes
-    log.info("%s: weights %s; %.2fM of %.2fM parameters train", t.name, weights["label"], n_trainable / 1e6,
+    log.info("%s: weights %s; %.2fM of %.2fM parameters train", t.name, weights.label, n_trainable / 1e6,
              n_params / 1e6)
     log.info("%s: %s (%.2fM parameters) on %s%s, %d train / %d validation / %d test images, "
              "%d epochs x %d steps", t.name, t.cfg.model.name, n_params / 1e6, device_description(t.device),
@@ -178,7 +179,7 @@ def _log_start(t: Trainer, weights: dict[str, Any], sizes: tuple[int, int], n_va
              f", {c.threads} CPU threads" if c.threads else "")
 
 
-def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple[int, int],
+def _finish(t: Trainer, state: RunState, ds: Dataset, weights: WeightsOrigin, sizes: tuple[int, int],
             test_logits: Optional[torch.Tensor], stopped_early: bool) -> None:
     """Rank 0, after the last epoch: the result's weights (the best validation epoch's with
     early stopping), its test predictions and metrics, model.pt and metrics.json; the
@@ -195,12 +196,11 @@ def _finish(t: Trainer, state: RunState, ds: Dataset, weights: Any, sizes: tuple
     files.write_predictions(t.out, logits, s.test_y, predictions)
     files.save_atomic(result.state_dict(), t.out / "model.pt")
     flops = count_flops(result, t.cfg.data.image_size or ds.image_size, t.device)  # (h, w) when not resized
-    summary = build_summary(
-        name=t.name, cfg=t.cfg, ds=ds, state=state, metrics=metrics, weights=weights,
-        n_params=sizes[0], n_trainable=sizes[1], flops=flops, model_file=t.out / "model.pt",
-        stopped_early=stopped_early, device=t.device, dist=t.dist, placement=s.placement, compute=t.compute)
-    files.write_text_atomic(t.out / "metrics.json", json.dumps(summary, indent=1))  # last: it marks the run complete
+    summary = build_summary(t, state, ds, metrics, ModelFacts(weights, *sizes, flops, t.out / "model.pt"),
+                            stopped_early)
+    # last: it marks the run complete
+    files.write_text_atomic(t.out / "metrics.json", json.dumps(summary.to_json(), indent=1))
     t.checkpoint.unlink(missing_ok=True)
     log.info("%s: test %saccuracy %.4f (majority baseline %.4f) after %d epochs, %.0fs", t.name,
-             "mean label " if ds.multilabel else "", metrics["accuracy"], summary["majority_baseline"],
-             len(state.epochs_log), summary["wall_time_s"])
+             "mean label " if ds.multilabel else "", metrics["accuracy"], summary.majority_baseline,
+             len(state.epochs_log), summary.wall_time_s)

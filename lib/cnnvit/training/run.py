@@ -1,5 +1,6 @@
-"""Reading a finished run back: its config, curves, metrics, and a predictor that applies the
-run's own preprocessing, so that anyone can check its numbers independently."""
+"""Reading a finished run back: its config, curves, metrics (a typed
+:class:`~cnnvit.records.RunResult`), and a predictor that applies the run's own preprocessing, so
+that anyone can check its numbers independently."""
 from __future__ import annotations
 
 import json
@@ -13,10 +14,11 @@ import torch
 from ..config import Config, from_dict
 from ..models import create_model
 from ..models.weights import prepare_model
+from ..records import RunResult, WeightsOrigin
 from .augment import Preprocess
 from .device import resolve_device
 from .evaluate import predict_logits
-from .identity import read_metrics, saved_config
+from .identity import RunStatus, read_metrics, saved_config
 
 
 class Run:
@@ -31,6 +33,8 @@ class Run:
         self.data_info: dict[str, Any] = json.loads((self.dir / "data.json").read_text())
         self.device = resolve_device(device)
         self._model: Optional[torch.nn.Module] = None
+        # metrics.json read once per version of the file: (its stat signature, its record)
+        self._result: Optional[tuple[tuple[int, int, int], RunResult]] = None
 
     @property
     def name(self) -> str:
@@ -41,13 +45,21 @@ class Run:
         return read_metrics(self.dir) is not None
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        return json.loads((self.dir / "metrics.json").read_text())
+    def metrics(self) -> RunResult:
+        """The run's metrics.json as a typed record. Read once and kept while the file stays the
+        same: a run trained again into this folder (even by this process) replaces the file
+        (a new inode, size or time), which is then read anew."""
+        path = self.dir / "metrics.json"
+        st = path.stat()
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._result is None or self._result[0] != signature:
+            self._result = signature, RunResult.from_json(json.loads(path.read_text()))
+        return self._result[1]
 
     @property
-    def weights(self) -> Any:
+    def weights(self) -> WeightsOrigin:
         """Where the run's starting weights came from, as training recorded it in metrics.json."""
-        return self.metrics.get("weights")
+        return self.metrics.weights
 
     @property
     def epochs(self) -> pd.DataFrame:
@@ -104,7 +116,7 @@ class Run:
                               flip=self.config.train.eval_flip).numpy()
 
     def __repr__(self) -> str:
-        state = "complete" if self.complete else "incomplete"
+        state = RunStatus.COMPLETE if self.complete else RunStatus.INCOMPLETE
         return f"Run({str(self.dir)!r}, {self.config.model.name}, {state})"
 
 

@@ -15,6 +15,7 @@ from ..datasets import Dataset
 from ..errors import ConfigError
 from ..models import create_model, set_memory_format, use_explicit_attention
 from ..models.weights import layer_decay_groups, prepare_model
+from ..records import WeightsOrigin
 from .augment import Preprocess
 from .device import Compute
 from .distributed import Dist
@@ -64,7 +65,7 @@ def place_data(ds: Dataset, cfg: Config, device: torch.device, dist: Dist, compu
 
 
 def build_model(cfg: Config, num_classes: int, device: torch.device, dist: Dist,
-                compute: Compute) -> tuple[torch.nn.Module, Any]:
+                compute: Compute) -> tuple[torch.nn.Module, WeightsOrigin]:
     """The model on ``device``, and where its weights came from (what ``prepare_model`` says):
     created (pretrained from the hub when asked), then a checkpoint and the freeze policy applied,
     in the memory format and with the attention kernel ``compute`` calls for."""
