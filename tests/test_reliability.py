@@ -287,8 +287,17 @@ def test_a_notebook_refuses_another_studys_file_before_any_training(monkeypatch)
 
 
 def test_every_notebook_names_its_study_when_loading():
+    """A notebook opens its study with expect=this.STUDY, ``this`` being the module of the study
+    it is named after (so another study's parameter file is refused before any training)."""
+    import re
+
+    from cnnvit.studies import study_module
+
     for nb in sorted((REPO / "notebooks").glob("0*.ipynb")):
-        assert f'expect=\\"{nb.stem}\\"' in nb.read_text(), nb.name
+        text = nb.read_text()
+        module = re.search(r"from cnnvit\.studies import (\w+) as this\b", text)
+        assert module and "expect=this.STUDY" in text, nb.name
+        assert study_module(nb.stem).__name__ == f"cnnvit.studies.{module.group(1)}", nb.name
 
 
 # ------------------------------------------------------------------ 10. one error line
