@@ -109,8 +109,11 @@ def test_a_data_set_model_and_study_added_from_a_test_module_run_end_to_end(exte
     md = extended.conclusions(study, results)
     best = max(results, key=lambda n: float(table.loc[table["run"] == study.label(n), "test acc"].iloc[0]))
     assert md == f"- **Noise.** The most accurate run: {study.label(best)}."
-    # the option reached the loader, typed, and is part of the run's identity
+    # the option reached the loader, typed, for each run (the two differ in it alone, so they must
+    # not share one loaded data set), and is part of the run's identity
     assert dataset_from_config(study.runs["noisy"].config.data, 0).source == "generated bars, noise 0.9"
+    assert [results[n].metrics.dataset.source for n in ("clean", "noisy")] == [
+        "generated bars, noise 0.0", "generated bars, noise 0.9"]
     assert "bar_noise: 0.9" in (study.run_dir("noisy") / "config.yaml").read_text()
 
 
@@ -125,6 +128,9 @@ def test_a_data_sets_own_option_is_checked_by_its_rule_and_left_alone_by_others(
         config_mod.build({"data": {"name": DATASET, "bar_noise": "high"}})
     with pytest.raises(ConfigError, match="did you mean 'data.bar_noise'"):
         config_mod.build({"data": {"name": DATASET, "bar_nosie": 0.5}})
+    # two sources that differ in an option alone are not equal, nor printed alike
+    other = config_mod.build({"data": {"name": DATASET, "bar_noise": 0.6}})
+    assert cfg.data != other.data and repr(cfg.data) != repr(other.data) and "bar_noise=0.5" in repr(cfg.data)
     # another data set ignores it (a study's base may set it for some runs only)
     assert config_mod.build({"data": {"name": "synthetic", "bar_noise": 0.5}}).data.name == "synthetic"
 

@@ -53,7 +53,7 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)  # DataSource's equality and repr, which see the options too
 class DataConfig(datasets.DataSource):
     """The data keys: which images from where (:class:`~cnnvit.datasets.DataSource`, with every
     registered data set's own options, e.g. data.task for CelebA), then what is done to them on

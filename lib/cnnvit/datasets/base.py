@@ -346,7 +346,7 @@ class NoOptions:
     """The options of a data set that has none of its own."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class DataSource:
     """What a loader is asked for: the ``data.*`` keys every data set reads (which images, from
     where) and, as attributes too, the registered data sets' own options (:func:`option`), kept
@@ -401,6 +401,12 @@ class DataSource:
             and self.option_values() == other.option_values()
 
     __hash__ = None  # mutable, like any dataclass compared by value
+
+    def __repr__(self) -> str:
+        # every key, options included: equal reprs mean equal sources (a study shares one loaded
+        # data set between runs whose data configs print alike)
+        keys = {**{f: getattr(self, f) for f in sorted(_source_fields(type(self)))}, **self.option_values()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in keys.items())})"
 
 
 def _source_fields(cls: type) -> frozenset[str]:
