@@ -50,7 +50,7 @@ from cnnvit.datasets import dataset_from_config  # noqa: E402
 from cnnvit.models import apply_freeze, create_model, native_size  # noqa: E402
 from cnnvit.report.cost import Projector, input_px, train_images, training_passes  # noqa: E402
 from cnnvit.training import load_run, train  # noqa: E402
-from cnnvit.studies.study import config_layers  # noqa: E402
+from cnnvit.config import config_layers  # noqa: E402
 
 log = logging.getLogger("gpu-check")
 

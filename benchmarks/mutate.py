@@ -482,7 +482,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "a data set's option takes any value its type allows (data.task=hairx, a share of 1.5)",
            ("tests/test_extending.py", "tests/test_own_data.py")),
     Mutant("options-not-dumped", "extend", "lib/cnnvit/config.py",
-           '        d["data"].update(self.data.option_values())  # asdict sees the dataclass fields only',
+           '        d["data"].update(self.data.own_option_values())',
            "        pass",
            "a data set's option is left out of config.yaml and of the run's identity",
            ("tests/test_extending.py", "tests/test_science.py")),

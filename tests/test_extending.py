@@ -131,8 +131,25 @@ def test_a_data_sets_own_option_is_checked_by_its_rule_and_left_alone_by_others(
     # two sources that differ in an option alone are not equal, nor printed alike
     other = config_mod.build({"data": {"name": DATASET, "bar_noise": 0.6}})
     assert cfg.data != other.data and repr(cfg.data) != repr(other.data) and "bar_noise=0.5" in repr(cfg.data)
-    # another data set ignores it (a study's base may set it for some runs only)
-    assert config_mod.build({"data": {"name": "synthetic", "bar_noise": 0.5}}).data.name == "synthetic"
+    # another data set ignores it (a study's base may set it for some runs only), and it is no
+    # part of that data set's runs: their config.yaml and identity do not change while it is registered
+    other_set = config_mod.build({"data": {"name": "synthetic", "bar_noise": 0.5}})
+    assert other_set.data.name == "synthetic" and "bar_noise" not in config_mod.dump(other_set)
+    assert "data.bar_noise" not in config_mod.flatten(other_set.to_dict())
+
+
+def test_the_data_sets_a_study_reads_follow_from_chains(tmp_path):
+    from cnnvit.config import needed_by_studies
+
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "s.yaml").write_text(yaml.safe_dump({
+        "study": "s", "profile": "smoke", "base": {"data": {"name": "synthetic"}},
+        "runs": {"a": {"config": {"data": {"name": "celeba"}}}, "b": {"from": "a"}, "c": {}}}))
+    assert needed_by_studies(tmp_path) == {"celeba": ["s"], "synthetic": ["s"]}
+    (tmp_path / "smoke" / "s.yaml").write_text(yaml.safe_dump({
+        "study": "s", "profile": "smoke", "base": {"data": {"name": "synthetic"}},
+        "runs": {"b": {"from": "a"}, "a": {"config": {"data": {"name": "celeba"}}}}}))
+    assert needed_by_studies(tmp_path) == {"celeba": ["s"]}
 
 
 def test_unregistering_forgets_the_option_and_the_study(tmp_path):
@@ -158,3 +175,13 @@ def test_a_study_needs_groups_and_conclusions(extended):
         register_study(extended)
     with pytest.raises(ValueError, match="has no conclusions"):
         register_study(types.SimpleNamespace(STUDY="test-incomplete", GROUPS={}))
+
+
+def test_the_notebooks_input_check_stands_for_the_first_run_study_only(extended, tmp_path):
+    """open_study keeps its input check on the study; the run_study right after uses it, a
+    later one (the cell run again, after the data came) checks afresh."""
+    study = load_study(_study_file(tmp_path), out_dir=tmp_path / "out")
+    study.inputs_checked = (True, ["noisy"])  # as open_study(partial=True) leaves it: noisy cannot train
+    assert list(run_study(study, progress=False, partial=True)) == ["clean"]
+    assert study.inputs_checked is None
+    assert list(run_study(study, progress=False, partial=True)) == ["clean", "noisy"]

@@ -190,6 +190,22 @@ def test_an_unreadable_metrics_json_means_not_complete_with_a_warning(finished_r
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
 
 
+def test_a_metrics_json_lacking_a_key_means_not_complete_with_a_warning(finished_run, tmp_path, caplog):
+    """A metrics.json that parses but is no full record (a key missing) is as unreadable as a
+    torn one: the run is not complete, rather than complete and failing in the first table."""
+    import shutil
+
+    src, cfg = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    del metrics["test_accuracy"]
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    with caplog.at_level("WARNING"):
+        assert identity.run_state(cfg, out) != "complete" and identity.read_result(out) is None
+    assert f"{out / 'metrics.json'} cannot be read" in caplog.text and "test_accuracy" in caplog.text
+
+
 # ------------------------------------------------------------------ 5 and 8. checkpoints
 
 class _Payload:

@@ -1,4 +1,5 @@
-"""Typed run configuration: the one place where defaults live.
+"""Typed run configuration: the one place where defaults live (a data set's own options keep
+theirs beside its loader, in its module: :class:`~cnnvit.datasets.DataSource`).
 
 A config is built from defaults, then a YAML file, then ``key=value`` overrides, and validated
 at every step: an unknown key or a value of the wrong type raises :class:`ConfigError` naming
@@ -160,7 +161,9 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["data"].update(self.data.option_values())  # asdict sees the dataclass fields only
+        # asdict sees the dataclass fields only; of the options, those of the run's own data set
+        # (what its loader reads): another set's options change nothing, so they are no part of it
+        d["data"].update(self.data.own_option_values())
         return d
 
 
@@ -344,7 +347,9 @@ def validate(cfg: Config) -> None:
     for key, rule in RULES.items():
         problem = rule.problem(flat[key])
         if problem:
-            raise ConfigError(f"{key}: {problem}")
+            section, _, name = key.partition(".")
+            nullable = type(None) in typing.get_args(_field_types(SECTIONS[section])[name])
+            raise ConfigError(f"{key}: {problem.replace(', got', ' or null, got', 1) if nullable else problem}")
     for check in (check_data, check_train, check_device):
         check(cfg)
 
@@ -395,11 +400,17 @@ def check_train(cfg: Config) -> None:
                           f"meets at (e.g. node01:29400), got {t.rdzv_endpoint!r}")
 
 
+SYNC_BN_NEEDS_CUDA = "train.sync_bn: SyncBatchNorm runs on CUDA only; set device=cuda or train.sync_bn=false"
+
+
 def check_device(cfg: Config) -> None:
-    """The device key (what needs a GPU is checked against the machine: training.check_device)."""
+    """The device key, and a setting that needs CUDA on a config that asks for the CPU (with
+    device=auto, ``training.check_device`` applies the same rule to the device it resolves)."""
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+    if cfg.train.sync_bn and dev == "cpu":
+        raise ConfigError(SYNC_BN_NEEDS_CUDA)
 
 
 def _is_endpoint(value: Optional[str]) -> bool:
@@ -461,11 +472,39 @@ def params_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "params"
 
 
+def config_layers(runs: dict[str, Any], name: str, path: str | Path) -> list[tuple[dict[str, Any], str]]:
+    """The ``config:`` layers of run ``name`` of a study file's ``runs:``, each with its source
+    name, to be applied over ``base:`` in this order: the farthest run of its ``from:`` chain
+    first, the run's own ``config:`` last. Raises :class:`ConfigError` naming the file, the run
+    and the problem for a ``from:`` that names no run, the run itself, or closes a cycle."""
+    chain = [name]
+    while True:
+        spec = runs[chain[-1]]
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: runs.{chain[-1]}: expected a mapping")
+        if "from" not in spec:
+            break
+        source = spec["from"]
+        via = f"{' -> '.join(chain)} -> {source}: " if len(chain) > 1 else ""
+        where = f"{path}: runs.{name}.from: {via}"
+        if not isinstance(source, str) or not source:
+            raise ConfigError(f"{where}expected the name of another run of this file, got {source!r}")
+        if source == chain[-1]:
+            raise ConfigError(f"{where}{source!r} is the run itself; name another run of this file")
+        if source not in runs:
+            raise ConfigError(f"{where}no run named {source!r}; runs: {', '.join(runs)}")
+        if source in chain:
+            raise ConfigError(f"{path}: runs.{name}.from: a cycle, {' -> '.join(chain + [source])}")
+        chain.append(source)
+    return [(runs[n].get("config") or {}, f"{path}: runs.{n}") for n in reversed(chain)]
+
+
 def needed_by_studies(folder: Optional[Path] = None) -> Optional[dict[str, list[str]]]:
     """Which data sets the studies read: ``{data.name: [study, ...]}`` from every study file
     under ``folder`` (default :func:`params_dir`; every profile), each run's ``data.name`` over
-    its ``base:``, leaving out the sets a file generates (``generated:``). None when there are
-    no study files to read (cnnvit installed without its checkout): then every set counts.
+    its ``from:`` chain and its ``base:``, leaving out the sets a file generates (``generated:``).
+    None when there are no study files to read (cnnvit installed without its checkout): then
+    every set counts.
     Read from the YAML alone: no run's config is built."""
     files = sorted((folder or params_dir()).glob("*/*.yaml"))
     needed: dict[str, list[str]] = {}
@@ -475,9 +514,9 @@ def needed_by_studies(folder: Optional[Path] = None) -> Optional[dict[str, list[
             continue
         study = str(raw.get("study", path.stem))
         base = ((raw.get("base") or {}).get("data") or {}).get("name", DataConfig.name)
-        for run in raw["runs"].values():
-            data = ((run or {}).get("config") or {}).get("data") or {}
-            name = data.get("name", base)
+        for run in raw["runs"]:  # its own data.name, else the one its from: chain gives, else base's
+            names = [(layer.get("data") or {}).get("name") for layer, _ in config_layers(raw["runs"], run, path)]
+            name = next((n for n in reversed(names) if n), base)
             if name not in (raw.get("generated") or {}) and study not in needed.setdefault(name, []):
                 needed[name].append(study)
     return needed if files else None

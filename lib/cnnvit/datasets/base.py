@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from ..rules import Rule
+from ..rules import Rule, scalar
 from .cache import cache_roots, cached_arrays, decode_images, decode_to_npy, source_key  # noqa: F401
 # (decode_images re-exported: the loaders decode through it)
 
@@ -330,13 +330,13 @@ def locate_folder(data_cfg: DataSource, find_folder: Callable[[Path], Optional[P
 
 # --------------------------------------------------------------------------- what to load
 
-def option(default: Any, help: str, *, refused_elsewhere: bool = False, **rule: Any) -> Any:
+def option(default: Any, help: str, *, refused_elsewhere: bool | str = False, **rule: Any) -> Any:
     """A data set's own config key ``data.<name>``, as a field of its options class (see
     :attr:`DatasetSpec.options`): its default, its help text and the values it allows
     (:class:`~cnnvit.rules.Rule` keywords: ``choices``, ``low``, ``high``, ...). Another data
     set ignores it (a study's ``base:`` may set it for some runs only), unless
-    ``refused_elsewhere``: then a changed value with another data set is an error, for a key
-    whose silent neglect would change what a run means (CelebA's first images)."""
+    ``refused_elsewhere`` (True, or the hint the error gives): then a changed value with another
+    data set is an error, for a key whose silent neglect would change what a run means."""
     return field(default=default, metadata={"help": help, "rule": Rule(**rule),
                                             "refused_elsewhere": refused_elsewhere})
 
@@ -393,6 +393,11 @@ class DataSource:
     def option_values(self) -> dict[str, Any]:
         """``{option: value}`` of every registered data set's own options, in registration order."""
         return {name: getattr(self, name) for name in _OPTIONS}
+
+    def own_option_values(self) -> dict[str, Any]:
+        """``{option: value}`` of the options of this source's data set (``name``): the ones its
+        loader reads, and so the ones a run's saved config and identity hold."""
+        return {key: getattr(self, key) for key, (owner, _) in _OPTIONS.items() if owner == self.name}
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -557,9 +562,11 @@ def check_options(source: DataSource) -> None:
     its default: one :class:`ConfigError` naming the key."""
     for key, (owner, f) in _OPTIONS.items():
         value = getattr(source, key)
-        if owner != source.name and f.metadata["refused_elsewhere"] and value != f.default:
+        refused = f.metadata["refused_elsewhere"]
+        if owner != source.name and refused and value != f.default:
+            hint = refused if isinstance(refused, str) else f"leave it at {scalar(f.default)}"
             raise ConfigError(f"data.{key}: only {get_dataset(owner).title} has this option (data.name={owner}), "
-                              f"not {source.name}; leave it at {f.default!r}")
+                              f"not {source.name}; {hint}")
         problem = f.metadata["rule"].problem(value)
         if problem:
             raise ConfigError(f"data.{key}: {problem}")

@@ -323,7 +323,7 @@ class CelebAOptions:
     attributes: str = option("all", "task=multilabel: comma-separated attributes, or all")
     first_images: Optional[int] = option(None, "only the first N images the attribute file lists (000001.jpg "
                                          "...), before the 8:1:1 split; only those are decoded. None: all",
-                                         refused_elsewhere=True)  # elsewhere: data.train_subset
+                                         refused_elsewhere="use data.train_subset / data.test_subset")
 
 
 def load_celeba(source: DataSource, seed: int) -> Dataset:

@@ -19,7 +19,7 @@ def open_study(params_file: str | Path, *, expect: str, out_dir: Optional[str | 
     INFO logging to the notebook, the file checked to be study ``expect``'s, and every run's
     data set, device and weights checked now, before any training (with ``partial``, the runs
     that cannot train here are left out, as :func:`~.study.check_study_inputs` says; that check
-    is kept on the study, so :func:`~.study.run_study` does not repeat it)."""
+    is kept on the study, so the first :func:`~.study.run_study` that follows does not repeat it)."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     path = Path(params_file)
     study = load_study(path if path.is_absolute() else project_root() / path, out_dir=out_dir,

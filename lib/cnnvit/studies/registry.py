@@ -37,7 +37,9 @@ def _declares_study(path: Path) -> bool:
     """Whether ``path`` assigns ``STUDY`` at its top level (read without importing it, so that
     finding the studies imports neither the plotting nor the training modules)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "STUDY" for t in node.targets):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == "STUDY" for t in targets):
             return True
     return False
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .. import config as config_mod
-from ..config import Config
+from ..config import Config, config_layers  # noqa: F401 (config_layers re-exported)
 from ..datasets import dataset_from_config, default_root, generators, get_dataset, locate_dataset
 from ..errors import CnnvitError, ConfigError, DatasetError, StudyInputError, WeightsError
 from ..models import check_pretrained
@@ -134,33 +134,6 @@ def _deviations(raw: Any, path: Path) -> list[dict[str, str]]:
             raise ConfigError(f"{path}: deviations[{i}]: expected the keys {', '.join(DEVIATION_KEYS)}, got {got}")
         out.append({k: str(item[k]).strip() for k in DEVIATION_KEYS})
     return out
-
-
-def config_layers(runs: dict[str, Any], name: str, path: str | Path) -> list[tuple[dict[str, Any], str]]:
-    """The ``config:`` layers of run ``name`` of a study file's ``runs:``, each with its source
-    name, to be applied over ``base:`` in this order: the farthest run of its ``from:`` chain
-    first, the run's own ``config:`` last. Raises :class:`ConfigError` naming the file, the run
-    and the problem for a ``from:`` that names no run, the run itself, or closes a cycle."""
-    chain = [name]
-    while True:
-        spec = runs[chain[-1]]
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{path}: runs.{chain[-1]}: expected a mapping")
-        if "from" not in spec:
-            break
-        source = spec["from"]
-        via = f"{' -> '.join(chain)} -> {source}: " if len(chain) > 1 else ""
-        where = f"{path}: runs.{name}.from: {via}"
-        if not isinstance(source, str) or not source:
-            raise ConfigError(f"{where}expected the name of another run of this file, got {source!r}")
-        if source == chain[-1]:
-            raise ConfigError(f"{where}{source!r} is the run itself; name another run of this file")
-        if source not in runs:
-            raise ConfigError(f"{where}no run named {source!r}; runs: {', '.join(runs)}")
-        if source in chain:
-            raise ConfigError(f"{path}: runs.{name}.from: a cycle, {' -> '.join(chain + [source])}")
-        chain.append(source)
-    return [(runs[n].get("config") or {}, f"{path}: runs.{n}") for n in reversed(chain)]
 
 
 @dataclass(frozen=True)
@@ -343,7 +316,9 @@ def run_study(study: Study, progress: bool = True, partial: bool = False) -> dic
     missing), train the others and return every complete run, leaving those out (logged);
     without a single complete run the study still fails. Without it, any problem fails the
     study before any training."""
-    checked = study.inputs_checked  # open_study's check, made just before
+    # open_study's check, made just before, stands for this first run only: a later call (the
+    # cell run again, after fetching the data) checks afresh
+    checked, study.inputs_checked = study.inputs_checked, None
     skipped = checked[1] if checked and checked[0] == partial else check_study_inputs(study, partial)
     results: dict[str, Run] = {}
     cache: dict[str, Any] = {}

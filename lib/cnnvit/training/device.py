@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..config import Config
+from ..config import SYNC_BN_NEEDS_CUDA, Config
 from ..errors import ConfigError
 
 
@@ -31,12 +31,11 @@ def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
 
 def check_device(cfg: Config) -> torch.device:
     """The device of a run, checked before any work: CUDA present if asked for, as many GPUs
-    as ``train.nproc`` processes on CUDA, and CUDA for ``train.sync_bn`` (device=auto included,
-    which a config alone cannot resolve)."""
+    as ``train.nproc`` processes on CUDA, and CUDA for ``train.sync_bn`` (the config's own rule,
+    applied to the device that device=auto resolves to here)."""
     device = resolve_device(cfg.device)
     if cfg.train.sync_bn and device.type != "cuda":
-        raise ConfigError(f"train.sync_bn: SyncBatchNorm runs on CUDA only, and this run is on {device}; "
-                          f"set device=cuda or train.sync_bn=false")
+        raise ConfigError(f"{SYNC_BN_NEEDS_CUDA} (this run is on {device})")
     if cfg.train.nproc > 1 and device.type == "cuda" and torch.cuda.device_count() < cfg.train.nproc:
         raise ConfigError(f"train.nproc={cfg.train.nproc} needs {cfg.train.nproc} GPUs; this machine "
                           f"has {torch.cuda.device_count()}")

@@ -69,8 +69,9 @@ _warned: set[Path] = set()  # unreadable metrics.json files already reported
 
 def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
     """The run's metrics.json, or None when the run is not complete: no file, or one that cannot
-    be read back (torn by a full disk or a kill before it was written atomically), which is
-    reported once, naming it, and means the run trains again."""
+    be read back (torn by a full disk or a kill before it was written atomically, or not a
+    :class:`RunResult`: a key missing), which is reported once, naming it, and means the run
+    trains again."""
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
         return None
@@ -78,8 +79,9 @@ def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
         metrics = json.loads(path.read_text())
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
+        RunResult.from_json(metrics)  # what every reader will ask of it
         return metrics
-    except (ValueError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         if path not in _warned:
             _warned.add(path)
             log.warning("%s cannot be read (%s): the run counts as not complete and trains again", path, exc)
