@@ -486,7 +486,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "        pass",
            "a data set's option is left out of config.yaml and of the run's identity",
            ("tests/test_extending.py", "tests/test_science.py")),
-    Mutant("from-ignored", "extend", "lib/cnnvit/studies/study.py",
+    Mutant("from-ignored", "extend", "lib/cnnvit/config.py",
            '        if "from" not in spec:',
            '        if True:',
            "a run's from: is accepted but it starts from base: alone",
