@@ -11,6 +11,8 @@ import dataclasses
 import functools
 import pickle
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -18,9 +20,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from cnnvit import config as config_mod
 from cnnvit.datasets import Dataset, load_dataset
+from cnnvit.datasets import celeba as celeba_mod
 from cnnvit.records import RunResult
 from cnnvit.studies import Study, load_study, project_root
 
@@ -358,3 +362,67 @@ def celeba_results(**acc: Optional[float]) -> dict[str, FakeRun]:
         if n in out:
             out[n].val_steps = pd.DataFrame({"step": [50, 100], "val_accuracy": [first, first + 0.05]})
     return out
+
+
+# --------------------------------------------------------------- data sets written in their formats
+
+NAMES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair", "Smiling"]
+
+
+def write_celeba(root, n: int = 60, seed: int = 0, newline: str = "\n", folder: str = "img_align_celeba_17x21",
+                 size=(17, 21)) -> np.ndarray:
+    """The official layout with ``n`` generated images: returns the 0/1 attribute matrix written."""
+    return celeba_mod.write_generated(root, n, seed, size, NAMES, folder, newline)
+
+
+WNIDS = ["n01443537", "n01629819", "n01641577"]
+WORDS = {"n01443537": "goldfish, Carassius auratus", "n01629819": "European fire salamander",
+         "n01641577": "bullfrog, Rana catesbeiana", "n99999999": "not a class"}
+
+
+def write_tiny_imagenet(root: Path, n_train: int = 10, n_val: int = 4, gray_every: int = 5) -> Path:
+    """``root/tiny-imagenet-200`` with 3 classes; every ``gray_every``-th image is grayscale.
+    Each image is filled with its label's value so that tests can check the labels."""
+    folder = root / "tiny-imagenet-200"
+    (folder / "val" / "images").mkdir(parents=True)
+    (folder / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
+    (folder / "words.txt").write_text("".join(f"{w}\t{t}\n" for w, t in WORDS.items()))
+    n = 0
+    for label, wnid in enumerate(WNIDS):
+        images = folder / "train" / wnid / "images"
+        images.mkdir(parents=True)
+        (folder / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
+        for i in range(n_train):
+            n += 1
+            mode = "L" if n % gray_every == 0 else "RGB"
+            Image.new(mode, (64, 64), 40 * label + 20 if mode == "L" else (40 * label + 20,) * 3).save(
+                images / f"{wnid}_{i}.JPEG", quality=95)
+    lines = []
+    for i in range(n_val * len(WNIDS)):
+        label = i % len(WNIDS)
+        name = f"val_{i}.JPEG"
+        Image.new("RGB", (64, 64), (40 * label + 20,) * 3).save(folder / "val" / "images" / name, quality=95)
+        lines.append(f"{name}\t{WNIDS[label]}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+# --------------------------------------------------------------------------- processes
+
+# BatchNorm-free and dropout-free (LayerNorm ViT), no augmentation: two processes of 16 images
+# must then compute the same averaged gradient as one process of 32, up to float rounding.
+DDP_CONFIG = {
+    "data": {"name": "synthetic", "synthetic_train": 200, "synthetic_test": 100},
+    "model": {"name": "test_vit_cifar"},
+    # fp32: bf16 autocast (on a CPU with native bf16) rounds a batch of 32 and two of 16 apart by
+    # ~2e-4 in the loss; the comparison is of the sharding, not of the precision
+    "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 100, "amp": False},
+    "optim": {"name": "adamw", "lr": 1.0e-3, "weight_decay": 0.05},
+    "sched": {"name": "cosine", "warmup_epochs": 0.5},
+    "device": "cpu",
+}
+
+
+def _cli(args: list[str], env: dict, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)

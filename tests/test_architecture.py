@@ -139,7 +139,6 @@ def test_cli_user_error_is_one_line_and_exit_2_before_torch():
 
 def test_a_user_error_in_a_notebook_is_its_message_not_a_traceback():
     """The cell fails (papermill and `make report` see it) and shows one `error:` line."""
-    import nbformat
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
 

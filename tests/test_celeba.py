@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cnnvit.datasets import celeba
 from cnnvit import config as config_mod
 from cnnvit.datasets import DatasetError, dataset_from_config
 
-NAMES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair", "Smiling"]
-
-
-def write_celeba(root, n: int = 60, seed: int = 0, newline: str = "\n", folder: str = "img_align_celeba_17x21",
-                 size=(17, 21)) -> np.ndarray:
-    """The official layout with ``n`` generated images: returns the 0/1 attribute matrix written."""
-    return celeba.write_generated(root, n, seed, size, NAMES, folder, newline)
-
+from helpers import NAMES, write_celeba
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_official_attribute_file_parses(tmp_path, newline):

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import write_cifar_pickles
-from test_celeba import write_celeba
-from test_tiny_imagenet import write_tiny_imagenet
+from helpers import write_celeba, write_cifar_pickles, write_tiny_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STUDY = REPO / "params" / "smoke" / "01_cifar10_vit_vs_resnet.yaml"

@@ -17,9 +17,7 @@ from cnnvit.datasets import cifar100, fetch
 from cnnvit.datasets.synthetic import synthetic
 from cnnvit.errors import ModelError
 
-from helpers import tiny_config, write_cifar_pickles
-from test_celeba import write_celeba
-from test_tiny_imagenet import write_tiny_imagenet
+from helpers import tiny_config, write_celeba, write_cifar_pickles, write_tiny_imagenet
 
 # ----------------------------------------------------------------- a data set registered by a test
 

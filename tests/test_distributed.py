@@ -14,28 +14,11 @@ import yaml
 from cnnvit import config as config_mod
 from cnnvit.training.augment import batch_indices
 
-from helpers import REPO
+from helpers import DDP_CONFIG, REPO, _cli
 
-# BatchNorm-free and dropout-free (LayerNorm ViT), no augmentation: two processes of 16 images
-# must then compute the same averaged gradient as one process of 32, up to float rounding.
-DDP_CONFIG = {
-    "data": {"name": "synthetic", "synthetic_train": 200, "synthetic_test": 100},
-    "model": {"name": "test_vit_cifar"},
-    # fp32: bf16 autocast (on a CPU with native bf16) rounds a batch of 32 and two of 16 apart by
-    # ~2e-4 in the loss; the comparison is of the sharding, not of the precision
-    "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 100, "amp": False},
-    "optim": {"name": "adamw", "lr": 1.0e-3, "weight_decay": 0.05},
-    "sched": {"name": "cosine", "warmup_epochs": 0.5},
-    "device": "cpu",
-}
 # what "the same" means: per-step losses within 1e-4 (float32 all-reduce sums in another order)
 LOSS_ATOL = 1e-4
 ACC_ATOL = 0.02  # two of the 100 test images may flip between near-tied classes
-
-
-def _cli(args: list[str], env: dict, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_batch_indices_shards_are_disjoint_and_cover_each_global_batch():

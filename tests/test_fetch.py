@@ -21,9 +21,7 @@ from cnnvit.datasets import celeba, cifar10, cifar100, fetch
 from cnnvit.datasets import tiny_imagenet as tin
 from cnnvit.datasets import default_root, load_dataset
 from cnnvit.datasets.fetch import FetchError, Source
-from helpers import write_cifar_pickles
-from test_celeba import write_celeba
-from test_tiny_imagenet import write_tiny_imagenet
+from helpers import write_celeba, write_cifar_pickles, write_tiny_imagenet
 
 
 class FileServer:

@@ -18,8 +18,7 @@ from cnnvit.training import distributed
 from cnnvit.training.checks import check_run_inputs
 from cnnvit.training.distributed import Dist
 
-from helpers import REPO
-from test_distributed import DDP_CONFIG, _cli
+from helpers import DDP_CONFIG, REPO, _cli
 
 # test_distributed's DDP config (no BatchNorm, dropout or augmentation), smaller: 4 steps
 MN_CONFIG = {**DDP_CONFIG, "data": {"name": "synthetic", "synthetic_train": 128, "synthetic_test": 64},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,37 +13,7 @@ from cnnvit import config
 from cnnvit.datasets import tiny_imagenet as tin
 from cnnvit.datasets import DatasetError, dataset_from_config, load_dataset, locate_dataset
 
-WNIDS = ["n01443537", "n01629819", "n01641577"]
-WORDS = {"n01443537": "goldfish, Carassius auratus", "n01629819": "European fire salamander",
-         "n01641577": "bullfrog, Rana catesbeiana", "n99999999": "not a class"}
-
-
-def write_tiny_imagenet(root: Path, n_train: int = 10, n_val: int = 4, gray_every: int = 5) -> Path:
-    """``root/tiny-imagenet-200`` with 3 classes; every ``gray_every``-th image is grayscale.
-    Each image is filled with its label's value so that tests can check the labels."""
-    folder = root / "tiny-imagenet-200"
-    (folder / "val" / "images").mkdir(parents=True)
-    (folder / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    (folder / "words.txt").write_text("".join(f"{w}\t{t}\n" for w, t in WORDS.items()))
-    n = 0
-    for label, wnid in enumerate(WNIDS):
-        images = folder / "train" / wnid / "images"
-        images.mkdir(parents=True)
-        (folder / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
-        for i in range(n_train):
-            n += 1
-            mode = "L" if n % gray_every == 0 else "RGB"
-            Image.new(mode, (64, 64), 40 * label + 20 if mode == "L" else (40 * label + 20,) * 3).save(
-                images / f"{wnid}_{i}.JPEG", quality=95)
-    lines = []
-    for i in range(n_val * len(WNIDS)):
-        label = i % len(WNIDS)
-        name = f"val_{i}.JPEG"
-        Image.new("RGB", (64, 64), (40 * label + 20,) * 3).save(folder / "val" / "images" / name, quality=95)
-        lines.append(f"{name}\t{WNIDS[label]}\t0\t0\t63\t63")
-    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return folder
-
+from helpers import WNIDS, write_tiny_imagenet
 
 def test_official_layout_loads_with_names_and_grayscale_as_rgb(tmp_path):
     folder = write_tiny_imagenet(tmp_path)
