@@ -8,6 +8,7 @@ the key (and the file it came from) before any data is loaded or any model is bu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -171,8 +172,13 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
             "optim": OptimConfig, "sched": SchedConfig}
 
 
+@functools.cache  # resolving a class's type hints is slow, and they do not change
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     return {**hints, **datasets.option_types()} if cls is DataConfig else hints
 
 
@@ -345,11 +351,10 @@ def validate(cfg: Config) -> None:
     if cfg.data.name not in datasets.names():
         raise ConfigError(f"data.name: {cfg.data.name!r} is not one of {', '.join(datasets.names())}")
     for key, rule in RULES.items():
-        problem = rule.problem(flat[key])
-        if problem:
+        if rule.problem(flat[key]):  # said again knowing whether the key may be null
             section, _, name = key.partition(".")
             nullable = type(None) in typing.get_args(_field_types(SECTIONS[section])[name])
-            raise ConfigError(f"{key}: {problem.replace(', got', ' or null, got', 1) if nullable else problem}")
+            raise ConfigError(f"{key}: {rule.problem(flat[key], nullable)}")
     for check in (check_data, check_train, check_device):
         check(cfg)
 
@@ -375,9 +380,10 @@ def check_train(cfg: Config) -> None:
     """The training section's rules that tie keys together (or to the data)."""
     t, data = cfg.train, cfg.data
     if datasets.get_dataset(data.name).multilabel(data):
-        for key in ("train.mixup", "train.cutmix", "train.label_smoothing", "train.balanced_sampling",
-                    "data.class_ratio"):
-            if flatten(cfg.to_dict())[key]:
+        for key, value in (("train.mixup", t.mixup), ("train.cutmix", t.cutmix),
+                           ("train.label_smoothing", t.label_smoothing),
+                           ("train.balanced_sampling", t.balanced_sampling), ("data.class_ratio", data.class_ratio)):
+            if value:
                 raise ConfigError(f"{key}: not with data.task=multilabel (it assumes one class per image)")
     if t.balanced_sampling and t.class_weights:
         raise ConfigError("train.balanced_sampling and train.class_weights both correct for imbalance; choose one")

@@ -21,8 +21,9 @@ class Rule:
     low_open: bool = False
     high_open: bool = False
 
-    def problem(self, value: Any) -> Optional[str]:
-        """What is wrong with ``value`` (for a message ``"<key>: <problem>"``), or None."""
+    def problem(self, value: Any, nullable: bool = False) -> Optional[str]:
+        """What is wrong with ``value`` (for a message ``"<key>: <problem>"``), or None;
+        ``nullable``: the key may also be null, and the message says so."""
         if value is None:
             return None
         if self.choices:
@@ -33,7 +34,8 @@ class Rule:
         many = isinstance(value, (list, tuple))
         if all(self._within(v) for v in (value if many else [value])):
             return None
-        return f"{'every value ' if many else ''}{self.describe()}, got {list(value) if many else value}"
+        allowed = self.describe() + (" or null" if nullable and not many else "")
+        return f"{'every value ' if many else ''}{allowed}, got {list(value) if many else value}"
 
     def _within(self, v: float) -> bool:
         low_ok = self.low is None or (v > self.low if self.low_open else v >= self.low)

@@ -13,6 +13,7 @@ and augment there. No torch here: a config is built and validated without it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import typing
@@ -414,6 +415,7 @@ class DataSource:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in keys.items())})"
 
 
+@functools.cache  # a class's fields do not change; asked on every key a config sets
 def _source_fields(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in fields(cls))
 
@@ -519,6 +521,7 @@ class DatasetSpec:
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 _OPTIONS: dict[str, tuple[str, Field]] = {}  # option name: (the data set declaring it, its field)
+_OPTION_TYPES: dict[str, Any] = {}  # option name: its type hint, resolved once, at registration
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -535,6 +538,8 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
             raise ValueError(f"data set {spec.name!r}: its option {f.name!r} is a key of {taken} already")
     _REGISTRY[spec.name] = spec
     _OPTIONS.update({f.name: (spec.name, f) for f in fields(spec.options)})
+    hints = typing.get_type_hints(spec.options)
+    _OPTION_TYPES.update({f.name: hints[f.name] for f in fields(spec.options)})
     return spec
 
 
@@ -542,7 +547,7 @@ def unregister_dataset(name: str) -> None:
     """Forget a registered data set and its options (tests register their own for a while)."""
     if _REGISTRY.pop(name, None) is not None:
         for key in [k for k, (owner, _) in _OPTIONS.items() if owner == name]:
-            del _OPTIONS[key]
+            del _OPTIONS[key], _OPTION_TYPES[key]
 
 
 def options() -> dict[str, tuple[str, Field]]:
@@ -553,8 +558,7 @@ def options() -> dict[str, tuple[str, Field]]:
 
 def option_types() -> dict[str, Any]:
     """``{option: type}`` of every registered option (the type hints of their options classes)."""
-    hints = {name: typing.get_type_hints(get_dataset(name).options) for name in _REGISTRY}
-    return {key: hints[owner][key] for key, (owner, _) in _OPTIONS.items()}
+    return dict(_OPTION_TYPES)
 
 
 def check_options(source: DataSource) -> None:

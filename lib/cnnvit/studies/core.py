@@ -82,7 +82,6 @@ class Study:
     deviations: list[dict[str, str]] = field(default_factory=list)
     # set by open_study: (partial, the runs left out) of the input check already made
     inputs_checked: Optional[tuple[bool, list[str]]] = None
-    params_file: Optional[str] = None  # the parameter file as the notebook named it
 
     @property
     def labels(self) -> dict[str, str]:

@@ -25,11 +25,10 @@ def open_study(params_file: str | Path, *, expect: str, out_dir: Optional[str | 
     study = load_study(path if path.is_absolute() else project_root() / path, out_dir=out_dir,
                        data_dir=data_dir, expect=expect)
     study.inputs_checked = (partial, check_study_inputs(study, partial))
-    study.params_file = str(params_file)
     return study
 
 
 def opening(study: Study) -> str:
     """The Markdown a notebook shows after its set-up: profile, parameter file, runs folder, notes."""
-    return (f"**Profile: `{study.profile}`** — parameters from `{study.params_file or study.source}`, "
+    return (f"**Profile: `{study.profile}`** — parameters from `{shown_path(study.source)}`, "
             f"runs in `{shown_path(study.out_dir)}`.\n\n{study.notes}")

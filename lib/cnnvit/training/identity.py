@@ -68,10 +68,23 @@ _warned: set[Path] = set()  # unreadable metrics.json files already reported
 
 
 def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
-    """The run's metrics.json, or None when the run is not complete: no file, or one that cannot
-    be read back (torn by a full disk or a kill before it was written atomically, or not a
-    :class:`RunResult`: a key missing), which is reported once, naming it, and means the run
-    trains again."""
+    """The run's metrics.json, or None when the run is not complete (see :func:`_read`)."""
+    read = _read(run_dir)
+    return None if read is None else read[0]
+
+
+def read_result(run_dir: Path) -> Optional[RunResult]:
+    """The run's metrics.json as a typed record, or None when the run is not complete (see
+    :func:`_read`)."""
+    read = _read(run_dir)
+    return None if read is None else read[1]
+
+
+def _read(run_dir: Path) -> Optional[tuple[dict[str, Any], RunResult]]:
+    """The run's metrics.json and its record, or None when the run is not complete: no file, or
+    one that cannot be read back (torn by a full disk or a kill before it was written
+    atomically, or not a :class:`RunResult`: a key missing), which is reported once, naming it,
+    and means the run trains again."""
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
         return None
@@ -79,20 +92,12 @@ def read_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
         metrics = json.loads(path.read_text())
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
-        RunResult.from_json(metrics)  # what every reader will ask of it
-        return metrics
+        return metrics, RunResult.from_json(metrics)  # the record: what every reader will ask of it
     except (ValueError, TypeError, KeyError, OSError) as exc:
         if path not in _warned:
             _warned.add(path)
             log.warning("%s cannot be read (%s): the run counts as not complete and trains again", path, exc)
         return None
-
-
-def read_result(run_dir: Path) -> Optional[RunResult]:
-    """The run's metrics.json as a typed record, or None when the run is not complete (see
-    :func:`read_metrics`)."""
-    raw = read_metrics(run_dir)
-    return None if raw is None else RunResult.from_json(raw)
 
 
 def run_state(cfg: Config, run_dir: Path) -> RunStatus:
